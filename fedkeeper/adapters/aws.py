@@ -1,0 +1,289 @@
+"""AWS, through boto3 on an injected session: EC2 (VPC, routes, VPN), EKS, Secrets Manager.
+
+One shared botocore retry ``Config`` for every client; every ``ClientError`` and connection
+failure is turned into the project's own errors (:mod:`fedkeeper.errors`). Calls are counted
+per backend (``aws``) as reads or writes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from fedkeeper.errors import (
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    UnreachableError,
+)
+from fedkeeper.model import (
+    Addon,
+    ApiCounter,
+    Route,
+    RouteTable,
+    Tunnel,
+    Vpc,
+    VpnConnection,
+)
+
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=20,
+    user_agent_extra="fedkeeper",
+)
+
+_THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+_READ_PREFIXES = ("Describe", "List", "Get")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translate_client_error(exc: ClientError) -> Exception:
+    """Map a botocore ClientError to a RetryableError or PermanentError."""
+    err = exc.response.get("Error", {})
+    code = str(err.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    op = getattr(exc, "operation_name", "call")
+    text = f"AWS {op} failed: {code}: {err.get('Message', '')}".rstrip(": ")
+    if code in _THROTTLE_CODES or status >= 500 or code in {"InternalError", "ServiceUnavailable"}:
+        return RetryableError(text)
+    if code.endswith("NotFound") or code in {"ResourceNotFoundException", "NoSuchEntity"}:
+        return NotFoundError(text)
+    return PermanentError(text)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Translate SDK failures inside the block into fedkeeper errors."""
+    try:
+        yield
+    except ClientError as exc:
+        raise translate_client_error(exc) from exc
+    except NoCredentialsError as exc:
+        raise PermanentError(f"AWS credentials not found: {exc}") from exc
+    except BotoConnectionError as exc:
+        raise UnreachableError(f"AWS endpoint unreachable: {exc}", target="aws") from exc
+    except BotoCoreError as exc:
+        raise PermanentError(f"AWS SDK error: {exc}") from exc
+
+
+def _translated(fn: Callable[P, T]) -> Callable[P, T]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with aws_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class AwsAdapter:
+    """The AWS calls fedkeeper makes, on one injected ``boto3.Session``."""
+
+    def __init__(self, session: boto3.Session, counter: ApiCounter | None = None) -> None:
+        self._session = session
+        self.counter = counter if counter is not None else ApiCounter()
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """A cached client with the shared retry config and call counting."""
+        if service not in self._clients:
+            client = self._session.client(service, config=RETRY_CONFIG)
+            client.meta.events.register("before-call.*.*", self._count)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.counter.count("aws", write=not str(model.name).startswith(_READ_PREFIXES))
+
+    # --- EC2: VPC and routes ------------------------------------------------------------
+
+    @_translated
+    def find_vpc(self, vpc_id: str | None, tag: tuple[str, str]) -> Vpc | None:
+        """The federation's VPC by id, or by its federation tag when no id is given."""
+        ec2 = self.client("ec2")
+        if vpc_id:
+            vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+        else:
+            vpcs = ec2.describe_vpcs(Filters=[{"Name": f"tag:{tag[0]}", "Values": [tag[1]]}])[
+                "Vpcs"
+            ]
+        if not vpcs:
+            return None
+        if len(vpcs) > 1:
+            ids = ", ".join(v["VpcId"] for v in vpcs)
+            raise PermanentError(
+                f"several VPCs carry tag {tag[0]}={tag[1]} ({ids}); set FEDKEEPER_VPC_ID"
+            )
+        vpc = vpcs[0]
+        cidrs = [vpc["CidrBlock"]]
+        for assoc in vpc.get("CidrBlockAssociationSet", []):
+            state = assoc.get("CidrBlockState", {}).get("State", "associated")
+            if state == "associated" and assoc["CidrBlock"] not in cidrs:
+                cidrs.append(assoc["CidrBlock"])
+        return Vpc(id=vpc["VpcId"], cidrs=tuple(cidrs))
+
+    @_translated
+    def find_vgw(self, vpc_id: str) -> str | None:
+        """The virtual private gateway attached to the VPC, if any."""
+        gws = self.client("ec2").describe_vpn_gateways(
+            Filters=[
+                {"Name": "attachment.vpc-id", "Values": [vpc_id]},
+                {"Name": "attachment.state", "Values": ["attached"]},
+            ]
+        )["VpnGateways"]
+        live = [g for g in gws if g.get("State") not in {"deleting", "deleted"}]
+        return str(live[0]["VpnGatewayId"]) if live else None
+
+    @_translated
+    def route_tables(self, vpc_id: str) -> list[RouteTable]:
+        """Every route table of the VPC, with propagation and propagated routes."""
+        ec2 = self.client("ec2")
+        tables: list[RouteTable] = []
+        paginator = ec2.get_paginator("describe_route_tables")
+        for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]):
+            tables.extend(_route_table(rt) for rt in page["RouteTables"])
+        return tables
+
+    @_translated
+    def enable_route_propagation(self, route_table_id: str, gateway_id: str) -> None:
+        self.client("ec2").enable_vgw_route_propagation(
+            RouteTableId=route_table_id, GatewayId=gateway_id
+        )
+
+    @_translated
+    def vpn_connections(self, vgw_id: str) -> list[VpnConnection]:
+        """VPN connections of the VGW (not deleted), with tunnel telemetry."""
+        conns = self.client("ec2").describe_vpn_connections(
+            Filters=[{"Name": "vpn-gateway-id", "Values": [vgw_id]}]
+        )["VpnConnections"]
+        out = []
+        for c in conns:
+            if c.get("State") in {"deleted", "deleting"}:
+                continue
+            tunnels = tuple(
+                Tunnel(
+                    outside_ip=str(t.get("OutsideIpAddress", "")),
+                    up=t.get("Status") == "UP",
+                    accepted_routes=int(t.get("AcceptedRouteCount", 0) or 0),
+                    last_change=_iso(t.get("LastStatusChange")),
+                    message=str(t.get("StatusMessage", "") or ""),
+                )
+                for t in c.get("VgwTelemetry", [])
+            )
+            out.append(
+                VpnConnection(
+                    id=c["VpnConnectionId"],
+                    state=str(c.get("State", "")),
+                    tunnels=tunnels,
+                    static_routes_only=bool(c.get("Options", {}).get("StaticRoutesOnly", False)),
+                )
+            )
+        return out
+
+    # --- EKS ------------------------------------------------------------------------------
+
+    @_translated
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        return dict(self.client("eks").describe_cluster(name=name)["cluster"])
+
+    @_translated
+    def describe_addon(self, cluster: str, name: str) -> Addon | None:
+        try:
+            a = self.client("eks").describe_addon(clusterName=cluster, addonName=name)["addon"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        return Addon(
+            cluster=cluster,
+            name=name,
+            version=str(a.get("addonVersion", "")),
+            status=str(a.get("status", "")),
+            configuration_values=str(a.get("configurationValues", "") or ""),
+        )
+
+    @_translated
+    def update_addon(
+        self, cluster: str, name: str, configuration_values: str, resolve_conflicts: str
+    ) -> str:
+        resp = self.client("eks").update_addon(
+            clusterName=cluster,
+            addonName=name,
+            configurationValues=configuration_values,
+            resolveConflicts=resolve_conflicts,
+        )
+        return str(resp.get("update", {}).get("id", ""))
+
+    # --- Secrets Manager ------------------------------------------------------------------
+
+    @_translated
+    def secret_string(self, secret_id: str) -> str:
+        resp = self.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        if "SecretString" not in resp:
+            raise PermanentError(
+                f"secret {secret_id} has no SecretString; store the kubeconfig as text"
+            )
+        return str(resp["SecretString"])
+
+
+def _route_table(rt: dict[str, Any]) -> RouteTable:
+    tags = {t["Key"]: t["Value"] for t in rt.get("Tags", [])}
+    assocs = rt.get("Associations", [])
+    routes = tuple(
+        Route(
+            destination=str(r.get("DestinationCidrBlock", r.get("DestinationPrefixListId", ""))),
+            target=str(
+                r.get("GatewayId")
+                or r.get("NatGatewayId")
+                or r.get("TransitGatewayId")
+                or r.get("NetworkInterfaceId")
+                or r.get("VpcPeeringConnectionId")
+                or ""
+            ),
+            origin=str(r.get("Origin", "")),
+            state=str(r.get("State", "active")),
+        )
+        for r in rt.get("Routes", [])
+    )
+    return RouteTable(
+        id=rt["RouteTableId"],
+        name=tags.get("Name", ""),
+        subnet_ids=tuple(a["SubnetId"] for a in assocs if a.get("SubnetId")),
+        main=any(a.get("Main") for a in assocs),
+        routes=routes,
+        propagating_vgws=frozenset(p["GatewayId"] for p in rt.get("PropagatingVgws", [])),
+        tags=tags,
+    )
+
+
+def _iso(value: Any) -> str:
+    if value is None:
+        return ""
+    iso = getattr(value, "isoformat", None)
+    return str(iso()) if callable(iso) else str(value)

@@ -1,0 +1,308 @@
+"""One Kubernetes cluster through the official ``kubernetes`` client.
+
+We use the client's ``ApiClient`` transport (kubeconfig loading, bearer auth, TLS, connection
+pooling) with plain dict bodies, so one small adapter covers core, RBAC, apps and Calico
+resources alike. Writes carry ``resourceVersion`` where the caller has one (optimistic
+locking); a stale one comes back as :class:`ConflictError`. Every ``ApiException`` and
+connection failure is turned into the project's own errors, and every call is counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import urllib3
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import new_client_from_config_dict
+
+from fedkeeper.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    UnreachableError,
+)
+from fedkeeper.model import ApiCounter, Backend
+
+PatchType = Literal["merge", "strategic", "json"]
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+# (connect, read) seconds: an unreachable on-prem API must fail fast, not hang a Lambda.
+REQUEST_TIMEOUT = (3.0, 15.0)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """Where a kind lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, name: str | None = None, namespace: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced:
+            if not namespace:
+                raise PermanentError(f"{self.kind} is namespaced: a namespace is required")
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+CORE_TYPES: dict[str, ResourceType] = {
+    rt.kind: rt
+    for rt in (
+        ResourceType("", "v1", "namespaces", "Namespace", False),
+        ResourceType("", "v1", "secrets", "Secret", True),
+        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True),
+        ResourceType("", "v1", "configmaps", "ConfigMap", True),
+        ResourceType("apps", "v1", "daemonsets", "DaemonSet", True),
+        ResourceType("apps", "v1", "deployments", "Deployment", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        ResourceType(
+            "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+        ),
+    )
+}
+_CALICO_KINDS = (
+    ("ippools", "IPPool"),
+    ("remoteclusterconfigurations", "RemoteClusterConfiguration"),
+    ("bgppeers", "BGPPeer"),
+    ("bgpconfigurations", "BGPConfiguration"),
+    ("kubecontrollersconfigurations", "KubeControllersConfiguration"),
+)
+
+
+def resource_types(calico_group: str, calico_version: str) -> dict[str, ResourceType]:
+    """Every kind fedkeeper touches, by kind name (Calico kinds under the configured API)."""
+    types = dict(CORE_TYPES)
+    for plural, kind in _CALICO_KINDS:
+        types[kind] = ResourceType(calico_group, calico_version, plural, kind, False)
+    return types
+
+
+def _status_message(exc: ApiException) -> str:
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(body) if body else {}
+        return str(data.get("message") or exc.reason or "")
+    except (ValueError, AttributeError):
+        return str(exc.reason or "")
+
+
+def translate_api_exception(exc: ApiException, cluster: str, what: str) -> Exception:
+    """Map an ApiException to the project's errors."""
+    status = int(exc.status or 0)
+    msg = f"{cluster}: {what}: HTTP {status}: {_status_message(exc)}"
+    if status == 0:
+        return UnreachableError(f"{cluster}: {what}: {exc.reason}", target=cluster)
+    if status == 409:
+        return ConflictError(msg)
+    if status == 404:
+        return NotFoundError(msg)
+    if status in (429,) or status >= 500:
+        return RetryableError(msg)
+    return PermanentError(msg)
+
+
+class KubeCluster:
+    """Get, list, create, patch, replace and delete objects on one cluster."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        api_client: ApiClient,
+        types: Mapping[str, ResourceType],
+        counter: ApiCounter | None = None,
+    ) -> None:
+        self.backend = backend
+        self.api = api_client
+        self.types = types
+        self.counter = counter if counter is not None else ApiCounter()
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        backend: Backend,
+        kubeconfig: Mapping[str, Any],
+        types: Mapping[str, ResourceType],
+        counter: ApiCounter | None = None,
+        *,
+        context: str | None = None,
+    ) -> KubeCluster:
+        """Build from a kubeconfig dict; PermanentError says what is wrong with it."""
+        try:
+            configuration = Configuration()
+            configuration.retries = 1  # connection errors: one quick retry, then report
+            client = new_client_from_config_dict(
+                dict(kubeconfig), context=context, client_configuration=configuration
+            )
+        except (ConfigException, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PermanentError(f"{backend}: the kubeconfig is not usable: {exc}") from None
+        return cls(backend, client, types, counter)
+
+    def type_of(self, kind: str) -> ResourceType:
+        try:
+            return self.types[kind]
+        except KeyError:
+            raise PermanentError(f"{self.backend}: unknown kind {kind!r}") from None
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ApiException as exc:
+            raise translate_api_exception(exc, self.backend, what) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UnreachableError(
+                f"{self.backend}: {what}: API server unreachable", target=self.backend
+            ) from exc
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        self.counter.count(self.backend, write=method != "GET")
+        with self._errors(what):
+            resp = self.api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            data = resp.data
+        try:
+            out = json.loads(data) if data else {}
+        except ValueError:
+            raise RetryableError(f"{self.backend}: {what}: answer is not JSON") from None
+        return out if isinstance(out, dict) else {}
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        rt = self.type_of(kind)
+        try:
+            return self._call("GET", rt.path(name, namespace), what=f"get {kind} {name}")
+        except NotFoundError:
+            return None
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        rt = self.type_of(kind)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        try:
+            data = self._call("GET", rt.path(None, namespace), what=f"list {kind}", query=query)
+        except NotFoundError as exc:
+            # The API group is not served (e.g. Calico's API server is not installed).
+            raise PermanentError(
+                f"{self.backend}: {kind} ({rt.api_version}) is not served by this cluster; "
+                "is the Calico API server installed?"
+            ) from exc
+        items = data.get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", rt.api_version)
+            item.setdefault("kind", kind)
+        return [i for i in items if isinstance(i, dict)]
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        kind = str(body.get("kind"))
+        rt = self.type_of(kind)
+        meta = body.get("metadata", {})
+        return self._call(
+            "POST",
+            rt.path(None, meta.get("namespace")),
+            what=f"create {kind} {meta.get('name')}",
+            body=dict(body),
+        )
+
+    def replace(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT the whole object; its metadata.resourceVersion makes it conditional."""
+        kind = str(body.get("kind"))
+        rt = self.type_of(kind)
+        meta = body.get("metadata", {})
+        return self._call(
+            "PUT",
+            rt.path(meta["name"], meta.get("namespace")),
+            what=f"replace {kind} {meta['name']}",
+            body=dict(body),
+        )
+
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = "merge",
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Patch; with ``resource_version`` the write fails with 409 if the object moved."""
+        rt = self.type_of(kind)
+        if resource_version and isinstance(patch, dict):
+            patch = {**patch, "metadata": {**patch.get("metadata", {})}}
+            patch["metadata"]["resourceVersion"] = resource_version
+        return self._call(
+            "PATCH",
+            rt.path(name, namespace),
+            what=f"patch {kind} {name}",
+            body=patch,
+            content_type=_PATCH_CONTENT_TYPES[patch_type],
+        )
+
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        rt = self.type_of(kind)
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        try:
+            self._call("DELETE", rt.path(name, namespace), what=f"delete {kind} {name}", body=body)
+        except NotFoundError:
+            return  # already gone: the desired state holds
+
+    def close(self) -> None:
+        self.api.close()

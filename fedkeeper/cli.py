@@ -1,0 +1,236 @@
+"""The ``fedkeeper`` command: validate, plan, apply, status, demo.
+
+``plan``/``apply`` run the same ``reconcile`` the Lambdas run, against real targets (local
+AWS credentials; kubeconfig contexts or the config's endpoints) or, with ``--sandbox``,
+against the embedded sandbox. Exit codes: 0 ok, 1 not converged / failed scenario, 2 bad
+input (config, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fedkeeper.config import FederationConfig, load_config
+from fedkeeper.errors import ConfigError, FedkeeperError
+from fedkeeper.model import Report, Scope
+
+DEFAULT_CONFIGS = ("federation.yaml", "federation.example.yaml")
+
+
+def _default_config() -> str:
+    for name in DEFAULT_CONFIGS:
+        if Path(name).exists():
+            return name
+    return DEFAULT_CONFIGS[0]
+
+
+def _load(path: str | None) -> FederationConfig:
+    return load_config(path or _default_config())
+
+
+def _print_errors(title: str, errors: Sequence[str]) -> None:
+    print(title, file=sys.stderr)
+    for e in errors:
+        print(f"  - {e}", file=sys.stderr)
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def render_report(report: Report, *, title: str | None = None) -> str:
+    """A Report for people: changes, findings, deferred work and the verdict."""
+    d = report.to_dict()
+    lines: list[str] = []
+    head = title or f"{d['mode']} · scope {', '.join(d['scope']) or '(none)'}"
+    if report.trigger:
+        head += f" · trigger: {report.trigger}"
+    lines.append(head)
+    if d["changes"]:
+        lines.append("  changes:")
+        for c in d["changes"]:
+            err = f" — {c['error']}" if c.get("error") else ""
+            lines.append(f"    [{c['result']}] {c['action']} {c['target']}{err}")
+            lines.append(f"        why: {c['reason']}")
+    else:
+        lines.append("  changes: none")
+    for f in d["findings"]:
+        lines.append(f"  {f['severity']:<7} {f['check']}: {f['message']}")
+    for x in d["deferred"]:
+        lines.append(f"  deferred {x['target']}: {x['reason']}")
+    for e in d.get("errors", []):
+        kind = "retryable" if e["retryable"] else "permanent"
+        lines.append(f"  error ({kind}) {e['invariant']}: {e['error']}")
+    calls = ", ".join(f"{k} {v}" for k, v in d["api_calls"].items())
+    verdict = "converged" if d["converged"] else "NOT converged"
+    lines.append(f"  {verdict} · api calls: {calls} · {d['duration_ms']} ms")
+    return "\n".join(lines)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    path = args.config or _default_config()
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        _print_errors(f"{path}: {len(exc.errors)} error(s)", exc.errors)
+        return 2
+    onprem = cfg.onprem
+    print(f"{path}: valid")
+    print(f"  federation {cfg.name} · mode {cfg.mode.value} · region {cfg.aws.region}")
+    print(
+        f"  VPC {cfg.aws.vpc.cidr} over {cfg.aws.vpc.az_count} AZs · VGW ASN "
+        f"{cfg.aws.vpn.vgw_asn} ↔ CGW {cfg.aws.vpn.customer_gateway.ip} ASN "
+        f"{cfg.aws.vpn.customer_gateway.bgp_asn}"
+    )
+    print(
+        f"  EKS {cfg.eks.cluster_name} ({cfg.eks.kubernetes_version}) ↔ on-prem "
+        f"{onprem.cluster_name} at {onprem.api_endpoint}"
+    )
+    print(
+        f"  on-prem hosts {', '.join(map(str, onprem.host_cidrs))} · pods "
+        f"{', '.join(map(str, onprem.pod_cidrs))} · services "
+        f"{', '.join(map(str, onprem.service_cidrs))}"
+    )
+    print(
+        f"  RCCs: {cfg.eks_rcc_name} (on EKS) and {cfg.onprem_rcc_name} (on-prem) · disabled "
+        f"pools {cfg.federation.disabled_pool_policy.value} · schedule {cfg.reconcile.schedule}"
+    )
+    return 0
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    names = [n.strip() for part in (args.scope or []) for n in part.split(",") if n.strip()]
+    return Scope.parse(names or None)
+
+
+def _real_connections(cfg: FederationConfig, args: argparse.Namespace) -> Any:
+    import boto3
+    from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+
+    from fedkeeper.service import Connections, Targets
+
+    session = boto3.Session(profile_name=args.profile, region_name=args.region or cfg.aws.region)
+
+    def context_config(context: str | None) -> dict[str, Any] | None:
+        if not context:
+            return None
+        import yaml
+
+        path = os.path.expanduser(args.kubeconfig or KUBE_CONFIG_DEFAULT_LOCATION)
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        return {**data, "current-context": context}
+
+    return Connections(
+        cfg,
+        session,
+        targets=Targets(vpc_id=args.vpc_id),
+        eks_kubeconfig=context_config(args.eks_context),
+        onprem_kubeconfig=context_config(args.onprem_context),
+    )
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from fedkeeper.service import effective_mode, reconcile
+
+    try:
+        cfg = _load(args.config)
+        scope = _scope(args)
+    except ConfigError as exc:
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
+    except ValueError as exc:
+        _print_errors("invalid arguments:", [f"--scope: {exc}"])
+        return 2
+    mode = effective_mode(args.command, cfg, os.environ.get("FEDKEEPER_MODE"))
+    try:
+        if args.sandbox:
+            from fedkeeper.sandbox.world import Sandbox
+
+            with Sandbox.start(cfg) as sb:
+                report = reconcile(sb.connections(), scope, mode)
+        else:
+            conns = _real_connections(cfg, args)
+            report = reconcile(conns, scope, mode)
+    except (FedkeeperError, OSError) as exc:
+        _print_errors("fedkeeper could not run:", [str(exc)])
+        return 1
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(render_report(report))
+    return 0 if report.converged or (mode == "plan" and not report.errors) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fedkeeper.sandbox.demo import run_demo
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
+    return run_demo(cfg, scenarios=args.scenario, as_json=args.json, list_only=args.list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fedkeeper",
+        description="Keep a Calico Enterprise federation between EKS and on-prem consistent.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check federation.yaml and summarise it")
+    v.add_argument("config", nargs="?", help="path (default: federation.yaml)")
+    v.set_defaults(func=cmd_validate)
+
+    for name, help_ in (
+        ("plan", "show what would be repaired; writes nothing"),
+        ("apply", "repair drift now"),
+    ):
+        r = sub.add_parser(name, help=help_)
+        r.add_argument("--config", "-c", help="federation.yaml path")
+        r.add_argument(
+            "--scope",
+            action="append",
+            help="invariants to reconcile (routes,snat,ippools,rcc,vpn,checks); default all",
+        )
+        r.add_argument("--json", action="store_true", help="print the Report as JSON")
+        r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
+        r.add_argument("--profile", help="AWS profile (default: the environment's)")
+        r.add_argument("--region", help="AWS region (default: the config's)")
+        r.add_argument("--vpc-id", help="VPC id (default: discovered by the federation tag)")
+        r.add_argument("--kubeconfig", help="kubeconfig file for --eks-context/--onprem-context")
+        r.add_argument("--eks-context", help="reach EKS through this kubeconfig context")
+        r.add_argument(
+            "--onprem-context",
+            help="reach on-prem through this kubeconfig context (default: the secret)",
+        )
+        r.set_defaults(func=cmd_reconcile)
+
+    d = sub.add_parser("demo", help="run the whole system on the embedded sandbox")
+    d.add_argument("--config", "-c", help="federation.yaml path (default: the example)")
+    d.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    d.add_argument("--json", action="store_true", help="print results as JSON")
+    d.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,549 @@
+"""federation.yaml, modelled and validated.
+
+Every rule that a person can break in the file lives here, so `fedkeeper validate`, the CDK
+app, the Lambdas and the CLI all refuse the same bad input with the same words. Each error
+names the field (a dotted path such as ``aws.vpc.cidr``) and says how to fix it.
+
+This module is pure: it imports neither boto3, kubernetes nor Powertools.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fedkeeper.errors import ConfigError
+
+IPv4Net = ipaddress.IPv4Network
+
+# Private (RFC 6996) and public 2-byte/4-byte ASNs are all accepted; 0, 23456 (AS_TRANS)
+# and 4294967295 are reserved. The VGW accepts 64512–65534 and 4200000000–4294967294.
+_ASN_MIN, _ASN_MAX = 1, 4_294_967_294
+_VGW_ASN_RANGES = ((64512, 65534), (4_200_000_000, 4_294_967_294))
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+
+
+class _Model(BaseModel):
+    """Strict base: unknown keys are errors, models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _cidr(value: Any) -> IPv4Net:
+    if isinstance(value, IPv4Net):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an IPv4 CIDR string such as 10.100.0.0/16")
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a valid IPv4 CIDR ({exc}); write the network address, "
+            "e.g. 10.100.0.0/16"
+        ) from None
+    if not isinstance(net, IPv4Net):
+        raise ValueError(f"{value!r} is IPv6; fedkeeper manages IPv4 CIDRs only")
+    return net
+
+
+Cidr = Annotated[IPv4Net, Field(json_schema_extra={"format": "ipv4-cidr"})]
+
+
+class Mode(StrEnum):
+    """apply writes repairs; plan (the kill switch) only reports what it would do."""
+
+    APPLY = "apply"
+    PLAN = "plan"
+
+
+class DisabledPoolPolicy(StrEnum):
+    """When the on-prem cluster gets a disabled IP pool for each VPC CIDR."""
+
+    AUTO = "auto"  # only when an enabled on-prem pool does outgoing NAT
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class VpcConfig(_Model):
+    cidr: Cidr = Field(description="Primary IPv4 CIDR of the VPC")
+    az_count: int = Field(2, description="Availability zones (at least 2)")
+    public_subnet_prefix: int = Field(24, description="Mask length of each public subnet")
+    private_subnet_prefix: int = Field(19, description="Mask length of each private subnet")
+    nat_gateways: int = Field(1, description="NAT gateways (1 to az_count)")
+
+    _cidr_check = field_validator("cidr", mode="before")(_cidr)
+
+    @field_validator("az_count")
+    @classmethod
+    def _two_azs(cls, v: int) -> int:
+        if v < 2:
+            raise ValueError(f"is {v}; the federation needs at least 2 availability zones")
+        if v > 6:
+            raise ValueError(f"is {v}; use at most 6 availability zones")
+        return v
+
+    @field_validator("public_subnet_prefix", "private_subnet_prefix")
+    @classmethod
+    def _prefix(cls, v: int) -> int:
+        if not 16 <= v <= 28:
+            raise ValueError(f"is /{v}; AWS subnets must be between /16 and /28")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> VpcConfig:
+        if self.nat_gateways < 1 or self.nat_gateways > self.az_count:
+            raise ValueError(
+                f"nat_gateways is {self.nat_gateways}; set it between 1 and az_count "
+                f"({self.az_count})"
+            )
+        for field in ("public_subnet_prefix", "private_subnet_prefix"):
+            prefix = getattr(self, field)
+            if prefix < self.cidr.prefixlen:
+                raise ValueError(
+                    f"{field} /{prefix} is larger than the VPC {self.cidr}; use a longer prefix"
+                )
+        needed = self.az_count * (
+            2 ** (32 - self.public_subnet_prefix) + 2 ** (32 - self.private_subnet_prefix)
+        )
+        if needed > self.cidr.num_addresses:
+            raise ValueError(
+                f"{self.az_count} public /{self.public_subnet_prefix} and private "
+                f"/{self.private_subnet_prefix} subnets need {needed} addresses but "
+                f"{self.cidr} has {self.cidr.num_addresses}; use smaller subnets or a "
+                "larger VPC CIDR"
+            )
+        return self
+
+
+class CustomerGatewayConfig(_Model):
+    ip: ipaddress.IPv4Address = Field(description="Public IP of the on-prem VPN router")
+    bgp_asn: int = Field(description="BGP ASN of the on-prem VPN router")
+
+    @field_validator("bgp_asn")
+    @classmethod
+    def _asn(cls, v: int) -> int:
+        if not _ASN_MIN <= v <= _ASN_MAX or v == 23456:
+            raise ValueError(f"is {v}; use an ASN from 1 to 4294967294 (not 23456)")
+        return v
+
+
+class VpnConfig(_Model):
+    vgw_asn: int = Field(64512, description="Amazon-side ASN of the virtual private gateway")
+    customer_gateway: CustomerGatewayConfig
+
+    @field_validator("vgw_asn")
+    @classmethod
+    def _vgw_asn(cls, v: int) -> int:
+        if not any(lo <= v <= hi for lo, hi in _VGW_ASN_RANGES):
+            raise ValueError(
+                f"is {v}; a VGW takes a private ASN from 64512 to 65534 or from "
+                "4200000000 to 4294967294"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> VpnConfig:
+        if self.vgw_asn == self.customer_gateway.bgp_asn:
+            raise ValueError(
+                f"vgw_asn and customer_gateway.bgp_asn are both {self.vgw_asn}; eBGP over "
+                "the VPN needs a different ASN on each side"
+            )
+        return self
+
+
+class AwsConfig(_Model):
+    region: str = Field(description="AWS region, e.g. eu-west-1")
+    vpc: VpcConfig
+    vpn: VpnConfig
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", v):
+            raise ValueError(f"{v!r} is not an AWS region name such as eu-west-1")
+        return v
+
+
+class NodeGroupConfig(_Model):
+    name: str = "workers"
+    instance_types: list[str] = Field(default_factory=lambda: ["m6i.large"])
+    min_size: int = 2
+    desired_size: int = 2
+    max_size: int = 4
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("is empty; list at least one instance type, e.g. m6i.large")
+        dupes = sorted({t for t in v if v.count(t) > 1})
+        if dupes:
+            raise ValueError(f"lists {', '.join(dupes)} more than once; list each type once")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodeGroupConfig:
+        if not 0 <= self.min_size <= self.desired_size <= self.max_size or self.max_size < 1:
+            raise ValueError(
+                f"sizes min {self.min_size} / desired {self.desired_size} / max "
+                f"{self.max_size} must satisfy 0 <= min <= desired <= max and max >= 1"
+            )
+        return self
+
+
+class CalicoInstallConfig(_Model):
+    """Values for the tigera-operator chart on EKS (Calico Enterprise, policy-only)."""
+
+    chart_version: str = "v3.22.0"
+    registry: str = "quay.io/"
+    pull_secret_name: str = Field(
+        "tigera-pull-secret", description="Secret in tigera-operator holding registry creds"
+    )
+    license_secret_name: str = Field(
+        "tigera-license", description="Secrets Manager secret holding the LicenseKey manifest"
+    )
+
+
+class EksConfig(_Model):
+    cluster_name: str
+    kubernetes_version: str = "1.33"
+    node_group: NodeGroupConfig = Field(default_factory=NodeGroupConfig)
+    calico: CalicoInstallConfig = Field(default_factory=CalicoInstallConfig)
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _CLUSTER_NAME.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a valid EKS cluster name (letters, digits, - and _, starting "
+                "with a letter or digit, at most 100)"
+            )
+        return v
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"1\.\d{2}", v):
+            raise ValueError(f'{v!r} is not an EKS version such as "1.33" (quote it)')
+        return v
+
+
+class OnPremConfig(_Model):
+    cluster_name: str
+    api_endpoint: str = Field(description="https://host:port of the on-prem API server")
+    credentials_secret: str = Field(
+        description="Secrets Manager secret (name or ARN) holding the on-prem kubeconfig"
+    )
+    host_cidrs: list[Cidr]
+    pod_cidrs: list[Cidr]
+    service_cidrs: list[Cidr]
+
+    _cidrs = field_validator("host_cidrs", "pod_cidrs", "service_cidrs", mode="before")(
+        lambda v: [_cidr(x) for x in v] if isinstance(v, list) else v
+    )
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _DNS_LABEL.fullmatch(v) or len(v) > 63:
+            raise ValueError(f"{v!r} must be a DNS label (lower-case letters, digits and -)")
+        return v
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", v):
+            raise ValueError(f"{v!r} must be a URL such as https://10.0.0.10:6443")
+        return v.rstrip("/")
+
+    @field_validator("host_cidrs", "pod_cidrs", "service_cidrs")
+    @classmethod
+    def _non_empty_unique(cls, v: list[IPv4Net]) -> list[IPv4Net]:
+        if not v:
+            raise ValueError("is empty; list at least one CIDR")
+        dupes = sorted({str(c) for c in v if v.count(c) > 1})
+        if dupes:
+            raise ValueError(f"lists {', '.join(dupes)} more than once; list each CIDR once")
+        return v
+
+    def all_cidrs(self) -> list[tuple[str, IPv4Net]]:
+        """Every on-prem CIDR with the field path it came from."""
+        out: list[tuple[str, IPv4Net]] = []
+        for field in ("host_cidrs", "pod_cidrs", "service_cidrs"):
+            out += [(f"onprem.{field}[{i}]", c) for i, c in enumerate(getattr(self, field))]
+        return out
+
+
+class CalicoApiConfig(_Model):
+    group: str = "projectcalico.org"
+    version: str = "v3"
+
+
+class RemoteServiceAccountConfig(_Model):
+    name: str = "tigera-federation-remote-cluster"
+    namespace: str = "calico-system"
+
+
+class FederationSettings(_Model):
+    calico_api: CalicoApiConfig = Field(default_factory=CalicoApiConfig)
+    eks_rcc_name: str = Field(
+        "", description="RCC on EKS naming the on-prem cluster; default onprem.cluster_name"
+    )
+    onprem_rcc_name: str = Field(
+        "", description="RCC on-prem naming the EKS cluster; default eks.cluster_name lowered"
+    )
+    access_secret_namespace: str = "calico-system"
+    remote_service_account: RemoteServiceAccountConfig = Field(
+        default_factory=RemoteServiceAccountConfig
+    )
+    disabled_pool_policy: DisabledPoolPolicy = DisabledPoolPolicy.AUTO
+
+    @field_validator("eks_rcc_name", "onprem_rcc_name", "access_secret_namespace")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if v and (not _DNS_LABEL.fullmatch(v) or len(v) > 63):
+            raise ValueError(f"{v!r} must be a DNS label (lower-case letters, digits and -)")
+        return v
+
+
+class ReconcileConfig(_Model):
+    schedule: str = Field("rate(15 minutes)", description="EventBridge schedule expression")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        if not _SCHEDULE.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not an EventBridge schedule; write rate(15 minutes) or cron(...)"
+            )
+        return v
+
+
+class FederationConfig(_Model):
+    """The whole of federation.yaml."""
+
+    name: str = Field(description="Naming prefix for every resource (account-agnostic)")
+    mode: Mode = Mode.APPLY
+    aws: AwsConfig
+    eks: EksConfig
+    onprem: OnPremConfig
+    federation: FederationSettings = Field(default_factory=FederationSettings)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _DNS_LABEL.fullmatch(v) or len(v) > 32:
+            raise ValueError(
+                f"{v!r} must be lower-case letters, digits and -, at most 32 characters"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> FederationConfig:
+        problems = cross_field_problems(
+            self.aws.vpc.cidr,
+            self.onprem.all_cidrs(),
+            self.eks.cluster_name,
+            self.onprem.cluster_name,
+            (self.federation.eks_rcc_name, self.federation.onprem_rcc_name),
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # Derived names, computed in one place.
+    @property
+    def eks_rcc_name(self) -> str:
+        """Name of the RCC held by the EKS cluster (it points at on-prem)."""
+        return self.federation.eks_rcc_name or self.onprem.cluster_name
+
+    @property
+    def onprem_rcc_name(self) -> str:
+        """Name of the RCC held by the on-prem cluster (it points at EKS)."""
+        return self.federation.onprem_rcc_name or _dns_label(self.eks.cluster_name)
+
+    @property
+    def federation_tag(self) -> tuple[str, str]:
+        """The tag that marks AWS resources of this federation (for discovery)."""
+        return ("fedkeeper:federation", self.name)
+
+
+def cross_field_problems(
+    vpc: IPv4Net | None,
+    onprem_cidrs: list[tuple[str, IPv4Net]],
+    eks_name: str | None,
+    onprem_name: str | None,
+    rcc_names: tuple[str, str] = ("", ""),
+) -> list[str]:
+    """Rules that span sections; also run on a file whose sections have other errors."""
+    problems: list[str] = []
+    # The guide's first rule: the VPC overlaps none of the federated ranges.
+    for path, net in onprem_cidrs:
+        if vpc is not None and vpc.overlaps(net):
+            problems.append(
+                f"aws.vpc.cidr: {vpc} overlaps {path} {net}; choose a VPC CIDR that "
+                "overlaps no on-prem host, pod or service CIDR"
+            )
+    for i, (path_a, a) in enumerate(onprem_cidrs):
+        for path_b, b in onprem_cidrs[i + 1 :]:
+            if a != b and a.overlaps(b):
+                problems.append(
+                    f"{path_b}: {b} overlaps {path_a} {a}; on-prem host, pod and service "
+                    "CIDRs must be disjoint"
+                )
+    if eks_name and onprem_name and eks_name.lower() == onprem_name:
+        problems.append(
+            f"onprem.cluster_name: {onprem_name!r} is also the EKS cluster name; give the "
+            "two clusters different names (each RCC is named after the other cluster)"
+        )
+    if rcc_names[0] and rcc_names[0] == rcc_names[1]:
+        problems.append(
+            f"federation.onprem_rcc_name: {rcc_names[1]!r} duplicates federation.eks_rcc_name; "
+            "name each RCC after the cluster it points at"
+        )
+    return problems
+
+
+def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
+    """cross_field_problems on raw input, using whatever parts of it parse."""
+
+    def section(*keys: str) -> Any:
+        cur: Any = data
+        for k in keys:
+            cur = cur.get(k) if isinstance(cur, Mapping) else None
+        return cur
+
+    def net(value: Any) -> IPv4Net | None:
+        try:
+            return _cidr(value)
+        except ValueError:
+            return None
+
+    onprem: list[tuple[str, IPv4Net]] = []
+    for field in ("host_cidrs", "pod_cidrs", "service_cidrs"):
+        values = section("onprem", field)
+        if isinstance(values, list):
+            for i, v in enumerate(values):
+                n = net(v)
+                if n is not None:
+                    onprem.append((f"onprem.{field}[{i}]", n))
+    eks_name, onprem_name = section("eks", "cluster_name"), section("onprem", "cluster_name")
+    rccs = (section("federation", "eks_rcc_name"), section("federation", "onprem_rcc_name"))
+    return cross_field_problems(
+        net(section("aws", "vpc", "cidr")),
+        onprem,
+        eks_name if isinstance(eks_name, str) else None,
+        onprem_name if isinstance(onprem_name, str) else None,
+        (rccs[0] if isinstance(rccs[0], str) else "", rccs[1] if isinstance(rccs[1], str) else ""),
+    )
+
+
+def _dns_label(value: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", value.lower()).strip("-")[:63]
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-after[", "function-before[", "function-plain[")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+_FIX_BY_TYPE = {
+    "missing": "add it",
+    "extra_forbidden": "remove it (unknown key; check its spelling against "
+    "federation.example.yaml)",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "string_type": "write a string",
+    "list_type": "write a list",
+    "model_type": "write a mapping of keys",
+    "dict_type": "write a mapping of keys",
+    "enum": "use one of the allowed values",
+    "bool_parsing": "write true or false",
+    "ip_v4_address": "write an IPv4 address such as 203.0.113.10",
+}
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """Turn a pydantic error into lines of ``field.path: problem; fix``."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        path = _loc(err["loc"])
+        msg = str(err["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "value_error" and "\n" in msg:
+            lines += msg.splitlines()
+            continue
+        if err["type"] == "value_error" and ":" in msg.split(" ")[0]:
+            lines.append(msg)
+            continue
+        fix = _FIX_BY_TYPE.get(str(err["type"]))
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known key"
+        text = f"{path or '<file>'}: {msg}"
+        if fix and fix not in msg:
+            text += f"; {fix}"
+        lines.append(text)
+    return lines
+
+
+def parse_config(data: Any, source: str = "federation.yaml") -> FederationConfig:
+    """Validate a mapping as a FederationConfig, or raise ConfigError listing every error."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            [f"{source}: the file must be a YAML mapping of keys (see federation.example.yaml)"]
+        )
+    try:
+        return FederationConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = format_validation_error(exc)
+        errors += [p for p in _raw_cross_problems(data) if p not in errors]
+        raise ConfigError(errors) from None
+
+
+def load_config(path: str | Path) -> FederationConfig:
+    """Read and validate federation.yaml; ConfigError names each bad field and its fix."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: no such file; pass the path of your federation.yaml"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot be read ({exc})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{p}:{where}: not valid YAML ({problem}); fix the syntax"]) from None
+    return parse_config(data, str(p))
+
+
+ModeName = Literal["apply", "plan"]

@@ -1,0 +1,333 @@
+"""Pure domain types shared by every layer: scopes, changes, findings and the Report.
+
+Nothing here performs I/O or imports an SDK. A :class:`Change` carries what the adapter
+needs to write (``payload``) but the Report only ever shows its target, action, reason and
+result, so secrets in a payload never reach a log or a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+Backend = Literal["aws", "eks", "onprem"]
+BACKENDS: tuple[Backend, ...] = ("aws", "eks", "onprem")
+
+
+class Invariant(StrEnum):
+    """The concerns fedkeeper keeps consistent (DESIGN.md, "What consistent means")."""
+
+    ROUTES = "routes"
+    SNAT = "snat"
+    IPPOOLS = "ippools"
+    RCC = "rcc"
+    VPN = "vpn"
+    CHECKS = "checks"
+
+
+ALL_INVARIANTS: tuple[Invariant, ...] = tuple(Invariant)
+# The order a full reconcile runs in: read-only VPN state first (it decides whether the
+# on-prem cluster is reachable), then AWS, then the clusters.
+RUN_ORDER: tuple[Invariant, ...] = (
+    Invariant.VPN,
+    Invariant.ROUTES,
+    Invariant.SNAT,
+    Invariant.IPPOOLS,
+    Invariant.RCC,
+    Invariant.CHECKS,
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which invariants one run looks at."""
+
+    invariants: frozenset[Invariant]
+
+    @classmethod
+    def of(cls, *names: Invariant | str) -> Scope:
+        return cls(frozenset(Invariant(n) for n in names))
+
+    @classmethod
+    def everything(cls) -> Scope:
+        return cls(frozenset(ALL_INVARIANTS))
+
+    @classmethod
+    def parse(cls, names: Iterable[str] | None) -> Scope:
+        """Scope from user input; ValueError names the unknown entry and the valid ones."""
+        if names is None:
+            return cls.everything()
+        out: set[Invariant] = set()
+        for n in names:
+            try:
+                out.add(Invariant(n))
+            except ValueError:
+                valid = ", ".join(i.value for i in ALL_INVARIANTS)
+                raise ValueError(f"unknown scope {n!r}; use any of: {valid}") from None
+        return cls(frozenset(out)) if out else cls.everything()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.invariants
+
+    def union(self, other: Scope) -> Scope:
+        return Scope(self.invariants | other.invariants)
+
+    def ordered(self) -> list[Invariant]:
+        return [i for i in RUN_ORDER if i in self.invariants]
+
+    def names(self) -> list[str]:
+        return [i.value for i in self.ordered()]
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Result(StrEnum):
+    PLANNED = "planned"  # mode plan: nothing written
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write the plan wants, with the reason an operator reads.
+
+    ``kind`` and ``payload`` tell the adapter what to do; ``payload`` is never reported.
+    ``resource_version`` is the version the plan was made against (optimistic locking).
+    """
+
+    backend: Backend
+    kind: str
+    name: str
+    action: Action
+    reason: str
+    invariant: Invariant
+    namespace: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    resource_version: str | None = None
+
+    @property
+    def target(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.backend}/{self.kind}/{ns}{self.name}"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something an operator should know that fedkeeper will not (or cannot) write."""
+
+    severity: Severity
+    check: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity.value, "check": self.check, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Work skipped this run because its target was unreachable; retried later."""
+
+    target: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"target": self.target, "reason": self.reason}
+
+
+@dataclass
+class ChangeOutcome:
+    change: Change
+    result: Result
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "target": self.change.target,
+            "action": self.change.action.value,
+            "reason": self.change.reason,
+            "result": self.result.value,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(frozen=True)
+class RunError:
+    """A failure that stopped part of a run; ``retryable`` says whether trying later helps."""
+
+    invariant: str
+    message: str
+    retryable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"invariant": self.invariant, "error": self.message, "retryable": self.retryable}
+
+
+@dataclass
+class ApiCounter:
+    """API calls per backend, split into reads and writes."""
+
+    reads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BACKENDS, 0))
+    writes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BACKENDS, 0))
+
+    def count(self, backend: str, *, write: bool) -> None:
+        bucket = self.writes if write else self.reads
+        bucket[backend] = bucket.get(backend, 0) + 1
+
+    def totals(self) -> dict[str, int]:
+        keys = sorted(set(self.reads) | set(self.writes), key=_backend_order)
+        return {k: self.reads.get(k, 0) + self.writes.get(k, 0) for k in keys}
+
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
+
+    def snapshot(self) -> ApiCounter:
+        return ApiCounter(dict(self.reads), dict(self.writes))
+
+    def since(self, before: ApiCounter) -> ApiCounter:
+        keys = set(self.reads) | set(self.writes) | set(before.reads) | set(before.writes)
+        return ApiCounter(
+            {k: self.reads.get(k, 0) - before.reads.get(k, 0) for k in keys},
+            {k: self.writes.get(k, 0) - before.writes.get(k, 0) for k in keys},
+        )
+
+
+def _backend_order(name: str) -> tuple[int, str]:
+    return (BACKENDS.index(name) if name in BACKENDS else len(BACKENDS), name)
+
+
+@dataclass
+class Report:
+    """What one run saw and did; every handler and CLI command returns it."""
+
+    mode: Literal["plan", "apply"]
+    scope: Scope
+    changes: list[ChangeOutcome] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    errors: list[RunError] = field(default_factory=list)
+    api: ApiCounter = field(default_factory=ApiCounter)
+    duration_ms: int = 0
+    trigger: str | None = None
+    tunnels_up: int | None = None
+
+    @property
+    def converged(self) -> bool:
+        """True when nothing is left to do: no failure, nothing deferred, nothing pending."""
+        if self.errors or self.deferred:
+            return False
+        return all(c.result is Result.APPLIED for c in self.changes) if self.changes else True
+
+    @property
+    def writes(self) -> int:
+        return self.api.total_writes()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "scope": self.scope.names(),
+            "changes": [c.to_dict() for c in self.changes],
+            "findings": [f.to_dict() for f in self.findings],
+            "deferred": [d.to_dict() for d in self.deferred],
+            "converged": self.converged,
+            "api_calls": self.api.totals(),
+            "api_writes": {k: v for k, v in self.api.writes.items() if v},
+            "duration_ms": self.duration_ms,
+        }
+        if self.errors:
+            out["errors"] = [e.to_dict() for e in self.errors]
+        if self.trigger:
+            out["trigger"] = self.trigger
+        if self.tunnels_up is not None:
+            out["tunnels_up"] = self.tunnels_up
+        return out
+
+
+# --- observations of AWS (filled by adapters, read by the pure invariants) -----------------
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str
+    target: str
+    origin: str
+    state: str
+
+    @property
+    def propagated(self) -> bool:
+        return self.origin == "EnableVgwRoutePropagation"
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    id: str
+    name: str
+    subnet_ids: tuple[str, ...]
+    main: bool
+    routes: tuple[Route, ...]
+    propagating_vgws: frozenset[str]
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def private(self) -> bool:
+        """Serves subnets and has no default route to an internet gateway."""
+        if not self.subnet_ids:
+            return False
+        return not any(
+            r.destination == "0.0.0.0/0" and r.target.startswith("igw-") for r in self.routes
+        )
+
+    @property
+    def ignored(self) -> bool:
+        return self.tags.get(IGNORE_TAG, "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    cidrs: tuple[str, ...]  # IPv4 CIDRs in state "associated", primary first
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    outside_ip: str
+    up: bool
+    accepted_routes: int
+    last_change: str
+    message: str
+
+
+@dataclass(frozen=True)
+class VpnConnection:
+    id: str
+    state: str
+    tunnels: tuple[Tunnel, ...]
+    static_routes_only: bool
+
+
+@dataclass(frozen=True)
+class Addon:
+    cluster: str
+    name: str
+    version: str
+    status: str
+    configuration_values: str
+
+
+IGNORE_TAG = "fedkeeper.io/ignore"
+IGNORE_ANNOTATION = "fedkeeper.io/ignore"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "fedkeeper"

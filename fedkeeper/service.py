@@ -1,0 +1,312 @@
+"""The engine: observe → desire → plan → apply, for any scope, from every entry point.
+
+``reconcile(conns, scope, mode)`` is the one function the Lambdas, the CLI and the sandbox
+call. Each invariant in scope is observed afresh (events are hints, never state), planned by
+its pure module, and — in mode ``apply`` — written. A failure on one target does not stop the
+others; an unreachable on-prem cluster defers its work; a 409 re-reads and re-plans.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import boto3
+
+from fedkeeper.adapters.auth import EksTokenSource, eks_kubeconfig, eks_token, parse_kubeconfig
+from fedkeeper.adapters.aws import AwsAdapter
+from fedkeeper.adapters.kube import KubeCluster, ResourceType, resource_types
+from fedkeeper.config import FederationConfig, Mode
+from fedkeeper.errors import (
+    ConflictError,
+    FedkeeperError,
+    PermanentError,
+    RetryableError,
+    UnreachableError,
+)
+from fedkeeper.invariants import Plan
+from fedkeeper.model import (
+    ApiCounter,
+    Change,
+    ChangeOutcome,
+    Deferred,
+    Invariant,
+    Report,
+    Result,
+    RunError,
+    Scope,
+    Vpc,
+)
+
+ModeName = Literal["plan", "apply"]
+MAX_CONFLICT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What to act on. Lambdas get ids from the stack; elsewhere they are discovered."""
+
+    vpc_id: str | None = None
+    vgw_id: str | None = None
+    cluster_name: str | None = None
+    onprem_secret: str | None = None
+
+
+class Connections:
+    """The clients a process keeps: built once (per Lambda container) and reused.
+
+    The EKS client is built lazily from ``describe_cluster`` and a bearer token that is
+    refreshed before it expires; the on-prem client from the kubeconfig in Secrets Manager
+    (or from a kubeconfig given directly, e.g. a local context for the CLI).
+    """
+
+    def __init__(
+        self,
+        config: FederationConfig,
+        session: boto3.Session,
+        *,
+        targets: Targets | None = None,
+        eks_kubeconfig: dict[str, Any] | None = None,
+        onprem_kubeconfig: dict[str, Any] | None = None,
+        counter: ApiCounter | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.targets = targets or Targets()
+        self.counter = counter if counter is not None else ApiCounter()
+        self.aws = AwsAdapter(session, self.counter)
+        self.types: dict[str, ResourceType] = resource_types(
+            config.federation.calico_api.group, config.federation.calico_api.version
+        )
+        self._eks_kubeconfig = eks_kubeconfig
+        self._onprem_kubeconfig = onprem_kubeconfig
+        self._onprem_from_secret = onprem_kubeconfig is None
+        self._eks: KubeCluster | None = None
+        self._eks_cluster: dict[str, Any] | None = None
+        self._onprem: KubeCluster | None = None
+        self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name))
+
+    @property
+    def cluster_name(self) -> str:
+        return self.targets.cluster_name or self.config.eks.cluster_name
+
+    def eks_cluster(self) -> dict[str, Any]:
+        """``describe_cluster`` output, read once per process (endpoint and CA are stable)."""
+        if self._eks_cluster is None:
+            self._eks_cluster = self.aws.describe_cluster(self.cluster_name)
+        return self._eks_cluster
+
+    def eks(self) -> KubeCluster:
+        if self._eks_kubeconfig is not None:
+            if self._eks is None:
+                self._eks = KubeCluster.from_kubeconfig(
+                    "eks", self._eks_kubeconfig, self.types, self.counter
+                )
+            return self._eks
+        token = self._tokens.token()
+        if self._eks is None:
+            kubeconfig = eks_kubeconfig(self.eks_cluster(), token)
+            self._eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
+        else:
+            self._eks.api.configuration.api_key["authorization"] = f"Bearer {token}"
+        return self._eks
+
+    def onprem(self) -> KubeCluster:
+        if self._onprem is None:
+            if self._onprem_kubeconfig is None:
+                secret = self.targets.onprem_secret or self.config.onprem.credentials_secret
+                text = self.aws.secret_string(secret)
+                self._onprem_kubeconfig = parse_kubeconfig(text, f"secret {secret}")
+            self._onprem = KubeCluster.from_kubeconfig(
+                "onprem", self._onprem_kubeconfig, self.types, self.counter
+            )
+        return self._onprem
+
+    def forget_onprem(self) -> None:
+        """Drop the on-prem client (its credentials may have been rotated)."""
+        if self._onprem is not None:
+            self._onprem.close()
+        self._onprem = None
+        if self._onprem_from_secret:
+            self._onprem_kubeconfig = None
+
+    def close(self) -> None:
+        for c in (self._eks, self._onprem):
+            if c is not None:
+                c.close()
+        self._eks = self._onprem = None
+
+
+@dataclass
+class Run:
+    """One reconcile: the connections, the report being built, and per-run read caches."""
+
+    conns: Connections
+    mode: ModeName
+    report: Report
+    onprem_down: str | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> FederationConfig:
+        return self.conns.config
+
+    def cached(self, key: str, read: Callable[[], Any]) -> Any:
+        """Read once per run: invariants that share an observation share its API call."""
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
+    def vpc(self) -> Vpc | None:
+        conns = self.conns
+        result: Vpc | None = self.cached(
+            "vpc", lambda: conns.aws.find_vpc(conns.targets.vpc_id, self.config.federation_tag)
+        )
+        return result
+
+    def vgw_id(self, vpc_id: str) -> str | None:
+        if self.conns.targets.vgw_id:
+            return self.conns.targets.vgw_id
+        result: str | None = self.cached("vgw", lambda: self.conns.aws.find_vgw(vpc_id))
+        return result
+
+    def eks(self) -> KubeCluster:
+        return self.conns.eks()
+
+    def onprem(self) -> KubeCluster:
+        if self.onprem_down:
+            raise UnreachableError(self.onprem_down, target="onprem")
+        return self.conns.onprem()
+
+    def defer(self, target: str, reason: str) -> None:
+        if not any(d.target == target for d in self.report.deferred):
+            self.report.deferred.append(Deferred(target, reason))
+
+
+Runner = Callable[[Run], Plan]
+
+
+def _runners() -> dict[Invariant, Runner]:
+    from fedkeeper import observe
+
+    return observe.RUNNERS
+
+
+def effective_mode(
+    requested: ModeName | None, config: FederationConfig, env_mode: str | None
+) -> ModeName:
+    """Plan wins: the config's mode or FEDKEEPER_MODE=plan is a kill switch for writes."""
+    if config.mode is Mode.PLAN or (env_mode or "").strip().lower() == "plan":
+        return "plan"
+    return requested or "apply"
+
+
+def reconcile(
+    conns: Connections,
+    scope: Scope,
+    mode: ModeName,
+    *,
+    trigger: str | None = None,
+    runners: dict[Invariant, Runner] | None = None,
+) -> Report:
+    """Observe, plan and (in mode apply) repair every invariant in ``scope``."""
+    started = time.perf_counter()
+    before = conns.counter.snapshot()
+    report = Report(mode=mode, scope=scope, trigger=trigger)
+    run = Run(conns=conns, mode=mode, report=report)
+    table = runners if runners is not None else _runners()
+    for inv in scope.ordered():
+        runner = table.get(inv)
+        if runner is None:
+            continue
+        _run_invariant(run, inv, runner)
+    report.api = conns.counter.since(before)
+    report.duration_ms = int((time.perf_counter() - started) * 1000)
+    return report
+
+
+def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
+    for attempt in range(1, MAX_CONFLICT_ATTEMPTS + 1):
+        try:
+            plan = runner(run)
+        except UnreachableError as exc:
+            if exc.target == "onprem":
+                run.defer("onprem", str(exc))
+            else:
+                run.report.errors.append(RunError(inv.value, str(exc), retryable=True))
+            return
+        except FedkeeperError as exc:
+            run.report.errors.append(
+                RunError(inv.value, str(exc), retryable=isinstance(exc, RetryableError))
+            )
+            return
+        conflicted = _apply(run, plan, last_attempt=attempt == MAX_CONFLICT_ATTEMPTS)
+        if not conflicted:
+            run.report.findings.extend(plan.findings)
+            return
+        run._cache.clear()  # a conflict means the world moved: re-read everything
+
+
+def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
+    """Write the plan's changes; True when a conflict asks for a re-read and re-plan."""
+    for change in plan.changes:
+        if run.mode == "plan":
+            run.report.changes.append(ChangeOutcome(change, Result.PLANNED))
+            continue
+        try:
+            execute(run, change)
+        except ConflictError as exc:
+            if not last_attempt:
+                return True
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+        except UnreachableError as exc:
+            if exc.target == "onprem":
+                run.defer("onprem", str(exc))
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+        except FedkeeperError as exc:
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+        else:
+            run.report.changes.append(ChangeOutcome(change, Result.APPLIED))
+    return False
+
+
+def execute(run: Run, change: Change) -> None:
+    """Carry out one change through the adapter of its backend."""
+    p = change.payload
+    op = p.get("op")
+    if change.backend == "aws":
+        aws = run.conns.aws
+        if op == "enable_vgw_route_propagation":
+            aws.enable_route_propagation(p["route_table_id"], p["gateway_id"])
+        elif op == "update_addon":
+            aws.update_addon(
+                p["cluster"], p["addon"], p["configuration_values"], p["resolve_conflicts"]
+            )
+        else:
+            raise PermanentError(f"no AWS operation {op!r} for {change.target}")
+        return
+    cluster = run.eks() if change.backend == "eks" else run.onprem()
+    if op == "create":
+        cluster.create(p["body"])
+    elif op == "replace":
+        cluster.replace(p["body"])
+    elif op == "patch":
+        cluster.patch(
+            change.kind,
+            change.name,
+            p["patch"],
+            namespace=change.namespace,
+            patch_type=p.get("patch_type", "merge"),
+            resource_version=change.resource_version,
+        )
+    elif op == "delete":
+        cluster.delete(
+            change.kind,
+            change.name,
+            namespace=change.namespace,
+            resource_version=change.resource_version,
+        )
+    else:
+        raise PermanentError(f"no Kubernetes operation {op!r} for {change.target}")
