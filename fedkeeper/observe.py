@@ -7,10 +7,42 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 
 from __future__ import annotations
 
+from typing import Any
+
+from fedkeeper.adapters.kube import KubeCluster
+from fedkeeper.errors import UnreachableError
 from fedkeeper.invariants import Plan
+from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
+from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
+from fedkeeper.invariants.rcc import (
+    ACCESS_SECRET_ROLE,
+    ROLE_LABEL,
+    TYPHA_ACCESS,
+    ClusterSide,
+    RccNames,
+    RccObservation,
+    access_secret_name,
+    plan_rcc,
+)
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
+from fedkeeper.invariants.snat import (
+    ADDON_NAME,
+    DAEMONSET,
+    DAEMONSET_NAMESPACE,
+    SnatObservation,
+    plan_snat,
+)
 from fedkeeper.invariants.vpn import VpnObservation, VpnVerdict, assess_vpn
-from fedkeeper.model import Finding, Invariant, RouteTable, Severity, VpnConnection
+from fedkeeper.model import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    Backend,
+    Finding,
+    Invariant,
+    RouteTable,
+    Severity,
+    VpnConnection,
+)
 from fedkeeper.service import Run, Runner
 
 
@@ -79,7 +111,157 @@ def run_vpn(run: Run) -> Plan:
     return verdict.plan
 
 
+def run_snat(run: Run) -> Plan:
+    cluster = run.conns.cluster_name
+    addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
+    ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+    return plan_snat(SnatObservation(cluster=cluster, addon=addon, daemonset=ds))
+
+
+def _calico_api_version(run: Run) -> str:
+    api = run.config.federation.calico_api
+    return f"{api.group}/{api.version}"
+
+
+def onprem_pools(run: Run) -> list[dict[str, Any]]:
+    pools: list[dict[str, Any]] = run.cached("onprem_pools", lambda: run.onprem().list("IPPool"))
+    return pools
+
+
+def run_ippools(run: Run) -> Plan:
+    vpc = run.vpc()
+    if vpc is None or not vpc.cidrs:
+        return _no_vpc(run, "ippools.vpc")
+    obs = IpPoolsObservation(
+        federation=run.config.name,
+        api_version=_calico_api_version(run),
+        vpc_cidrs=list(vpc.cidrs),
+        pools=onprem_pools(run),
+        policy=run.config.federation.disabled_pool_policy,
+    )
+    return plan_ippools(obs)
+
+
+def rcc_names(run: Run) -> RccNames:
+    fed = run.config.federation
+    return RccNames(
+        federation=run.config.name,
+        calico_api_version=_calico_api_version(run),
+        remote_sa=fed.remote_service_account.name,
+        remote_sa_namespace=fed.remote_service_account.namespace,
+        access_namespace=fed.access_secret_namespace,
+    )
+
+
+def _cluster_side(
+    cluster: KubeCluster,
+    names: RccNames,
+    *,
+    backend: Backend,
+    name: str,
+    rcc_name: str,
+    endpoint: str,
+    ca_data: str | None,
+) -> ClusterSide:
+    sa, sa_ns, ns = names.remote_sa, names.remote_sa_namespace, names.access_namespace
+    owned_secrets = cluster.list(
+        "Secret",
+        ns,
+        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{ROLE_LABEL}={ACCESS_SECRET_ROLE}",
+    )
+    secret_name = access_secret_name(rcc_name)
+    access = next(
+        (s for s in owned_secrets if s.get("metadata", {}).get("name") == secret_name), None
+    )
+    if access is None:
+        access = cluster.get("Secret", secret_name, ns)
+    return ClusterSide(
+        backend=backend,
+        name=name,
+        rcc_name=rcc_name,
+        endpoint=endpoint,
+        ca_data=ca_data,
+        service_account=cluster.get("ServiceAccount", sa, sa_ns),
+        token_secret=cluster.get("Secret", sa, sa_ns),
+        cluster_role=cluster.get("ClusterRole", sa),
+        cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
+        typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
+        typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
+        rccs=cluster.list("RemoteClusterConfiguration"),
+        access_secret=access,
+        owned_access_secrets=owned_secrets,
+    )
+
+
+def run_rcc(run: Run) -> Plan:
+    names = rcc_names(run)
+    cfg = run.config
+    eks_info = run.conns.eks_cluster()
+    eks = _cluster_side(
+        run.eks(),
+        names,
+        backend="eks",
+        name=cfg.eks.cluster_name,
+        rcc_name=cfg.eks_rcc_name,
+        endpoint=str(eks_info.get("endpoint", "")),
+        ca_data=(eks_info.get("certificateAuthority") or {}).get("data"),
+    )
+    try:
+        onprem: ClusterSide | None = _cluster_side(
+            run.onprem(),
+            names,
+            backend="onprem",
+            name=cfg.onprem.cluster_name,
+            rcc_name=cfg.onprem_rcc_name,
+            endpoint=cfg.onprem.api_endpoint,
+            ca_data=None,
+        )
+    except UnreachableError as exc:
+        if exc.target != "onprem":
+            raise
+        run.defer("onprem", str(exc))
+        onprem = None
+    return plan_rcc(RccObservation(names=names, eks=eks, onprem=onprem))
+
+
+def _controllers(cluster: KubeCluster) -> ControllerState:
+    return ControllerState(
+        config=cluster.get("KubeControllersConfiguration", "default"),
+        deployment=cluster.get("Deployment", "calico-kube-controllers", "calico-system"),
+    )
+
+
+def run_checks(run: Run) -> Plan:
+    vpc = run.vpc()
+    eks = run.eks()
+    onprem_seen: dict[str, Any] = {}
+    try:
+        onprem = run.onprem()
+        onprem_seen = {
+            "pools": onprem_pools(run),
+            "peers": onprem.list("BGPPeer"),
+            "controllers": _controllers(onprem),
+        }
+    except UnreachableError as exc:
+        if exc.target != "onprem":
+            raise
+        run.defer("onprem", str(exc))
+    obs = ChecksObservation(
+        vpc_cidrs=list(vpc.cidrs) if vpc else [],
+        eks_pools=eks.list("IPPool"),
+        onprem_pools=onprem_seen.get("pools"),
+        onprem_bgp_peers=onprem_seen.get("peers"),
+        eks_controllers=_controllers(eks),
+        onprem_controllers=onprem_seen.get("controllers"),
+    )
+    return plan_checks(obs)
+
+
 RUNNERS: dict[Invariant, Runner] = {
     Invariant.VPN: run_vpn,
     Invariant.ROUTES: run_routes,
+    Invariant.SNAT: run_snat,
+    Invariant.IPPOOLS: run_ippools,
+    Invariant.RCC: run_rcc,
+    Invariant.CHECKS: run_checks,
 }

@@ -42,6 +42,7 @@ from fedkeeper.model import (
 
 ModeName = Literal["plan", "apply"]
 MAX_CONFLICT_ATTEMPTS = 3
+MAX_SETTLE_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,8 @@ def reconcile(
 
 
 def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
-    for attempt in range(1, MAX_CONFLICT_ATTEMPTS + 1):
+    conflicts = passes = 0
+    while True:
         try:
             plan = runner(run)
         except UnreachableError as exc:
@@ -242,11 +244,19 @@ def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
                 RunError(inv.value, str(exc), retryable=isinstance(exc, RetryableError))
             )
             return
-        conflicted = _apply(run, plan, last_attempt=attempt == MAX_CONFLICT_ATTEMPTS)
-        if not conflicted:
-            run.report.findings.extend(plan.findings)
-            return
-        run._cache.clear()  # a conflict means the world moved: re-read everything
+        last = conflicts + 1 >= MAX_CONFLICT_ATTEMPTS
+        conflicted = _apply(run, plan, last_attempt=last)
+        if conflicted:
+            conflicts += 1
+            run._cache.clear()  # a conflict means the world moved: re-read everything
+            continue
+        passes += 1
+        if plan.settle and run.mode == "apply" and passes < MAX_SETTLE_PASSES:
+            continue  # a write this pass unblocks another: plan again on fresh reads
+        run.report.findings.extend(plan.findings)
+        for d in plan.deferred:
+            run.defer(d.target, d.reason)
+        return
 
 
 def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:

@@ -1,0 +1,137 @@
+"""Invariant 6 — checks (read-only findings): the federation's preconditions.
+
+* EKS runs Calico in policy-only mode: it has no enabled IP pool.
+* On-prem has an enabled pool for its pods and BGP peers towards the VPN router.
+* The Federated Services Controller is enabled on both clusters.
+* No VPC CIDR overlaps an on-prem IP pool (fedkeeper's own disabled pools excepted).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedkeeper.invariants import Plan
+from fedkeeper.invariants.ippools import owned
+from fedkeeper.model import Finding, Severity
+
+FEDERATED_SERVICES = "federatedservices"
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """What says whether kube-controllers runs the federated services controller."""
+
+    config: Mapping[str, Any] | None  # KubeControllersConfiguration "default" (operator installs)
+    deployment: Mapping[str, Any] | None  # calico-kube-controllers (manifest installs)
+
+
+@dataclass(frozen=True)
+class ChecksObservation:
+    vpc_cidrs: Sequence[str]
+    eks_pools: Sequence[Mapping[str, Any]] | None  # None: EKS not observed
+    onprem_pools: Sequence[Mapping[str, Any]] | None  # None: on-prem not observed
+    onprem_bgp_peers: Sequence[Mapping[str, Any]] | None
+    eks_controllers: ControllerState | None
+    onprem_controllers: ControllerState | None
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def federated_services_enabled(state: ControllerState) -> bool | None:
+    """True/False when known; None when neither source is present."""
+    known = False
+    if state.deployment is not None:
+        known = True
+        for c in _spec(state.deployment).get("template", {}).get("spec", {}).get("containers", []):
+            for e in c.get("env", []) or []:
+                if e.get("name") == "ENABLED_CONTROLLERS":
+                    enabled = {x.strip().lower() for x in str(e.get("value", "")).split(",")}
+                    if FEDERATED_SERVICES in enabled:
+                        return True
+    if state.config is not None:
+        known = True
+        controllers = _spec(state.config).get("controllers") or {}
+        if isinstance(controllers, Mapping) and controllers.get("federatedServices") is not None:
+            return True
+    return False if known else None
+
+
+def plan_checks(obs: ChecksObservation) -> Plan:
+    plan = Plan()
+    f = plan.findings
+    if obs.eks_pools is not None:
+        for p in obs.eks_pools:
+            if not _spec(p).get("disabled"):
+                f.append(
+                    Finding(
+                        Severity.WARNING,
+                        "checks.eks-pools",
+                        f"EKS has enabled IP pool {_name(p)} ({_spec(p).get('cidr')}); Calico on "
+                        "EKS runs policy-only (the VPC CNI assigns pod IPs) and should have none",
+                    )
+                )
+    if obs.onprem_pools is not None:
+        enabled = [p for p in obs.onprem_pools if not _spec(p).get("disabled") and not owned(p)]
+        if not enabled:
+            f.append(
+                Finding(
+                    Severity.WARNING,
+                    "checks.onprem-pools",
+                    "on-prem has no enabled IP pool: its pods get no addresses to federate",
+                )
+            )
+        for p in obs.onprem_pools:
+            if owned(p):
+                continue
+            try:
+                net = ipaddress.ip_network(str(_spec(p).get("cidr")), strict=False)
+            except ValueError:
+                continue
+            for cidr in obs.vpc_cidrs:
+                vpc = ipaddress.ip_network(cidr, strict=False)
+                if net.version == vpc.version and net.overlaps(vpc):
+                    f.append(
+                        Finding(
+                            Severity.ERROR,
+                            "checks.overlap",
+                            f"VPC CIDR {cidr} overlaps on-prem IP pool {_name(p)} ({net}): "
+                            "federated endpoints would collide; renumber one side",
+                        )
+                    )
+    if obs.onprem_bgp_peers is not None and not obs.onprem_bgp_peers:
+        f.append(
+            Finding(
+                Severity.WARNING,
+                "checks.bgp",
+                "on-prem has no BGPPeer: pod routes are not advertised to the VPN router, so "
+                "AWS cannot reach on-prem pods",
+            )
+        )
+    for side, state in (("EKS", obs.eks_controllers), ("on-prem", obs.onprem_controllers)):
+        if state is None:
+            continue
+        on = federated_services_enabled(state)
+        if not on:
+            f.append(
+                Finding(
+                    Severity.WARNING,
+                    "checks.federated-services",
+                    f"the Federated Services Controller is not enabled on {side} "
+                    + (
+                        "(KubeControllersConfiguration default has no federatedServices)"
+                        if on is False
+                        else "(no KubeControllersConfiguration or calico-kube-controllers found)"
+                    ),
+                )
+            )
+    return plan

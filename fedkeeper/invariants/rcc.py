@@ -1,0 +1,701 @@
+"""Invariant 4 — rcc: each cluster federates the other through a RemoteClusterConfiguration.
+
+On every cluster S, pointing at the other cluster O:
+* the RCC (named after O) with ``clusterAccessSecret`` and ``overlayRoutingMode: Disabled``
+  (pod IPs are routed over the VPN, not tunnelled), and no inline datastore fields;
+* its access Secret (``datastoreType: kubernetes`` and a kubeconfig for O built from O's
+  remote service-account token, CA and API endpoint);
+* Role + RoleBinding ``remote-cluster-secret-access`` letting calico-typha read that Secret.
+And on every cluster, for the other to read it: the remote ServiceAccount, its token Secret,
+and ClusterRole + ClusterRoleBinding ``tigera-federation-remote-cluster``.
+
+Created when absent, labelled as owned; owned objects that drifted are patched; objects we do
+not own are never written — a finding says what is wrong with them. Kubeconfigs are compared
+by meaning (server, CA, token), so an unchanged world causes no write and a rotated token
+updates the Secret. Secret material only ever travels in change payloads, never in reasons.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from fedkeeper.invariants import Plan
+from fedkeeper.model import (
+    IGNORE_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    Action,
+    Backend,
+    Change,
+    Deferred,
+    Finding,
+    Invariant,
+    Severity,
+)
+
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+TYPHA_ACCESS = "remote-cluster-secret-access"
+TYPHA_SA = ("calico-typha", "calico-system")
+ROLE_LABEL = "fedkeeper.io/role"
+ACCESS_SECRET_ROLE = "rcc-access-secret"
+INLINE_DATASTORE_FIELDS = (
+    "datastoreType",
+    "kubeconfig",
+    "kubeconfigInline",
+    "k8sAPIEndpoint",
+    "k8sKeyFile",
+    "k8sCertFile",
+    "k8sCAFile",
+    "k8sAPIToken",
+    "k8sInsecureSkipTLSVerify",
+    "etcdEndpoints",
+    "etcdUsername",
+    "etcdPassword",
+    "etcdKeyFile",
+    "etcdCertFile",
+    "etcdCACertFile",
+    "etcdKey",
+    "etcdCert",
+    "etcdCACert",
+)
+_READ = ["get", "list", "watch"]
+REMOTE_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": [""],
+        "resources": ["namespaces", "serviceaccounts", "services", "endpoints", "pods", "nodes"],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": ["crd.projectcalico.org"],
+        "resources": ["hostendpoints", "ipamblocks", "ippools"],
+        "verbs": _READ,
+    },
+)
+TYPHA_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": _READ},
+)
+
+
+@dataclass(frozen=True)
+class RccNames:
+    federation: str
+    calico_api_version: str
+    remote_sa: str
+    remote_sa_namespace: str
+    access_namespace: str
+
+
+@dataclass(frozen=True)
+class ClusterSide:
+    """What one cluster holds, read for invariant 4."""
+
+    backend: Backend
+    name: str  # the cluster's name; the other side's RCC is named after it
+    rcc_name: str  # name of the RCC this cluster holds (= the other cluster's name)
+    endpoint: str  # how the other cluster's Typha reaches this API server
+    ca_data: str | None  # base64 PEM of this API server's CA (None: use the token Secret's)
+    service_account: Mapping[str, Any] | None
+    token_secret: Mapping[str, Any] | None
+    cluster_role: Mapping[str, Any] | None
+    cluster_role_binding: Mapping[str, Any] | None
+    typha_role: Mapping[str, Any] | None
+    typha_binding: Mapping[str, Any] | None
+    rccs: Sequence[Mapping[str, Any]]  # every RCC on the cluster
+    access_secret: Mapping[str, Any] | None
+    owned_access_secrets: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RccObservation:
+    names: RccNames
+    eks: ClusterSide | None  # None: unreachable
+    onprem: ClusterSide | None
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (obj or {}).get("metadata") or {}
+
+
+def _owned(obj: Mapping[str, Any] | None) -> bool:
+    return bool((_meta(obj).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+
+
+def _ignored(obj: Mapping[str, Any] | None) -> bool:
+    return str((_meta(obj).get("annotations") or {}).get(IGNORE_ANNOTATION, "")).lower() == "true"
+
+
+def _labels(names: RccNames, role: str | None = None) -> dict[str, str]:
+    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, "fedkeeper.io/federation": names.federation}
+    if role:
+        out[ROLE_LABEL] = role
+    return out
+
+
+def access_secret_name(rcc_name: str) -> str:
+    return f"remote-cluster-secret-{rcc_name}"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _unb64(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _rule_set(rules: Any) -> set[tuple[str, str, str]]:
+    out: set[tuple[str, str, str]] = set()
+    for r in rules or []:
+        if not isinstance(r, Mapping):
+            continue
+        for g in r.get("apiGroups") or [""]:
+            for res in r.get("resources") or []:
+                for v in r.get("verbs") or []:
+                    out.add((str(g), str(res), str(v)))
+    return out
+
+
+def remote_token(side: ClusterSide) -> str | None:
+    """The remote service account's token on ``side`` (decoded), if the Secret holds one."""
+    data = (side.token_secret or {}).get("data") or {}
+    return _unb64(data.get("token")) or None
+
+
+def remote_ca(side: ClusterSide) -> str | None:
+    """base64 PEM of ``side``'s CA: from describe_cluster (EKS) or the token Secret."""
+    if side.ca_data:
+        return side.ca_data
+    data = (side.token_secret or {}).get("data") or {}
+    ca = data.get("ca.crt")
+    return ca if isinstance(ca, str) and ca else None
+
+
+def build_kubeconfig(side: ClusterSide, token: str, sa_name: str) -> dict[str, Any]:
+    """The kubeconfig the other cluster's Typha uses to read ``side``."""
+    cluster: dict[str, Any] = {"server": side.endpoint}
+    ca = remote_ca(side)
+    if ca:
+        cluster["certificate-authority-data"] = ca
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": side.name, "cluster": cluster}],
+        "users": [{"name": sa_name, "user": {"token": token}}],
+        "contexts": [{"name": side.name, "context": {"cluster": side.name, "user": sa_name}}],
+        "current-context": side.name,
+    }
+
+
+def kubeconfig_meaning(text: str | None) -> tuple[str, str, str] | None:
+    """(server, CA data, token) of a kubeconfig's current context; None if unreadable."""
+    if not text:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+
+    def named(section: str, name: Any) -> Mapping[str, Any]:
+        for item in data.get(section) or []:
+            if isinstance(item, Mapping) and item.get("name") == name:
+                return item
+        return {}
+
+    current = data.get("current-context")
+    ctx = named("contexts", current).get("context") or {}
+    cluster = named("clusters", ctx.get("cluster")).get("cluster") or {}
+    user = named("users", ctx.get("user")).get("user") or {}
+    return (
+        str(cluster.get("server", "")),
+        str(cluster.get("certificate-authority-data", "")),
+        str(user.get("token", "")),
+    )
+
+
+# --- desired objects --------------------------------------------------------------------
+
+
+def desired_remote_objects(names: RccNames) -> dict[str, dict[str, Any]]:
+    """What a cluster needs so the other cluster's Typha can read it, by kind."""
+    sa, ns = names.remote_sa, names.remote_sa_namespace
+    return {
+        "ServiceAccount": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns, "labels": _labels(names)},
+        },
+        "Secret": {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": SA_TOKEN_TYPE,
+            "metadata": {
+                "name": sa,
+                "namespace": ns,
+                "labels": _labels(names),
+                "annotations": {SA_NAME_ANNOTATION: sa},
+            },
+        },
+        "ClusterRole": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": sa, "labels": _labels(names)},
+            "rules": [dict(r) for r in REMOTE_RULES],
+        },
+        "ClusterRoleBinding": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": sa, "labels": _labels(names)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        },
+    }
+
+
+def desired_typha_access(names: RccNames) -> dict[str, dict[str, Any]]:
+    ns = names.access_namespace
+    return {
+        "Role": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": TYPHA_ACCESS, "namespace": ns, "labels": _labels(names)},
+            "rules": [dict(r) for r in TYPHA_RULES],
+        },
+        "RoleBinding": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": TYPHA_ACCESS, "namespace": ns, "labels": _labels(names)},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": TYPHA_ACCESS,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": TYPHA_SA[0], "namespace": TYPHA_SA[1]}],
+        },
+    }
+
+
+def desired_rcc(names: RccNames, rcc_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": names.calico_api_version,
+        "kind": "RemoteClusterConfiguration",
+        "metadata": {"name": rcc_name, "labels": _labels(names)},
+        "spec": {
+            "clusterAccessSecret": {
+                "name": access_secret_name(rcc_name),
+                "namespace": names.access_namespace,
+                "kind": "Secret",
+            },
+            "syncOptions": {"overlayRoutingMode": "Disabled"},
+        },
+    }
+
+
+def desired_access_secret(
+    names: RccNames, rcc_name: str, kubeconfig: dict[str, Any]
+) -> dict[str, Any]:
+    text = yaml.safe_dump(kubeconfig, sort_keys=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": access_secret_name(rcc_name),
+            "namespace": names.access_namespace,
+            "labels": _labels(names, ACCESS_SECRET_ROLE),
+        },
+        "data": {"datastoreType": _b64("kubernetes"), "kubeconfig": _b64(text)},
+    }
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Planner:
+    names: RccNames
+    plan: Plan = field(default_factory=Plan)
+
+    def change(
+        self,
+        side: ClusterSide,
+        obj: Mapping[str, Any],
+        action: Action,
+        reason: str,
+        payload: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> None:
+        meta = obj.get("metadata") or {}
+        self.plan.changes.append(
+            Change(
+                backend=side.backend,
+                kind=str(obj.get("kind")),
+                name=str(meta.get("name")),
+                namespace=meta.get("namespace"),
+                action=action,
+                invariant=Invariant.RCC,
+                reason=reason,
+                payload=payload,
+                resource_version=resource_version,
+            )
+        )
+
+    def finding(self, severity: Severity, check: str, message: str) -> None:
+        self.plan.findings.append(Finding(severity, check, message))
+
+    def ensure(
+        self,
+        side: ClusterSide,
+        want: dict[str, Any],
+        actual: Mapping[str, Any] | None,
+        drift: list[str],
+        patch: dict[str, Any],
+        why_missing: str,
+    ) -> bool:
+        """Create ``want`` if absent, patch an owned drifted copy, report a foreign one.
+
+        True when the object exists and is as wanted (nothing to do).
+        """
+        kind = want["kind"]
+        meta = want["metadata"]
+        ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
+        label = f"{side.backend} {kind} {ns}{meta['name']}"
+        if actual is None:
+            self.change(
+                side,
+                want,
+                Action.CREATE,
+                f"{label} is missing: {why_missing}",
+                {"op": "create", "body": want},
+            )
+            return False
+        if not drift or _ignored(actual):
+            return True
+        if not _owned(actual):
+            self.finding(
+                Severity.WARNING,
+                "rcc.foreign",
+                f"{label} is not managed by fedkeeper and {'; '.join(drift)}; fix it by hand or "
+                f"label it {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+            )
+            return False
+        self.change(
+            side,
+            want,
+            Action.UPDATE,
+            f"{label} drifted: {'; '.join(drift)}; restoring it",
+            {"op": "patch", "patch_type": "merge", "patch": patch},
+            _meta(actual).get("resourceVersion"),
+        )
+        return False
+
+
+def plan_rcc(obs: RccObservation) -> Plan:
+    """Changes on both clusters, plus work that must wait (an unreachable side, a token).
+
+    ``settle`` is set when this plan creates a token Secret that an access Secret on the
+    other cluster needs: the engine then re-reads and plans again in the same run.
+    """
+    p = _Planner(obs.names)
+    pairs = [(obs.eks, obs.onprem), (obs.onprem, obs.eks)]
+    for side, _ in pairs:
+        if side is not None:
+            _plan_remote_access(p, side)
+    for side, other in pairs:
+        if side is not None:
+            _plan_local(p, side, other)
+    return p.plan
+
+
+def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
+    want = desired_remote_objects(p.names)
+    sa = p.names.remote_sa
+    p.ensure(
+        side,
+        want["ServiceAccount"],
+        side.service_account,
+        [],
+        {},
+        "the other cluster's Typha reads this cluster as this service account",
+    )
+    token = side.token_secret
+    token_drift = []
+    if token is not None:
+        if token.get("type") != SA_TOKEN_TYPE:
+            token_drift.append(f"its type is {token.get('type')!r} (want {SA_TOKEN_TYPE})")
+        if (_meta(token).get("annotations") or {}).get(SA_NAME_ANNOTATION) != sa:
+            token_drift.append(f"it is not annotated {SA_NAME_ANNOTATION}={sa}")
+    if token is not None and token_drift and _owned(token) and not _ignored(token):
+        # Type and token binding cannot be patched meaningfully: re-create the Secret.
+        p.change(
+            side,
+            want["Secret"],
+            Action.DELETE,
+            f"{side.backend} token Secret {sa} is unusable ({'; '.join(token_drift)}); "
+            "re-creating it",
+            {"op": "delete"},
+            _meta(token).get("resourceVersion"),
+        )
+        p.change(
+            side,
+            want["Secret"],
+            Action.CREATE,
+            f"{side.backend} token Secret {sa} is re-created for service account {sa}",
+            {"op": "create", "body": want["Secret"]},
+        )
+        p.plan.settle = True
+    else:
+        p.ensure(
+            side,
+            want["Secret"],
+            token,
+            token_drift,
+            {},
+            "the other cluster needs a long-lived token for this service account",
+        )
+        if token is None:
+            p.plan.settle = True
+    cr = want["ClusterRole"]
+    missing = _rule_set(cr["rules"]) - _rule_set((side.cluster_role or {}).get("rules"))
+    cr_drift = (
+        [f"it lacks {len(missing)} permission(s) such as {'/'.join(sorted(missing)[0])}"]
+        if missing
+        else []
+    )
+    p.ensure(
+        side,
+        cr,
+        side.cluster_role,
+        cr_drift,
+        {"rules": cr["rules"]},
+        "it grants the remote service account read access for federation",
+    )
+    crb = want["ClusterRoleBinding"]
+    crb_drift = _binding_drift(side.cluster_role_binding, crb)
+    p.ensure(
+        side,
+        crb,
+        side.cluster_role_binding,
+        crb_drift,
+        {"roleRef": crb["roleRef"], "subjects": crb["subjects"]},
+        "it binds the remote service account to its ClusterRole",
+    )
+
+
+def _binding_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
+    if actual is None:
+        return []
+    drift = []
+    if (actual.get("roleRef") or {}).get("name") != want["roleRef"]["name"] or (
+        actual.get("roleRef") or {}
+    ).get("kind") != want["roleRef"]["kind"]:
+        drift.append(f"its roleRef is {actual.get('roleRef')}")
+    subjects = actual.get("subjects") or []
+    for s in want["subjects"]:
+        if not any(
+            x.get("kind") == s["kind"]
+            and x.get("name") == s["name"]
+            and x.get("namespace") == s["namespace"]
+            for x in subjects
+            if isinstance(x, Mapping)
+        ):
+            drift.append(f"it does not bind {s['namespace']}/{s['name']}")
+    return drift
+
+
+def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> None:
+    names = p.names
+    access = desired_typha_access(names)
+    role = access["Role"]
+    missing = _rule_set(role["rules"]) - _rule_set((side.typha_role or {}).get("rules"))
+    p.ensure(
+        side,
+        role,
+        side.typha_role,
+        ["it does not let Typha read secrets"] if missing else [],
+        {"rules": role["rules"]},
+        "calico-typha must be allowed to read the RCC's access Secret",
+    )
+    rb = access["RoleBinding"]
+    p.ensure(
+        side,
+        rb,
+        side.typha_binding,
+        _binding_drift(side.typha_binding, rb),
+        {"roleRef": rb["roleRef"], "subjects": rb["subjects"]},
+        "it binds calico-typha to the secret-access Role",
+    )
+
+    secret_ready = _plan_access_secret(p, side, other)
+
+    # The RCC itself, once its access Secret exists (or is being written in this plan), so
+    # Typha never sees an RCC pointing at nothing.
+    want = desired_rcc(names, side.rcc_name)
+    actual = next((r for r in side.rccs if _meta(r).get("name") == side.rcc_name), None)
+    if actual is None and not secret_ready:
+        if not p.plan.settle:
+            p.plan.deferred.append(
+                Deferred(
+                    f"{side.backend}/RemoteClusterConfiguration/{side.rcc_name}",
+                    "its access Secret cannot be written yet",
+                )
+            )
+    else:
+        p.ensure(
+            side,
+            want,
+            actual,
+            _rcc_drift(actual, want),
+            _rcc_patch(actual, want),
+            f"{side.backend} must federate the {other.backend if other else 'other'} cluster "
+            f"({side.rcc_name}) to see its endpoints",
+        )
+    _prune_rccs(p, side)
+    _prune_access_secrets(p, side, keep=access_secret_name(side.rcc_name))
+
+
+def _plan_access_secret(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> bool:
+    """Plan the RCC's access Secret; True when it exists or this plan writes it."""
+    names = p.names
+    secret_name = access_secret_name(side.rcc_name)
+    target = f"{side.backend}/Secret/{names.access_namespace}/{secret_name}"
+    exists = side.access_secret is not None
+    if other is None:
+        p.plan.deferred.append(
+            Deferred(target, "the other cluster is unreachable; its token cannot be read")
+        )
+        return exists
+    token = remote_token(other)
+    if token is None:
+        if not p.plan.settle:
+            p.plan.deferred.append(
+                Deferred(
+                    target,
+                    f"waiting for {other.backend}'s token controller to fill Secret "
+                    f"{names.remote_sa}",
+                )
+            )
+        return exists
+    kubeconfig = build_kubeconfig(other, token, names.remote_sa)
+    want_secret = desired_access_secret(names, side.rcc_name, kubeconfig)
+    actual_secret = side.access_secret
+    drift: list[str] = []
+    if actual_secret is not None:
+        data = actual_secret.get("data") or {}
+        if _unb64(data.get("datastoreType")) != "kubernetes":
+            drift.append("its datastoreType is not kubernetes")
+        have = kubeconfig_meaning(_unb64(data.get("kubeconfig")))
+        want_meaning = kubeconfig_meaning(_unb64(want_secret["data"]["kubeconfig"]))
+        if have is None:
+            drift.append("its kubeconfig cannot be read")
+        elif want_meaning is not None and have != want_meaning:
+            parts = [
+                n
+                for n, a, b in zip(("server", "CA", "token"), have, want_meaning, strict=True)
+                if a != b
+            ]
+            drift.append(
+                f"its kubeconfig for {other.backend} has a different {' and '.join(parts)}"
+                + (" (token rotated)" if parts == ["token"] else "")
+            )
+    p.ensure(
+        side,
+        want_secret,
+        actual_secret,
+        drift,
+        {"data": want_secret["data"]},
+        f"the RCC {side.rcc_name} reads {other.backend} through it",
+    )
+    return True
+
+
+def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
+    if actual is None:
+        return []
+    spec = actual.get("spec") or {}
+    drift = []
+    ref = spec.get("clusterAccessSecret") or {}
+    want_ref = want["spec"]["clusterAccessSecret"]
+    if any(ref.get(k) != want_ref[k] for k in ("name", "namespace")):
+        drift.append(
+            f"clusterAccessSecret is {ref or 'unset'} "
+            f"(want {want_ref['namespace']}/{want_ref['name']})"
+        )
+    mode = (spec.get("syncOptions") or {}).get("overlayRoutingMode")
+    if mode != "Disabled":
+        drift.append(
+            f"overlayRoutingMode is {mode or 'unset'} "
+            "(want Disabled: pod IPs are routed over the VPN)"
+        )
+    inline = [f for f in INLINE_DATASTORE_FIELDS if spec.get(f) not in (None, "")]
+    if inline:
+        drift.append(
+            f"it sets inline datastore fields {', '.join(inline)} beside clusterAccessSecret"
+        )
+    return drift
+
+
+def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = dict(want["spec"])
+    for f in INLINE_DATASTORE_FIELDS:
+        if actual is not None and (actual.get("spec") or {}).get(f) not in (None, ""):
+            spec[f] = None  # merge patch: remove
+    return {"spec": spec}
+
+
+def _prune_rccs(p: _Planner, side: ClusterSide) -> None:
+    for r in side.rccs:
+        name = _meta(r).get("name")
+        labels = _meta(r).get("labels") or {}
+        if name == side.rcc_name or not _owned(r) or _ignored(r):
+            continue
+        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
+            continue
+        p.change(
+            side,
+            r,
+            Action.DELETE,
+            f"{side.backend} RCC {name} is owned by fedkeeper but no longer configured "
+            f"(the RCC is now {side.rcc_name}); deleting it",
+            {"op": "delete"},
+            _meta(r).get("resourceVersion"),
+        )
+
+
+def _prune_access_secrets(p: _Planner, side: ClusterSide, *, keep: str) -> None:
+    for s in side.owned_access_secrets:
+        name = _meta(s).get("name")
+        labels = _meta(s).get("labels") or {}
+        if (
+            name == keep
+            or not _owned(s)
+            or _ignored(s)
+            or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE
+        ):
+            continue
+        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
+            continue
+        p.change(
+            side,
+            {**s, "kind": "Secret"},
+            Action.DELETE,
+            f"{side.backend} access Secret {name} belongs to no configured RCC; deleting it",
+            {"op": "delete"},
+            _meta(s).get("resourceVersion"),
+        )

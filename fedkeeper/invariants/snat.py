@@ -1,0 +1,243 @@
+"""Invariant 2 — snat: the VPC CNI leaves SNAT to the NAT gateway (external SNAT).
+
+With ``AWS_VPC_K8S_CNI_EXTERNALSNAT=true`` pods keep their own IPs towards the VPN, so the
+on-prem cluster sees (and federates) real EKS pod IPs. When vpc-cni is a managed add-on, EKS
+owns the aws-node env through server-side apply, so the setting is enforced through
+``UpdateAddon`` (the user's other keys kept) and the live DaemonSet is only verified. A
+self-managed vpc-cni gets a strategic-merge patch of the aws-node container env. fedkeeper
+never writes ``"false"``: flipping external SNAT off breaks running pods' routes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from fedkeeper.invariants import Plan
+from fedkeeper.model import (
+    IGNORE_ANNOTATION,
+    Action,
+    Addon,
+    Change,
+    Finding,
+    Invariant,
+    Severity,
+)
+
+EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
+ADDON_NAME = "vpc-cni"
+DAEMONSET = "aws-node"
+DAEMONSET_NAMESPACE = "kube-system"
+CONTAINER = "aws-node"
+# PRESERVE keeps values the user set on the cluster for fields we do not send.
+RESOLVE_CONFLICTS = "PRESERVE"
+_BUSY_STATUSES = frozenset({"CREATING", "UPDATING", "DELETING"})
+
+
+@dataclass(frozen=True)
+class SnatObservation:
+    cluster: str
+    addon: Addon | None
+    daemonset: dict[str, Any] | None
+
+
+def parse_configuration_values(text: str) -> dict[str, Any]:
+    """The add-on's configurationValues (JSON or YAML, as EKS accepts); ValueError if bad."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not JSON or YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError("not a mapping")
+    return data
+
+
+def merged_configuration(current: dict[str, Any]) -> dict[str, Any]:
+    """``current`` with env.AWS_VPC_K8S_CNI_EXTERNALSNAT set to "true"; all else kept."""
+    env = current.get("env")
+    env = dict(env) if isinstance(env, dict) else {}
+    env[EXTERNAL_SNAT] = "true"
+    return {**current, "env": env}
+
+
+def daemonset_env(ds: dict[str, Any]) -> str | None:
+    """The aws-node container's EXTERNALSNAT value (None when unset or no such container)."""
+    for c in ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []:
+        if c.get("name") == CONTAINER:
+            for e in c.get("env", []) or []:
+                if e.get("name") == EXTERNAL_SNAT:
+                    return str(e.get("value", ""))
+            return None
+    return None
+
+
+def _has_container(ds: dict[str, Any]) -> bool:
+    containers = ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    return any(c.get("name") == CONTAINER for c in containers or [])
+
+
+def _opted_out(obj: dict[str, Any] | None) -> bool:
+    if not obj:
+        return False
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
+
+
+def _shown(value: str | None) -> str:
+    return "unset" if value is None else f'"{value}"'
+
+
+def plan_snat(obs: SnatObservation) -> Plan:
+    plan = Plan()
+    if _opted_out(obs.daemonset):
+        plan.findings.append(
+            Finding(
+                Severity.INFO,
+                "snat.ignored",
+                f"DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET} carries {IGNORE_ANNOTATION}=true; "
+                "external SNAT is not enforced",
+            )
+        )
+        return plan
+    if obs.addon is not None:
+        _plan_addon(obs, obs.addon, plan)
+    elif obs.daemonset is not None:
+        _plan_self_managed(obs.daemonset, plan)
+    else:
+        plan.findings.append(
+            Finding(
+                Severity.ERROR,
+                "snat.cni",
+                f"cluster {obs.cluster} has neither a vpc-cni add-on nor an aws-node DaemonSet; "
+                "is the AWS VPC CNI installed?",
+            )
+        )
+    return plan
+
+
+def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
+    try:
+        current = parse_configuration_values(addon.configuration_values)
+    except ValueError as exc:
+        plan.findings.append(
+            Finding(
+                Severity.ERROR,
+                "snat.addon",
+                f"vpc-cni add-on configurationValues cannot be read ({exc}); fix them by hand — "
+                "fedkeeper will not overwrite what it cannot parse",
+            )
+        )
+        return
+    env = current.get("env") if isinstance(current.get("env"), dict) else {}
+    value = env.get(EXTERNAL_SNAT) if isinstance(env, dict) else None
+    value_s = None if value is None else str(value).lower()
+    if value_s != "true":
+        if addon.status in _BUSY_STATUSES:
+            plan.findings.append(
+                Finding(
+                    Severity.WARNING,
+                    "snat.addon",
+                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)}; "
+                    "will re-check when the operation finishes",
+                )
+            )
+            return
+        desired = merged_configuration(current)
+        kept = sorted(k for k in (env or {}) if k != EXTERNAL_SNAT) + sorted(
+            k for k in current if k != "env"
+        )
+        plan.changes.append(
+            Change(
+                backend="aws",
+                kind="Addon",
+                name=f"{obs.cluster}/{ADDON_NAME}",
+                action=Action.UPDATE,
+                invariant=Invariant.SNAT,
+                reason=(
+                    f"vpc-cni add-on configurationValues has {EXTERNAL_SNAT} "
+                    f"{_shown(value_s)} (an add-on update can reset it): pods would be SNATed "
+                    'to their node\'s IP towards on-prem; setting it to "true"'
+                    + (f", keeping {', '.join(kept)}" if kept else "")
+                ),
+                payload={
+                    "op": "update_addon",
+                    "cluster": obs.cluster,
+                    "addon": ADDON_NAME,
+                    "configuration_values": json.dumps(desired, sort_keys=True),
+                    "resolve_conflicts": RESOLVE_CONFLICTS,
+                },
+            )
+        )
+        return
+    if obs.daemonset is not None:
+        live = daemonset_env(obs.daemonset)
+        if live != "true":
+            plan.findings.append(
+                Finding(
+                    Severity.WARNING,
+                    "snat.daemonset",
+                    f'the vpc-cni add-on sets {EXTERNAL_SNAT}="true" but the live aws-node '
+                    f"DaemonSet has {_shown(live)} (add-on update still rolling out, or the "
+                    "DaemonSet was edited by hand)",
+                )
+            )
+
+
+def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
+    if not _has_container(ds):
+        plan.findings.append(
+            Finding(
+                Severity.ERROR,
+                "snat.daemonset",
+                f"DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET} has no container named {CONTAINER}",
+            )
+        )
+        return
+    live = daemonset_env(ds)
+    if live == "true":
+        return
+    meta = ds.get("metadata", {})
+    plan.changes.append(
+        Change(
+            backend="eks",
+            kind="DaemonSet",
+            name=DAEMONSET,
+            namespace=DAEMONSET_NAMESPACE,
+            action=Action.UPDATE,
+            invariant=Invariant.SNAT,
+            reason=(
+                f"self-managed vpc-cni: aws-node has {EXTERNAL_SNAT} {_shown(live)}; pods "
+                'would be SNATed to their node\'s IP towards on-prem; setting it to "true" in '
+                "the aws-node container env only"
+            ),
+            payload={
+                "op": "patch",
+                "patch_type": "strategic",
+                "patch": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": CONTAINER,
+                                        "env": [{"name": EXTERNAL_SNAT, "value": "true"}],
+                                    }
+                                ]
+                            }
+                        }
+                    }
+                },
+            },
+            resource_version=meta.get("resourceVersion"),
+        )
+    )
