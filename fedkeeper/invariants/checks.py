@@ -90,9 +90,7 @@ def plan_checks(obs: ChecksObservation) -> Plan:
                     "on-prem has no enabled IP pool: its pods get no addresses to federate",
                 )
             )
-        for p in obs.onprem_pools:
-            if owned(p):
-                continue
+        for p in enabled:  # disabled pools only exclude ranges from NAT: no collision
             try:
                 net = ipaddress.ip_network(str(_spec(p).get("cidr")), strict=False)
             except ValueError:

@@ -34,7 +34,7 @@ def run_demo(
     as_json: bool = False,
     list_only: bool = False,
 ) -> int:
-    """Run the named scenarios (default: all); 0 only if every one converged with no rerun writes."""
+    """Run the named scenarios (default all); 0 only if each converged with no rerun writes."""
     if list_only:
         for s in SCENARIOS.values():
             print(f"{s.name:<28} {s.description}")
@@ -50,7 +50,10 @@ def run_demo(
     quiet = as_json
     started = time.perf_counter()
     _say(f"fedkeeper demo · federation {config.name} · {len(names)} scenario(s)", quiet=quiet)
-    _say("starting the sandbox: emulated AWS (moto + gap fills), EKS and on-prem API servers…", quiet=quiet)
+    _say(
+        "starting the sandbox: emulated AWS (moto + gap fills), EKS and on-prem API servers…",
+        quiet=quiet,
+    )
     results: list[ScenarioResult] = []
     with Sandbox.start(config, converge=False) as sb:
         base = sb.reconcile(None, "apply")

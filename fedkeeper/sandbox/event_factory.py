@@ -18,7 +18,11 @@ def _now() -> str:
 
 
 def envelope(
-    source: str, detail_type: str, detail: dict[str, Any], region: str, resources: list[str] | None = None
+    source: str,
+    detail_type: str,
+    detail: dict[str, Any],
+    region: str,
+    resources: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "version": "0",

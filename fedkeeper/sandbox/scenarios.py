@@ -9,10 +9,18 @@ needs none.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
+from fedkeeper.events import tunnel_alarm_name
+from fedkeeper.invariants.ippools import pool_name
+from fedkeeper.invariants.rcc import access_secret_name
+from fedkeeper.invariants.snat import ADDON_NAME, EXTERNAL_SNAT, daemonset_env
 from fedkeeper.model import Report, Result
 from fedkeeper.sandbox import event_factory as ev
 from fedkeeper.sandbox.world import Sandbox
@@ -26,6 +34,8 @@ class Scenario:
     event: Callable[[Sandbox], dict[str, Any]]
     verify: Callable[[Sandbox], bool]
     cleanup: Callable[[Sandbox], None] | None = None
+    # Events delivered after the fault and before the main event (their Reports are kept).
+    prelude: Callable[[Sandbox], list[Report]] | None = None
     # False when fedkeeper must refuse to write (e.g. a pool it does not own) and only report.
     expects_repair: bool = True
 
@@ -41,6 +51,7 @@ class ScenarioResult:
     report: Report
     rerun: Report
     writes: int
+    prelude: list[Report]
 
     @property
     def ok(self) -> bool:
@@ -54,6 +65,7 @@ class ScenarioResult:
             "converged": self.converged,
             "writes_on_rerun": self.writes_on_rerun,
             "report": self.report.to_dict(),
+            **({"prelude": [r.to_dict() for r in self.prelude]} if self.prelude else {}),
         }
 
 
@@ -106,9 +118,377 @@ register(
 )
 
 
+# --- snat ----------------------------------------------------------------------------------
+
+
+def _cluster(sb: Sandbox) -> str:
+    return sb.config.eks.cluster_name
+
+
+def _aws_node(sb: Sandbox) -> dict[str, Any]:
+    ds = sb.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system")
+    assert ds is not None
+    return ds
+
+
+def _addon_snat(sb: Sandbox) -> str | None:
+    addon = sb.aws.addon(_cluster(sb), ADDON_NAME) or {}
+    values = json.loads(addon.get("configurationValues") or "{}")
+    env = values.get("env") or {}
+    return env.get(EXTERNAL_SNAT)
+
+
+def _reset_addon(sb: Sandbox) -> None:
+    # An add-on version update that loses configurationValues (aws/containers-roadmap#1415).
+    sb.aws.reset_addon_configuration(_cluster(sb), ADDON_NAME, "{}")
+
+
+def _addon_event(sb: Sandbox) -> dict[str, Any]:
+    return ev.cloudtrail(
+        "eks",
+        "UpdateAddon",
+        {
+            "clusterName": _cluster(sb),
+            "addonName": ADDON_NAME,
+            "addonVersion": "v1.19.2-eksbuild.5",
+            "resolveConflicts": "OVERWRITE",
+        },
+        sb.config.aws.region,
+    )
+
+
+def _snat_restored(sb: Sandbox) -> bool:
+    return _addon_snat(sb) == "true" and daemonset_env(_aws_node(sb)) == "true"
+
+
+register(
+    Scenario(
+        name="snat-reset-by-addon-update",
+        description="a vpc-cni add-on update resets configurationValues; aws-node loses "
+        "external SNAT",
+        inject=_reset_addon,
+        event=_addon_event,
+        verify=_snat_restored,
+    )
+)
+
+
+def _go_self_managed(sb: Sandbox) -> None:
+    # The operator removed the managed add-on (keeping aws-node) and later re-applied the
+    # upstream aws-k8s-cni.yaml, whose env has EXTERNALSNAT=false.
+    sb.aws.delete_addon_state(_cluster(sb), ADDON_NAME)
+
+    def reset(ds: dict[str, Any]) -> None:
+        for c in ds["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == "aws-node":
+                c["env"] = [
+                    e if e["name"] != EXTERNAL_SNAT else {"name": EXTERNAL_SNAT, "value": "false"}
+                    for e in c["env"]
+                ]
+
+    sb.eks_server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", reset)
+
+
+def _self_managed_restored(sb: Sandbox) -> bool:
+    ds = _aws_node(sb)
+    containers = {c["name"]: c for c in ds["spec"]["template"]["spec"]["containers"]}
+    env = {e["name"] for e in containers["aws-node"]["env"]}
+    return (
+        daemonset_env(ds) == "true"
+        and set(containers) == {"aws-node", "aws-eks-nodeagent"}
+        and containers["aws-node"]["image"].endswith("amazon-k8s-cni:v1.19.2")
+        and {"AWS_VPC_K8S_CNI_LOGLEVEL", "WARM_ENI_TARGET"} <= env
+    )
+
+
+def _restore_managed_addon(sb: Sandbox) -> None:
+    sb.aws_session().client("eks").create_addon(
+        clusterName=_cluster(sb),
+        addonName=ADDON_NAME,
+        configurationValues=json.dumps({"env": {EXTERNAL_SNAT: "true"}}),
+    )
+
+
+register(
+    Scenario(
+        name="snat-reset-self-managed",
+        description="self-managed vpc-cni: re-applying the upstream manifest sets external "
+        "SNAT back to false (found by the schedule)",
+        inject=_go_self_managed,
+        event=lambda sb: ev.scheduled(sb.config.aws.region),
+        verify=_self_managed_restored,
+        cleanup=_restore_managed_addon,
+    )
+)
+
+
+# --- ippools ---------------------------------------------------------------------------------
+
+SECONDARY = "10.101.0.0/16"
+FOREIGN = "10.102.0.0/16"
+
+
+def _vpc_id(sb: Sandbox) -> str:
+    return str(_baseline(sb).vpc_id)
+
+
+def _calico(sb: Sandbox) -> str:
+    api = sb.config.federation.calico_api
+    return f"{api.group}/{api.version}"
+
+
+def _pool(sb: Sandbox, cidr: str) -> dict[str, Any] | None:
+    return sb.onprem_server.get_object(_calico(sb), "IPPool", pool_name(cidr))
+
+
+def _associate(sb: Sandbox, cidr: str) -> None:
+    sb.aws_session().client("ec2").associate_vpc_cidr_block(VpcId=_vpc_id(sb), CidrBlock=cidr)
+
+
+def _disassociate(sb: Sandbox, cidr: str) -> None:
+    ec2 = sb.aws_session().client("ec2")
+    vpc = ec2.describe_vpcs(VpcIds=[_vpc_id(sb)])["Vpcs"][0]
+    for assoc in vpc.get("CidrBlockAssociationSet", []):
+        if assoc["CidrBlock"] == cidr and assoc["CidrBlockState"]["State"] == "associated":
+            ec2.disassociate_vpc_cidr_block(AssociationId=assoc["AssociationId"])
+
+
+def _cidr_event(name: str, cidr: str) -> Callable[[Sandbox], dict[str, Any]]:
+    def event(sb: Sandbox) -> dict[str, Any]:
+        params: dict[str, Any] = {"vpcId": _vpc_id(sb), "cidrBlock": cidr}
+        if name == "DisassociateVpcCidrBlock":
+            params = {"associationId": "vpc-cidr-assoc-0example"}
+        return ev.cloudtrail("ec2", name, params, sb.config.aws.region)
+
+    return event
+
+
+def _good_pool(p: dict[str, Any] | None) -> bool:
+    if p is None:
+        return False
+    spec = p["spec"]
+    return spec["disabled"] is True and spec["natOutgoing"] is False
+
+
+register(
+    Scenario(
+        name="vpc-secondary-cidr",
+        description=f"the VPC gains secondary CIDR {SECONDARY}; on-prem would still NAT it",
+        inject=lambda sb: _associate(sb, SECONDARY),
+        event=_cidr_event("AssociateVpcCidrBlock", SECONDARY),
+        verify=lambda sb: _good_pool(_pool(sb, SECONDARY)),
+    )
+)
+
+
+def _with_secondary_then_remove(sb: Sandbox) -> None:
+    if _pool(sb, SECONDARY) is None:
+        _associate(sb, SECONDARY)
+        sb.reconcile(["ippools"], "apply")
+    _disassociate(sb, SECONDARY)
+
+
+register(
+    Scenario(
+        name="vpc-cidr-removed",
+        description=f"CIDR {SECONDARY} is disassociated from the VPC; its owned pool must go",
+        inject=_with_secondary_then_remove,
+        event=_cidr_event("DisassociateVpcCidrBlock", SECONDARY),
+        verify=lambda sb: _pool(sb, SECONDARY) is None,
+    )
+)
+
+
+def _drift_pool(sb: Sandbox) -> None:
+    def drift(p: dict[str, Any]) -> None:
+        p["spec"]["natOutgoing"] = True
+        p["spec"]["disabled"] = False
+
+    cidr = str(sb.config.aws.vpc.cidr)
+    sb.onprem_server.mutate(_calico(sb), "IPPool", pool_name(cidr), None, drift)
+
+
+register(
+    Scenario(
+        name="onprem-pool-drifted",
+        description="someone edits fedkeeper's disabled pool on-prem: natOutgoing on, "
+        "disabled off (found by the schedule)",
+        inject=_drift_pool,
+        event=lambda sb: ev.scheduled(sb.config.aws.region),
+        verify=lambda sb: _good_pool(_pool(sb, str(sb.config.aws.vpc.cidr))),
+    )
+)
+
+
+def _seed_foreign(sb: Sandbox) -> None:
+    sb.onprem_server.seed(
+        {
+            "apiVersion": _calico(sb),
+            "kind": "IPPool",
+            "metadata": {"name": "team-b-aws-range"},
+            "spec": {"cidr": FOREIGN, "disabled": True, "natOutgoing": False},
+        }
+    )
+    _associate(sb, FOREIGN)
+
+
+def _foreign_untouched(sb: Sandbox) -> bool:
+    foreign = sb.onprem_server.get_object(_calico(sb), "IPPool", "team-b-aws-range")
+    return (
+        foreign is not None
+        and foreign["spec"]["cidr"] == FOREIGN
+        and "labels" not in foreign["metadata"]
+        and _pool(sb, FOREIGN) is None
+    )
+
+
+def _remove_foreign(sb: Sandbox) -> None:
+    sb.onprem_server.delete_object(_calico(sb), "IPPool", "team-b-aws-range")
+    _disassociate(sb, FOREIGN)
+
+
+register(
+    Scenario(
+        name="foreign-overlapping-pool",
+        description=f"a pool fedkeeper does not own already covers new VPC CIDR {FOREIGN}: "
+        "refused and reported, nothing written",
+        inject=_seed_foreign,
+        event=_cidr_event("AssociateVpcCidrBlock", FOREIGN),
+        verify=_foreign_untouched,
+        cleanup=_remove_foreign,
+        expects_repair=False,
+    )
+)
+
+
+# --- rcc -------------------------------------------------------------------------------------
+
+
+def _rcc_exists(server: Any, api: str, name: str) -> bool:
+    rcc = server.get_object(api, "RemoteClusterConfiguration", name)
+    return bool(rcc) and rcc["spec"]["syncOptions"]["overlayRoutingMode"] == "Disabled"
+
+
+register(
+    Scenario(
+        name="rcc-deleted-onprem",
+        description="the on-prem RemoteClusterConfiguration for EKS is deleted",
+        inject=lambda sb: sb.onprem_server.delete_object(
+            _calico(sb), "RemoteClusterConfiguration", sb.config.onprem_rcc_name
+        ),
+        event=lambda sb: ev.scheduled(sb.config.aws.region),
+        verify=lambda sb: _rcc_exists(sb.onprem_server, _calico(sb), sb.config.onprem_rcc_name),
+    )
+)
+register(
+    Scenario(
+        name="rcc-deleted-eks",
+        description="the EKS RemoteClusterConfiguration for on-prem is deleted (e.g. by a "
+        "cluster upgrade pipeline)",
+        inject=lambda sb: sb.eks_server.delete_object(
+            _calico(sb), "RemoteClusterConfiguration", sb.config.eks_rcc_name
+        ),
+        event=lambda sb: ev.cloudtrail(
+            "eks",
+            "UpdateClusterVersion",
+            {"name": _cluster(sb), "version": "1.34"},
+            sb.config.aws.region,
+        ),
+        verify=lambda sb: _rcc_exists(sb.eks_server, _calico(sb), sb.config.eks_rcc_name),
+    )
+)
+
+
+def _access_token(sb: Sandbox) -> str:
+    ns = sb.config.federation.access_secret_namespace
+    secret = sb.eks_server.get_object(
+        "v1", "Secret", access_secret_name(sb.config.eks_rcc_name), ns
+    )
+    assert secret is not None
+    kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
+    return str(kubeconfig["users"][0]["user"]["token"])
+
+
+def _rotate(sb: Sandbox) -> None:
+    sa = sb.config.federation.remote_service_account
+    sb.onprem_server.rotate_token(sa.namespace, sa.name)
+
+
+def _onprem_token(sb: Sandbox) -> str:
+    sa = sb.config.federation.remote_service_account
+    secret = sb.onprem_server.get_object("v1", "Secret", sa.name, sa.namespace)
+    assert secret is not None
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+register(
+    Scenario(
+        name="token-rotated",
+        description="the on-prem remote service-account token is rotated; EKS's access Secret "
+        "still holds the old one",
+        inject=_rotate,
+        event=lambda sb: ev.scheduled(sb.config.aws.region),
+        verify=lambda sb: _access_token(sb) == _onprem_token(sb),
+    )
+)
+
+
+# --- vpn ---------------------------------------------------------------------------------------
+
+
+def _tunnels(sb: Sandbox, *, up: bool) -> None:
+    b = _baseline(sb)
+    for ip in b.tunnel_outside_ips:
+        sb.aws.set_tunnel(b.vpn_connection_id, ip, up=up, message="" if up else "IPSEC IS DOWN")
+    sb.onprem_server.set_unreachable(not up)
+
+
+def _alarm(sb: Sandbox, state: str, previous: str) -> dict[str, Any]:
+    b = _baseline(sb)
+    return ev.tunnel_alarm(
+        tunnel_alarm_name(sb.config, 1),
+        state,
+        previous,
+        b.vpn_connection_id,
+        b.tunnel_outside_ips[0],
+        sb.config.aws.region,
+    )
+
+
+def _cut_off_and_drift(sb: Sandbox) -> list[Report]:
+    down = sb.deliver(_alarm(sb, "ALARM", "OK"))
+    # While on-prem is unreachable, someone deletes its RCC and edits fedkeeper's pool.
+    sb.onprem_server.delete_object(
+        _calico(sb), "RemoteClusterConfiguration", sb.config.onprem_rcc_name
+    )
+    _drift_pool(sb)
+    _tunnels(sb, up=True)
+    return [down]
+
+
+def _tunnel_repaired(sb: Sandbox) -> bool:
+    return _rcc_exists(sb.onprem_server, _calico(sb), sb.config.onprem_rcc_name) and _good_pool(
+        _pool(sb, str(sb.config.aws.vpc.cidr))
+    )
+
+
+register(
+    Scenario(
+        name="tunnels-down-then-up",
+        description="both VPN tunnels drop (on-prem work deferred), on-prem drifts while cut "
+        "off, the tunnel-up alarm repairs it",
+        inject=lambda sb: _tunnels(sb, up=False),
+        prelude=_cut_off_and_drift,
+        event=lambda sb: _alarm(sb, "OK", "ALARM"),
+        verify=_tunnel_repaired,
+    )
+)
+
+
 def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
     """Inject, deliver the event, verify, then prove convergence with a full rerun."""
     scenario.inject(sb)
+    prelude = scenario.prelude(sb) if scenario.prelude else []
     sb.clear_logs()
     report = sb.deliver(scenario.event(sb))
     writes = sb.emulator_writes().total
@@ -137,4 +517,5 @@ def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
         report=report,
         rerun=rerun,
         writes=writes,
+        prelude=prelude,
     )

@@ -13,7 +13,8 @@ Example (a what-if test)::
     from fedkeeper.sandbox import Sandbox
 
     with Sandbox.start(load_config("federation.example.yaml")) as sb:
-        sb.aws.set_tunnel(sb.baseline.vpn_connection_id, sb.baseline.tunnel_outside_ips[0], up=False)
+        b = sb.baseline
+        sb.aws.set_tunnel(b.vpn_connection_id, b.tunnel_outside_ips[0], up=False)
         report = sb.reconcile(["vpn"], "plan")
         assert any(f.check == "vpn.tunnels" for f in report.findings)
 """
@@ -39,6 +40,9 @@ from fedkeeper.sandbox.kube_server import FakeKubeServer
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
+NODE_AGENT_IMAGE = (
+    "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6"
+)
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
 
 
@@ -77,9 +81,7 @@ class Sandbox:
     def __init__(self, config: FederationConfig) -> None:
         self.config = config
         cal = config.federation.calico_api
-        self.eks_server = FakeKubeServer(
-            "eks", calico_group=cal.group, calico_version=cal.version
-        )
+        self.eks_server = FakeKubeServer("eks", calico_group=cal.group, calico_version=cal.version)
         self.onprem_server = FakeKubeServer(
             "onprem", token="onprem-admin-token", calico_group=cal.group, calico_version=cal.version
         )
@@ -145,15 +147,15 @@ class Sandbox:
 
     def eks_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the EKS fake (admin credentials)."""
-        return new_client_from_config_dict(self.eks_server.kubeconfig(token=self._eks_admin_token()))
+        return new_client_from_config_dict(
+            self.eks_server.kubeconfig(token=self._eks_admin_token())
+        )
 
     def onprem_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
         return new_client_from_config_dict(self.onprem_server.kubeconfig())
 
-    def reconcile(
-        self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply"
-    ) -> Report:
+    def reconcile(self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply") -> Report:
         """One reconcile through production code, as a Lambda or the CLI would run it."""
         s = scope if isinstance(scope, Scope) else Scope.parse(scope)
         return reconcile(self.connections(), s, mode)
@@ -204,7 +206,7 @@ class Sandbox:
         """The add-on manager writes the add-on's env into the live aws-node DaemonSet."""
         if addon != "vpc-cni":
             return
-        env = dict((values.get("env") or {}))
+        env = dict(values.get("env") or {})
         value = str(env.get(EXTERNAL_SNAT, "false"))
 
         def follow(ds: dict[str, Any]) -> None:
@@ -237,7 +239,11 @@ class Sandbox:
             {
                 "apiVersion": "apps/v1",
                 "kind": "DaemonSet",
-                "metadata": {"name": "aws-node", "namespace": "kube-system", "labels": {"k8s-app": "aws-node"}},
+                "metadata": {
+                    "name": "aws-node",
+                    "namespace": "kube-system",
+                    "labels": {"k8s-app": "aws-node"},
+                },
                 "spec": {
                     "selector": {"matchLabels": {"k8s-app": "aws-node"}},
                     "template": {
@@ -255,7 +261,7 @@ class Sandbox:
                                 },
                                 {
                                     "name": "aws-eks-nodeagent",
-                                    "image": "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6",
+                                    "image": NODE_AGENT_IMAGE,
                                     "env": [{"name": "ENABLE_NETWORK_POLICY", "value": "false"}],
                                 },
                             ]
@@ -274,7 +280,12 @@ class Sandbox:
                 "apiVersion": self._calico(),
                 "kind": "IPPool",
                 "metadata": {"name": "default-ipv4-ippool"},
-                "spec": {"cidr": pod_cidr, "natOutgoing": True, "ipipMode": "Never", "vxlanMode": "Never"},
+                "spec": {
+                    "cidr": pod_cidr,
+                    "natOutgoing": True,
+                    "ipipMode": "Never",
+                    "vxlanMode": "Never",
+                },
             }
         )
         s.seed(
@@ -282,7 +293,10 @@ class Sandbox:
                 "apiVersion": self._calico(),
                 "kind": "BGPConfiguration",
                 "metadata": {"name": "default"},
-                "spec": {"nodeToNodeMeshEnabled": False, "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn},
+                "spec": {
+                    "nodeToNodeMeshEnabled": False,
+                    "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn,
+                },
             }
         )
         s.seed(
@@ -290,7 +304,10 @@ class Sandbox:
                 "apiVersion": self._calico(),
                 "kind": "BGPPeer",
                 "metadata": {"name": "vpn-router"},
-                "spec": {"peerIP": "192.168.0.1", "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn},
+                "spec": {
+                    "peerIP": "192.168.0.1",
+                    "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn,
+                },
             }
         )
         self._seed_common(s)
