@@ -11,7 +11,9 @@ from fedkeeper.model import Action
 OWNED = {"app.kubernetes.io/managed-by": "fedkeeper", "fedkeeper.io/federation": "fed-demo"}
 
 
-def pool(name: str, cidr: str, *, owned: bool = False, rv: str = "7", **spec: Any) -> dict[str, Any]:
+def pool(
+    name: str, cidr: str, *, owned: bool = False, rv: str = "7", **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "projectcalico.org/v3",
         "kind": "IPPool",
@@ -21,11 +23,27 @@ def pool(name: str, cidr: str, *, owned: bool = False, rv: str = "7", **spec: An
 
 
 NAT_POOL = pool("default-ipv4-ippool", "10.244.0.0/16", natOutgoing=True)
-GOOD = dict(disabled=True, natOutgoing=False, disableBGPExport=True, ipipMode="Never", vxlanMode="Never")
+GOOD = {
+    "disabled": True,
+    "natOutgoing": False,
+    "disableBGPExport": True,
+    "ipipMode": "Never",
+    "vxlanMode": "Never",
+}
 
 
-def obs(pools: list[dict[str, Any]], cidrs: list[str] | None = None, policy: DisabledPoolPolicy = DisabledPoolPolicy.AUTO) -> IpPoolsObservation:
-    return IpPoolsObservation("fed-demo", "projectcalico.org/v3", cidrs if cidrs is not None else ["10.100.0.0/16"], pools, policy)
+def obs(
+    pools: list[dict[str, Any]],
+    cidrs: list[str] | None = None,
+    policy: DisabledPoolPolicy = DisabledPoolPolicy.AUTO,
+) -> IpPoolsObservation:
+    return IpPoolsObservation(
+        "fed-demo",
+        "projectcalico.org/v3",
+        cidrs if cidrs is not None else ["10.100.0.0/16"],
+        pools,
+        policy,
+    )
 
 
 def test_pool_name_is_deterministic() -> None:
@@ -93,7 +111,13 @@ def test_unowned_overlapping_pool_is_a_finding_and_no_write() -> None:
 
 
 def test_drifted_owned_pool_is_patched_back() -> None:
-    drifted = pool(pool_name("10.100.0.0/16"), "10.100.0.0/16", owned=True, rv="11", **{**GOOD, "natOutgoing": True, "disabled": False})
+    drifted = pool(
+        pool_name("10.100.0.0/16"),
+        "10.100.0.0/16",
+        owned=True,
+        rv="11",
+        **{**GOOD, "natOutgoing": True, "disabled": False},
+    )
     [change] = plan_ippools(obs([NAT_POOL, drifted])).changes
     assert change.action is Action.UPDATE
     assert change.payload["patch"]["spec"]["natOutgoing"] is False
@@ -109,7 +133,9 @@ def test_owned_pool_with_wrong_cidr_is_deleted_and_recreated() -> None:
 
 
 def test_opt_out_annotation_is_respected() -> None:
-    drifted = pool(pool_name("10.100.0.0/16"), "10.100.0.0/16", owned=True, **{**GOOD, "natOutgoing": True})
+    drifted = pool(
+        pool_name("10.100.0.0/16"), "10.100.0.0/16", owned=True, **{**GOOD, "natOutgoing": True}
+    )
     drifted["metadata"]["annotations"] = {"fedkeeper.io/ignore": "true"}
     assert plan_ippools(obs([NAT_POOL, drifted])).changes == []
 

@@ -59,7 +59,10 @@ def test_addon_reset_to_empty_is_restored_through_update_addon() -> None:
 
 def test_update_keeps_other_env_entries_and_top_level_keys() -> None:
     values = json.dumps(
-        {"env": {"WARM_IP_TARGET": "5", EXTERNAL_SNAT: "false"}, "resources": {"limits": {"cpu": "1"}}}
+        {
+            "env": {"WARM_IP_TARGET": "5", EXTERNAL_SNAT: "false"},
+            "resources": {"limits": {"cpu": "1"}},
+        }
     )
     [change] = plan_snat(obs(addon(values), None)).changes
     assert json.loads(change.payload["configuration_values"]) == {
