@@ -1,0 +1,233 @@
+"""`fedkeeper status`: the federation's health, with reasons, for an operator.
+
+One plan-mode reconcile (it writes nothing) says what has drifted and why; a few extra reads
+give the facts an operator wants next to it: each tunnel and since when, the propagated route
+for each on-prem CIDR, external SNAT on the add-on and the DaemonSet, the disabled pools
+against the VPC's CIDRs, the RCCs and their Secrets both ways.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fedkeeper.errors import FedkeeperError, UnreachableError
+from fedkeeper.invariants import routes as routes_inv
+from fedkeeper.invariants.ippools import pool_name
+from fedkeeper.invariants.rcc import access_secret_name
+from fedkeeper.invariants.snat import ADDON_NAME, DAEMONSET, DAEMONSET_NAMESPACE, daemonset_env
+from fedkeeper.invariants.snat import EXTERNAL_SNAT, parse_configuration_values
+from fedkeeper.model import ALL_INVARIANTS, Invariant, Report, Result, Scope, Severity
+from fedkeeper.service import Connections, Run, reconcile
+
+Health = Literal["healthy", "degraded", "broken", "unknown"]
+_RANK: dict[str, int] = {"healthy": 0, "unknown": 1, "degraded": 2, "broken": 3}
+
+
+@dataclass
+class Section:
+    invariant: str
+    health: Health = "healthy"
+    facts: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def worsen(self, health: Health, reason: str | None = None) -> None:
+        if _RANK[health] > _RANK[self.health]:
+            self.health = health
+        if reason:
+            self.reasons.append(reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "invariant": self.invariant,
+            "health": self.health,
+            "facts": self.facts,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class Status:
+    sections: list[Section]
+    report: Report
+    duration_ms: int
+
+    @property
+    def health(self) -> Health:
+        worst: Health = "healthy"
+        for s in self.sections:
+            if _RANK[s.health] > _RANK[worst]:
+                worst = s.health
+        return worst
+
+    @property
+    def healthy(self) -> bool:
+        return self.health == "healthy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "health": self.health,
+            "sections": [s.to_dict() for s in self.sections],
+            "plan": self.report.to_dict(),
+            "duration_ms": self.duration_ms,
+        }
+
+
+def _invariant_of(check: str) -> str:
+    return check.split(".", 1)[0]
+
+
+def federation_status(conns: Connections) -> Status:
+    """Health of every invariant: a plan-mode reconcile plus the facts behind it."""
+    started = time.perf_counter()
+    report = reconcile(conns, Scope.everything(), "plan", trigger="status")
+    sections = {inv.value: Section(inv.value) for inv in ALL_INVARIANTS}
+    for outcome in report.changes:
+        sec = sections[outcome.change.invariant.value]
+        label = "would repair" if outcome.result is Result.PLANNED else outcome.result.value
+        sec.worsen("broken", f"{label}: {outcome.change.reason}")
+    for f in report.findings:
+        sec = sections.get(_invariant_of(f.check), sections["checks"])
+        if f.severity is Severity.ERROR:
+            sec.worsen("broken", f.message)
+        elif f.severity is Severity.WARNING:
+            sec.worsen("degraded", f.message)
+        else:
+            sec.facts.append(f.message)
+    for e in report.errors:
+        sections[e.invariant].worsen("unknown", f"could not be read: {e.message}")
+    if report.deferred:
+        for name in ("ippools", "rcc", "checks"):
+            sections[name].worsen(
+                "unknown", f"on-prem not reachable: {report.deferred[0].reason}"
+            )
+    run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
+    for name, gather in _FACTS.items():
+        try:
+            gather(run, sections[name])
+        except UnreachableError as exc:
+            sections[name].facts.append(f"({exc.target or 'a backend'} unreachable)")
+        except FedkeeperError as exc:
+            sections[name].facts.append(f"(facts unavailable: {exc})")
+    order = [i.value for i in (Invariant.VPN, *[x for x in ALL_INVARIANTS if x is not Invariant.VPN])]
+    return Status(
+        sections=[sections[n] for n in order],
+        report=report,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+# --- facts --------------------------------------------------------------------------------
+
+
+def _vpn_facts(run: Run, sec: Section) -> None:
+    from fedkeeper.observe import vpn_connections
+
+    vpc = run.vpc()
+    vgw = run.vgw_id(vpc.id) if vpc else None
+    if vgw is None:
+        return
+    for conn in vpn_connections(run, vgw):
+        for i, t in enumerate(conn.tunnels, 1):
+            state = "UP" if t.up else "DOWN"
+            since = f" since {t.last_change}" if t.last_change else ""
+            sec.facts.append(
+                f"{conn.id} tunnel {i} {t.outside_ip}: {state}{since}, "
+                f"{t.accepted_routes} route(s) accepted"
+            )
+
+
+def _route_facts(run: Run, sec: Section) -> None:
+    from fedkeeper.observe import observe_routes
+
+    obs = observe_routes(run)
+    if obs is None:
+        return
+    onprem = obs.onprem_cidrs
+    for rt in routes_inv.private_tables(obs):
+        prop = "propagates" if obs.vgw_id in rt.propagating_vgws else "does NOT propagate"
+        states = []
+        for cidr in onprem:
+            state = routes_inv._covered(cidr, rt)
+            states.append(f"{cidr} {state or 'missing'}")
+        sec.facts.append(f"{rt.id} {prop} from {obs.vgw_id}: {', '.join(states)}")
+
+
+def _snat_facts(run: Run, sec: Section) -> None:
+    addon = run.conns.aws.describe_addon(run.conns.cluster_name, ADDON_NAME)
+    if addon is None:
+        sec.facts.append("vpc-cni is self-managed (no EKS add-on)")
+    else:
+        try:
+            env = parse_configuration_values(addon.configuration_values).get("env") or {}
+            value = env.get(EXTERNAL_SNAT, "unset")
+        except ValueError:
+            value = "unreadable"
+        sec.facts.append(f"add-on vpc-cni {addon.version} ({addon.status}): {EXTERNAL_SNAT}={value}")
+    ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+    if ds is not None:
+        sec.facts.append(f"DaemonSet aws-node: {EXTERNAL_SNAT}={daemonset_env(ds) or 'unset'}")
+
+
+def _pool_facts(run: Run, sec: Section) -> None:
+    from fedkeeper.observe import onprem_pools
+
+    vpc = run.vpc()
+    if vpc is None:
+        return
+    pools = {p.get("metadata", {}).get("name"): p for p in onprem_pools(run)}
+    for cidr in vpc.cidrs:
+        p = pools.get(pool_name(cidr))
+        if p is None:
+            sec.facts.append(f"VPC {cidr}: no fedkeeper pool on-prem")
+        else:
+            spec = p.get("spec", {})
+            sec.facts.append(
+                f"VPC {cidr}: pool {pool_name(cidr)} disabled={spec.get('disabled')} "
+                f"natOutgoing={spec.get('natOutgoing')}"
+            )
+
+
+def _rcc_facts(run: Run, sec: Section) -> None:
+    cfg = run.config
+    ns = cfg.federation.access_secret_namespace
+    for label, get_cluster, rcc in (
+        ("EKS → on-prem", run.eks, cfg.eks_rcc_name),
+        ("on-prem → EKS", run.onprem, cfg.onprem_rcc_name),
+    ):
+        try:
+            cluster = get_cluster()
+            has_rcc = cluster.get("RemoteClusterConfiguration", rcc) is not None
+            has_secret = cluster.get("Secret", access_secret_name(rcc), ns) is not None
+        except UnreachableError:
+            sec.facts.append(f"{label}: unreachable")
+            continue
+        sec.facts.append(
+            f"{label}: RCC {rcc} {'present' if has_rcc else 'MISSING'}, Secret "
+            f"{ns}/{access_secret_name(rcc)} {'present' if has_secret else 'MISSING'}"
+        )
+
+
+_FACTS = {
+    "vpn": _vpn_facts,
+    "routes": _route_facts,
+    "snat": _snat_facts,
+    "ippools": _pool_facts,
+    "rcc": _rcc_facts,
+}
+
+
+def render_status(status: Status, *, colour: bool = False) -> str:
+    def paint(health: str) -> str:
+        if not colour:
+            return health
+        code = {"healthy": 32, "degraded": 33, "broken": 31, "unknown": 35}[health]
+        return f"\033[{code}m{health}\033[0m"
+
+    lines = [f"federation: {paint(status.health)}"]
+    for s in status.sections:
+        lines.append(f"  {s.invariant:<8} {paint(s.health)}")
+        lines += [f"      · {f}" for f in s.facts]
+        lines += [f"      ! {r}" for r in s.reasons]
+    return "\n".join(lines)
