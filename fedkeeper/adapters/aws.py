@@ -40,7 +40,7 @@ from fedkeeper.model import (
 )
 
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=5,
     read_timeout=20,
     user_agent_extra="fedkeeper",

@@ -1130,6 +1130,11 @@ class FakeKubeServer:
                 _Fault(409, times, None, path_contains, "injected conflict", writes_only=True)
             )
 
+    def clear_faults(self) -> None:
+        """Forget every pending injected fault."""
+        with self._lock:
+            self._faults.clear()
+
     def set_unreachable(self, unreachable: bool) -> None:
         """True: stop listening and cut kept-alive connections; False: listen again."""
         with self._life_lock:
