@@ -178,6 +178,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_errors("invalid configuration:", exc.errors)
         return 2
+    if args.event:
+        from fedkeeper.sandbox.demo import run_event_demo
+
+        if args.scenario and len(args.scenario) > 1:
+            _print_errors("invalid arguments:", ["--scenario: give at most one with --event"])
+            return 2
+        scenario = args.scenario[0] if args.scenario else None
+        return run_event_demo(cfg, args.event, scenario=scenario, as_json=args.json)
     return run_demo(cfg, scenarios=args.scenario, as_json=args.json, list_only=args.list)
 
 
@@ -221,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     d.add_argument("--json", action="store_true", help="print results as JSON")
     d.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    d.add_argument(
+        "--event",
+        metavar="FILE",
+        help="deliver this EventBridge event (JSON) through the deployed rules and print the "
+        "handler's Report; with --scenario, that scenario's fault is applied first",
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -225,10 +225,42 @@ def parse_envelope(event: Any) -> EventEnvelope | None:
         return None
 
 
+def is_eventbridge_event(event: Any) -> bool:
+    """True when ``event`` is an EventBridge envelope (not, say, a manual payload)."""
+    return parse_envelope(event) is not None
+
+
+def event_summary(event: Any) -> str:
+    """A short, secret-free description of an event for a Report: what arrived, never values.
+
+    Example: ``aws.ec2 "AWS API Call via CloudTrail" DisableVgwRoutePropagation (failed:
+    Client.UnauthorizedOperation)``.
+    """
+    if not isinstance(event, dict):
+        return f"a {type(event).__name__}, not an EventBridge event"
+    source, detail_type = event.get("source"), event.get("detail-type")
+    if not isinstance(source, str) or not isinstance(detail_type, str):
+        return "not an EventBridge event (no source or detail-type)"
+    text = f'{source} "{detail_type}"'
+    detail = event.get("detail")
+    if isinstance(detail, dict):
+        for key in ("eventName", "alarmName", "eventTypeCode", "addonName"):
+            value = detail.get(key)
+            if isinstance(value, str):
+                text += f" {value[:80]}"
+                break
+        error = detail.get("errorCode")
+        if isinstance(error, str):
+            text += f" (failed: {error[:80]})"
+    return text
+
+
 def trigger_for(event: Any, config: FederationConfig) -> Trigger | None:
     """The scope an EventBridge event asks for, or None if fedkeeper has nothing to do.
 
-    Never raises on bad input: an unknown or malformed event is simply not a trigger.
+    Never raises on bad input: an unknown or malformed event is simply not a trigger. An
+    event that names another EKS cluster is not a trigger either (accounts often hold
+    several); an event that names no cluster is one (its keys are not guaranteed).
     """
     env = parse_envelope(event)
     if env is None or not isinstance(env.detail, dict):
@@ -244,9 +276,11 @@ def trigger_for(event: Any, config: FederationConfig) -> Trigger | None:
             code = health.event_type_code or "unknown"
             return Trigger(Scope.of(Invariant.VPN), f"AWS Health VPN event {code}")
         if env.detail_type == "AWS API Call via CloudTrail":
-            return _cloudtrail_trigger(env.source, CloudTrailDetail.model_validate(detail))
+            return _cloudtrail_trigger(env.source, CloudTrailDetail.model_validate(detail), config)
         if env.source == "aws.eks" and env.detail_type in EKS_ADDON_DETAIL_TYPES:
             addon = AddonEventDetail.model_validate(detail)
+            if _other_cluster(addon.cluster_name, config):
+                return None
             return Trigger(
                 Scope.of(Invariant.SNAT, Invariant.RCC),
                 f"{env.detail_type} ({addon.addon_name or 'add-on'})",
@@ -276,7 +310,13 @@ def _alarm_trigger(alarm: AlarmDetail, config: FederationConfig) -> Trigger | No
     return Trigger(Scope.of(Invariant.VPN), f"tunnel alarm {alarm.alarm_name} is {value}")
 
 
-def _cloudtrail_trigger(source: str, detail: CloudTrailDetail) -> Trigger | None:
+def _other_cluster(name: Any, config: FederationConfig) -> bool:
+    return isinstance(name, str) and bool(name) and name != config.eks.cluster_name
+
+
+def _cloudtrail_trigger(
+    source: str, detail: CloudTrailDetail, config: FederationConfig
+) -> Trigger | None:
     if detail.error_code:
         # The call failed, so nothing changed; the schedule still catches anything else.
         return None
@@ -296,5 +336,8 @@ def _cloudtrail_trigger(source: str, detail: CloudTrailDetail) -> Trigger | None
         and detail.event_source == "eks.amazonaws.com"
         and name in CLUSTER_EVENT_NAMES
     ):
+        params = detail.request_parameters or {}
+        if _other_cluster(params.get("clusterName"), config):
+            return None
         return Trigger(Scope.of(Invariant.SNAT, Invariant.RCC), f"CloudTrail {name}")
     return None

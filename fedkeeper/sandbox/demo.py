@@ -6,10 +6,11 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fedkeeper.config import FederationConfig
 from fedkeeper.sandbox.scenarios import SCENARIOS, ScenarioResult, run_scenario
-from fedkeeper.sandbox.world import Sandbox
+from fedkeeper.sandbox.world import Sandbox, matching_rules
 
 
 def _say(text: str, *, quiet: bool) -> None:
@@ -92,3 +93,104 @@ def run_demo(
         summary = f"{sum(r.ok for r in results)}/{len(results)} scenarios healed in {total:.1f} s"
         print(_colour(ok, summary))
     return 0 if ok else 1
+
+
+def load_event(path: str) -> dict[str, Any]:
+    """An EventBridge event from a JSON file; ValueError says what is wrong with it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            event = json.load(fh)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(event, dict):
+        raise ValueError(f"{path}: an event is a JSON object, not a {type(event).__name__}")
+    return event
+
+
+def _metric_values(lines: Sequence[str]) -> dict[str, float]:
+    """The metric values in the handlers' EMF lines (what CloudWatch would record)."""
+    values: dict[str, float] = {}
+    for line in lines:
+        try:
+            blob = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"].get("CloudWatchMetrics", []):
+            for metric in directive.get("Metrics", []):
+                name = metric["Name"]
+                raw = blob.get(name)
+                value = raw[-1] if isinstance(raw, list) and raw else raw
+                if isinstance(value, int | float):
+                    values[name] = value
+    return values
+
+
+def run_event_demo(
+    config: FederationConfig,
+    event_path: str,
+    *,
+    scenario: str | None = None,
+    as_json: bool = False,
+) -> int:
+    """Deliver one EventBridge event (from a file) to the sandbox through the deployed rules.
+
+    With ``scenario``, its fault is applied first (its own events are not delivered). Prints
+    the handler's Report; 0 unless a handler failed or its retries ran out.
+    """
+    try:
+        event = load_event(event_path)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if scenario is not None and scenario not in SCENARIOS:
+        print(
+            f"unknown scenario {scenario!r}; choose from: {', '.join(SCENARIOS)}", file=sys.stderr
+        )
+        return 2
+    from fedkeeper.cli import render_report
+    from fedkeeper.events import event_summary
+
+    quiet = as_json
+    _say(f"fedkeeper demo · federation {config.name} · event {event_path}", quiet=quiet)
+    _say("starting the sandbox and converging the baseline…", quiet=quiet)
+    with Sandbox.start(config) as sb:
+        if scenario is not None:
+            SCENARIOS[scenario].inject(sb)
+            _say(f"fault injected ({scenario}): {SCENARIOS[scenario].description}", quiet=quiet)
+        sb.clear_logs()
+        _say(f"delivering {event_summary(event)}", quiet=quiet)
+        rules = matching_rules(config, event)
+        delivery = sb.dispatch(event)
+        writes = sb.emulator_writes()
+        repaired = SCENARIOS[scenario].verify(sb) if scenario is not None else None
+    failed = bool(delivery.dead_letters) or any(
+        "errorType" in r or r.get("errors") for r in delivery.responses.values()
+    )
+    if as_json:
+        responses = list(delivery.responses.values())
+        print(json.dumps(responses[-1] if responses else delivery.report.to_dict(), indent=2))
+        return 1 if failed else 0
+    if not rules:
+        print("no deployed rule matches this event: nothing is invoked (a no-op)")
+        print(render_report(delivery.report, title="  no-op"))
+        return 0
+    for rule in rules:
+        attempts = delivery.attempts.get(rule.handler, 1)
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        print(f"rule {rule.name} → lambdas/{rule.handler}.py{tries}")
+    for name in delivery.dead_letters:
+        print(
+            _colour(False, f"  {name}: retries exhausted; the event goes to the dead-letter queue")
+        )
+    print(render_report(delivery.report, title="  handler Report"))
+    metrics = _metric_values(delivery.logs)
+    if metrics:
+        print("  metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+    print(f"  emulators saw {writes.total} write(s)" + "".join(f"\n    {d}" for d in writes.detail))
+    if repaired is not None:
+        print(f"  fault repaired: {_tick(repaired)}")
+    return 1 if failed else 0

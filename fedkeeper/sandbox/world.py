@@ -22,9 +22,12 @@ Example (a what-if test)::
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from logging import StreamHandler
 from typing import Any
 
 import boto3
@@ -32,11 +35,14 @@ from kubernetes.client import ApiClient
 from kubernetes.config.kube_config import new_client_from_config_dict
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.events import rules, schedule_pattern, trigger_for
+from fedkeeper.errors import RetryableError
+from fedkeeper.events import RuleSpec, rules, schedule_pattern
+from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.sandbox.aws import SandboxAws
 from fedkeeper.sandbox.aws_baseline import AwsBaseline, deploy_aws_baseline
 from fedkeeper.sandbox.kube_server import FakeKubeServer
+from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
@@ -44,6 +50,8 @@ NODE_AGENT_IMAGE = (
     "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6"
 )
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
+# Lambda retries a failed asynchronous invocation twice by default, then dead-letters it.
+LAMBDA_ASYNC_RETRIES = 2
 
 
 @dataclass
@@ -63,16 +71,40 @@ class EmulatorWrites:
 _AWS_READ_PREFIXES = ("Describe", "List", "Get")
 
 
-def route_event(config: FederationConfig, event: dict[str, Any]) -> list[str]:
-    """Handlers whose rule pattern matches, using moto's EventBridge pattern matcher."""
+@dataclass
+class Delivery:
+    """What delivering one event did: the handlers its rules invoked and what they returned.
+
+    ``responses`` holds each handler's last response (a Report dict, or Lambda's error
+    payload when it raised); ``dead_letters`` the handlers whose retries ran out.
+    """
+
+    handlers: list[str]
+    report: Report
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # the handlers' log and EMF lines
+
+
+def matching_rules(config: FederationConfig, event: dict[str, Any]) -> list[RuleSpec]:
+    """The deployed rules whose pattern matches ``event`` (moto's EventBridge matcher).
+
+    The schedule rule has no pattern in AWS; here it matches what a schedule delivers.
+    """
     from moto.events.models import EventPattern
 
-    out: list[str] = []
-    for rule in rules(config):
-        pattern = rule.pattern if rule.pattern is not None else schedule_pattern()
-        if EventPattern.load(json.dumps(pattern)).matches_event(event) and rule.handler not in out:
-            out.append(rule.handler)
-    return out
+    message: Any = event  # moto types it as its own TypedDict; any envelope dict will do
+    return [
+        rule
+        for rule in rules(config)
+        if EventPattern.load(json.dumps(rule.pattern or schedule_pattern())).matches_event(message)
+    ]
+
+
+def route_event(config: FederationConfig, event: dict[str, Any]) -> list[str]:
+    """Handlers whose rule pattern matches, using moto's EventBridge pattern matcher."""
+    return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event)))
 
 
 class Sandbox:
@@ -88,6 +120,8 @@ class Sandbox:
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
         self.baseline: AwsBaseline | None = None
+        # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
+        self.function_logs: list[str] = []
         self._session: boto3.Session | None = None
         self._conns: Connections | None = None
         self._stack = contextlib.ExitStack()
@@ -164,16 +198,76 @@ class Sandbox:
         """The handlers whose deployed rule matches ``event`` (moto's EventBridge matcher)."""
         return route_event(self.config, event)
 
+    def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
+        """The Lambda runtime pointed at the sandbox: its config and connections."""
+        return Runtime(
+            Settings.from_env(), self.config, connections=self.connections(), on_report=on_report
+        )
+
+    def invoke(
+        self,
+        handler: str,
+        event: Any,
+        *,
+        on_report: Callable[[Report], None] | None = None,
+    ) -> dict[str, Any]:
+        """Call ``lambdas.<handler>.handler(event, context)`` as Lambda would; it may raise."""
+        module = importlib.import_module(f"lambdas.{handler}")
+        context = FakeLambdaContext.for_handler(handler, self.config.aws.region)
+        # What the function prints (JSON logs, EMF metrics) goes to its "CloudWatch Logs".
+        out = io.StringIO()
+        log_handler = module.logger.registered_handler
+        previous = log_handler.setStream(out) if isinstance(log_handler, StreamHandler) else None
+        try:
+            with contextlib.redirect_stdout(out), use_runtime(self.runtime(on_report)):
+                response: dict[str, Any] = module.handler(event, context)
+        finally:
+            if previous is not None and isinstance(log_handler, StreamHandler):
+                log_handler.setStream(previous)
+            self.function_logs.extend(out.getvalue().splitlines())
+        return response
+
+    def dispatch(self, event: dict[str, Any]) -> Delivery:
+        """Deliver ``event`` as the deployed rules would, with Lambda's async retries.
+
+        Every handler whose rule matches is invoked; one that raises a retryable error is
+        invoked again up to :data:`LAMBDA_ASYNC_RETRIES` times, then dead-lettered. An
+        event no rule matches invokes nothing and yields a no-op Report.
+        """
+        handlers = self.route(event)
+        if not handlers:
+            return Delivery(
+                [], Report(mode="plan", scope=Scope(frozenset()), trigger="no rule matched")
+            )
+        reports: list[Report] = []
+        first_log = len(self.function_logs)
+        delivery = Delivery(handlers, Report(mode="plan", scope=Scope(frozenset())))
+        for name in handlers:
+            for attempt in range(1, LAMBDA_ASYNC_RETRIES + 2):
+                delivery.attempts[name] = attempt
+                try:
+                    delivery.responses[name] = self.invoke(name, event, on_report=reports.append)
+                    break
+                except RetryableError as exc:
+                    delivery.responses[name] = {
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                    }
+            else:
+                delivery.dead_letters.append(name)
+        if reports:
+            delivery.report = reports[-1]
+        delivery.logs = self.function_logs[first_log:]
+        return delivery
+
     def deliver(self, event: dict[str, Any]) -> Report:
         """Deliver an EventBridge event as the deployed rules would; the handler's Report.
 
-        An event no rule matches is a no-op Report (as in AWS, nothing is invoked).
+        The matched handler module really runs (Powertools, metrics, retry semantics) with
+        this sandbox's connections injected. An event no rule matches is a no-op Report (as
+        in AWS, nothing is invoked). See :meth:`dispatch` for the handlers' raw responses.
         """
-        handlers = self.route(event)
-        trigger = trigger_for(event, self.config)
-        if not handlers or trigger is None:
-            return Report(mode="plan", scope=Scope(frozenset()), trigger="no rule matched")
-        return reconcile(self.connections(), trigger.scope, "apply", trigger=trigger.reason)
+        return self.dispatch(event).report
 
     def clear_logs(self) -> None:
         self.eks_server.clear_log()

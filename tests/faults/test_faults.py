@@ -46,8 +46,8 @@ def snapshot(server: FakeKubeServer) -> tuple[dict[str, str], set[str]]:
     unowned: dict[str, str] = {}
     owned: set[str] = set()
     for api, kind in KINDS:
-        for o in server.list_objects(api, kind):
-            o = {**o, "kind": kind}
+        for stored in server.list_objects(api, kind):
+            o = {**stored, "kind": kind}
             if (o["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == "fedkeeper":
                 owned.add(_key(o))
             elif kind != "DaemonSet":  # aws-node legitimately follows the add-on
