@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed as tables (not timed tests). Run `make bench`."""
