@@ -135,6 +135,7 @@ def test_persistent_throttling_becomes_a_retryable_error(sandbox: Sandbox) -> No
         # RETRY_CONFIG allows 4 attempts: all four are throttled.
         sandbox.aws.fail_next("ec2", "DescribeRouteTables", "Throttling", times=4)
         report = sandbox.reconcile(["routes"], "apply")
+        sandbox.aws.clear_faults()
         [error] = report.to_dict()["errors"]
         assert error["retryable"] is True and "Throttling" in error["error"]
 
