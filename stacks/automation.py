@@ -1,0 +1,670 @@
+"""The automation: Lambdas that notice drift and repair it, and what watches them.
+
+Four functions share one code asset (``stacks.bundling``), each invoked through its ``live``
+alias (SnapStart applies to published versions): ``on_tunnel_state``, ``on_route_change``,
+``on_cluster_event`` and ``repair``. EventBridge rules come from
+:func:`fedkeeper.events.rules`, so the deployed patterns are the ones the sandbox routes
+with. Per VPN tunnel a ``TunnelState`` alarm (named by :func:`fedkeeper.events.
+tunnel_alarm_name`) feeds the tunnel rule. Failures go to one encrypted dead-letter queue
+and to an SNS topic; a dashboard shows tunnels and the ``Fedkeeper`` metrics.
+
+The Lambdas run as the reconciler role created by the cluster stack (its EKS access entry
+needs the ARN there); its permissions live here, in one least-privilege policy, so neither
+stack refers back to the other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from fedkeeper.config import FederationConfig
+from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
+from stacks.bundling import LambdaBundle, lambda_code
+from stacks.cluster import ClusterStack
+from stacks.compliance import acknowledge
+from stacks.network import PRIVATE, NetworkStack
+
+# The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 accepts only that);
+# it supports SnapStart, and every dependency ships manylinux wheels for it.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ALIAS_NAME = "live"
+CONFIG_PATH_IN_LAMBDA = "/var/task/federation.yaml"
+METRICS_NAMESPACE = "Fedkeeper"
+METRICS_DIMENSIONS = {"service": "fedkeeper"}
+FEDKEEPER_METRICS = ("DriftRepaired", "DriftFound", "Deferred", "Failures", "TunnelsUp")
+TUNNELS = (1, 2)
+# Secrets Manager appends "-" and six characters to a secret's name in its complete ARN.
+_COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
+# What fedkeeper's AWS adapter reads (fedkeeper/adapters/aws.py) plus what Lambda needs to
+# manage its network interfaces in the VPC. EC2 offers no resource-level scoping for these.
+EC2_READ_ACTIONS = (
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpnGateways",
+    "ec2:DescribeVpnConnections",
+    "ec2:DescribeRouteTables",
+)
+LAMBDA_VPC_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+@dataclass(frozen=True)
+class HandlerFunction:
+    """One deployed handler: the function, its live alias and its log group."""
+
+    name: str
+    function: lambda_.Function
+    alias: lambda_.Alias
+    log_group: logs.LogGroup
+
+
+class AutomationStack(cdk.Stack):
+    """Lambdas, EventBridge rules, alarms, DLQ, SNS, dashboard, on-prem secret, IAM."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: FederationConfig,
+        config_file: Path,
+        project_root: Path,
+        network: NetworkStack,
+        cluster: ClusterStack,
+        skip_deps: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.network = network
+
+        messaging_key = self._messaging_key()
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            topic_name=f"{config.name}-fedkeeper",
+            display_name="fedkeeper failures and findings",
+            master_key=messaging_key,
+            enforce_ssl=True,
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"{config.name}-fedkeeper-dlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=messaging_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        self.onprem_secret, secret_key = self._onprem_secret()
+
+        self.security_group = self._lambda_security_group()
+        # The Lambdas reach the EKS API on its private endpoint, guarded by the cluster SG.
+        ec2.CfnSecurityGroupIngress(
+            self,
+            "ClusterApiFromLambdas",
+            group_id=cluster.cluster.cluster_security_group_id,
+            source_security_group_id=self.security_group.security_group_id,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="fedkeeper Lambdas to the EKS API server",
+        )
+
+        # Grants that constructs would add on their own are dropped (immutable import):
+        # every permission is in the one policy below.
+        role = iam.Role.from_role_arn(
+            self, "ReconcilerRole", cluster.reconciler_role.role_arn, mutable=False
+        )
+        code = lambda_code(
+            LambdaBundle(
+                project_root=project_root,
+                config_file=config_file,
+                python_version=RUNTIME.name.removeprefix("python"),
+                skip_deps=skip_deps,
+            )
+        )
+        environment = {
+            "FEDKEEPER_CONFIG_PATH": CONFIG_PATH_IN_LAMBDA,
+            "FEDKEEPER_MODE": config.mode.value,
+            "FEDKEEPER_VPC_ID": network.vpc.vpc_id,
+            "FEDKEEPER_VGW_ID": network.vpn_gateway_id,
+            "FEDKEEPER_VPN_CONNECTION_ID": network.vpn_connection.vpn_id,
+            "FEDKEEPER_CLUSTER_NAME": cluster.cluster.cluster_name,
+            "FEDKEEPER_ONPREM_SECRET_ARN": self.onprem_secret.secret_arn,
+            "FEDKEEPER_TOPIC_ARN": self.topic.topic_arn,
+            "POWERTOOLS_SERVICE_NAME": "fedkeeper",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.handlers = {
+            name: self._handler_function(name, code, role, environment) for name in HANDLERS
+        }
+        self.policy = self._reconciler_policy(cluster, messaging_key, secret_key)
+        for handler in self.handlers.values():
+            # Lambda checks the role's VPC and DLQ permissions when it creates the function.
+            handler.function.node.add_dependency(self.policy)
+
+        self.rules = [self._rule(spec) for spec in rules(config)]
+        self.tunnel_alarms = self._tunnel_alarms()
+        self._failure_alarms()
+        self._dashboard()
+
+        cdk.CfnOutput(self, "RepairAliasArn", value=self.handlers["repair"].alias.function_arn)
+        cdk.CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "OnpremSecretArn", value=self.onprem_secret.secret_arn)
+
+    # --- encryption, notifications, secret ------------------------------------------------
+
+    def _messaging_key(self) -> kms.Key:
+        key = kms.Key(
+            self,
+            "MessagingKey",
+            description="fedkeeper SNS topic and dead-letter queue",
+            enable_key_rotation=True,
+        )
+        # CloudWatch alarms publish to the topic and EventBridge writes failed deliveries
+        # to the queue; both need the key (AWS-managed keys would refuse them).
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Allow{service.split('.')[0].capitalize()}",
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                )
+            )
+        return key
+
+    def _onprem_secret(self) -> tuple[secretsmanager.ISecret, kms.IKey | None]:
+        """The on-prem kubeconfig secret: created with a placeholder, filled by the operator.
+
+        ``onprem.credentials_secret`` may instead be the ARN of an existing secret; it is
+        then only read (its key is unknown here, so decryption goes through Secrets
+        Manager's ``kms:ViaService`` condition).
+        """
+        name = self.config.onprem.credentials_secret
+        if name.startswith("arn:"):
+            if _COMPLETE_SECRET_ARN.search(name):
+                return secretsmanager.Secret.from_secret_complete_arn(
+                    self, "OnpremKubeconfig", name
+                ), None
+            return secretsmanager.Secret.from_secret_partial_arn(
+                self, "OnpremKubeconfig", name
+            ), None
+        key = kms.Key(
+            self,
+            "OnpremSecretKey",
+            description="fedkeeper on-prem kubeconfig secret",
+            enable_key_rotation=True,
+        )
+        secret = secretsmanager.Secret(
+            self,
+            "OnpremKubeconfig",
+            secret_name=name,
+            description=f"kubeconfig (service-account token) of on-prem cluster "
+            f"{self.config.onprem.cluster_name}; put by the operator (docs/DEPLOY.md)",
+            encryption_key=key,
+            # A random placeholder: no credential ever appears in the template.
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=32
+            ),
+        )
+        acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            reason="The value is a kubeconfig with a Kubernetes service-account token minted "
+            "on-prem; no rotation Lambda can create it. The operator rotates the token and "
+            "puts the new kubeconfig (docs/DEPLOY.md).",
+        )
+        return secret, key
+
+    # --- network ----------------------------------------------------------------------------
+
+    def _lambda_security_group(self) -> ec2.SecurityGroup:
+        sg = ec2.SecurityGroup(
+            self,
+            "LambdaSecurityGroup",
+            vpc=self.network.vpc,
+            description="fedkeeper Lambdas: HTTPS to AWS APIs and EKS, the on-prem API server",
+            allow_all_outbound=False,
+        )
+        sg.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs (via NAT) and the EKS API"
+        )
+        for peer, port in onprem_api_destinations(self.config):
+            sg.add_egress_rule(peer, ec2.Port.tcp(port), "on-prem Kubernetes API over the VPN")
+        return sg
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def _handler_function(
+        self,
+        name: str,
+        code: lambda_.Code,
+        role: iam.IRole,
+        environment: dict[str, str],
+    ) -> HandlerFunction:
+        construct = "".join(part.capitalize() for part in name.split("_"))
+        function_name = f"{self.config.name}-{name.replace('_', '-')}"
+        log_group = logs.LogGroup(
+            self,
+            f"{construct}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        function = lambda_.Function(
+            self,
+            f"{construct}Function",
+            function_name=function_name,
+            description=f"fedkeeper {name}: reconcile the federation (lambdas/{name}.py)",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,  # matches the bundled wheels
+            handler=f"lambdas.{name}.handler",
+            code=code,
+            role=role,
+            memory_size=512,
+            timeout=cdk.Duration.minutes(5),
+            # One reconcile at a time per trigger: runs never race each other's writes.
+            reserved_concurrent_executions=1,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            dead_letter_queue=self.dead_letters,
+            vpc=self.network.vpc,
+            vpc_subnets=PRIVATE,
+            security_groups=[self.security_group],
+            environment=environment,
+        )
+        acknowledge(
+            function,
+            "Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "The function is only invoked through its alias on a published version.",
+        )
+        alias = lambda_.Alias(
+            self,
+            f"{construct}Alias",
+            alias_name=ALIAS_NAME,
+            version=function.current_version,
+            # Events are hints and the schedule repairs anyway: give up on stale ones.
+            max_event_age=cdk.Duration.hours(1),
+            retry_attempts=2,
+        )
+        return HandlerFunction(name, function, alias, log_group)
+
+    def _reconciler_policy(
+        self, cluster: ClusterStack, messaging_key: kms.IKey, secret_key: kms.IKey | None
+    ) -> iam.Policy:
+        stack = cdk.Stack.of(self)
+        vpc_arn = stack.format_arn(
+            service="ec2", resource="vpc", resource_name=self.network.vpc.vpc_id
+        )
+        # Literal names (the cluster is named by the config) keep the ARNs readable.
+        cluster_name = self.config.eks.cluster_name
+        cluster_arn = stack.format_arn(
+            service="eks", resource="cluster", resource_name=cluster_name
+        )
+        addon_arn = stack.format_arn(
+            service="eks", resource="addon", resource_name=f"{cluster_name}/vpc-cni/*"
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadNetwork",
+                actions=[*EC2_READ_ACTIONS, *LAMBDA_VPC_ACTIONS],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="PropagateVgwRoutesIntoVpcRouteTables",
+                actions=["ec2:EnableVgwRoutePropagation", "ec2:DisableVgwRoutePropagation"],
+                resources=[
+                    stack.format_arn(service="ec2", resource="route-table", resource_name="*")
+                ],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            ),
+            iam.PolicyStatement(
+                sid="PropagateFromTheVgw",
+                actions=["ec2:EnableVgwRoutePropagation", "ec2:DisableVgwRoutePropagation"],
+                resources=[
+                    stack.format_arn(
+                        service="ec2",
+                        resource="vpn-gateway",
+                        resource_name=self.network.vpn_gateway_id,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ReadCluster",
+                actions=["eks:DescribeCluster", "eks:ListAddons", "eks:DescribeUpdate"],
+                resources=[cluster_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ManageVpcCniAddon",
+                actions=["eks:DescribeAddon", "eks:UpdateAddon", "eks:DescribeUpdate"],
+                resources=[addon_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ReadOnpremKubeconfig",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[_secret_policy_arn(self.onprem_secret)],
+            ),
+            iam.PolicyStatement(
+                sid="Notify",
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+            ),
+            iam.PolicyStatement(
+                sid="DeadLetter",
+                actions=["sqs:SendMessage"],
+                resources=[self.dead_letters.queue_arn],
+            ),
+            iam.PolicyStatement(
+                sid="EncryptMessages",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[messaging_key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="WriteLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[h.log_group.log_group_arn for h in self.handlers.values()],
+            ),
+            iam.PolicyStatement(
+                sid="Trace",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                resources=["*"],
+            ),
+        ]
+        via_secrets_manager = {
+            "StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}
+        }
+        statements.append(
+            iam.PolicyStatement(
+                sid="DecryptOnpremKubeconfig",
+                actions=["kms:Decrypt"],
+                resources=[secret_key.key_arn if secret_key else "*"],
+                conditions=via_secrets_manager,
+            )
+        )
+        policy = iam.Policy(
+            self,
+            "ReconcilerPolicy",
+            roles=[
+                iam.Role.from_role_name(
+                    self, "ReconcilerRoleByName", cluster.reconciler_role.role_name
+                )
+            ],
+            statements=statements,
+        )
+        for finding, reason in self._policy_wildcards(cluster_name).items():
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason=reason)
+        return policy
+
+    def _policy_wildcards(self, cluster_name: str) -> dict[str, str]:
+        """cdk-nag IAM5 findings of the reconciler policy, each with why it is needed."""
+        stack = cdk.Stack.of(self)
+        # cdk-nag shows unresolved parts as <AWS::...>; partition and region are literals
+        # once the region is known.
+        partition = (
+            "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
+        )
+        region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+        arn = f"arn:{partition}:{{service}}:{region}:<AWS::AccountId>:{{resource}}"
+        reasons = {
+            "Resource::*": "EC2 Describe* and Lambda's VPC network-interface actions, and "
+            "X-Ray PutTraceSegments/PutTelemetryRecords, support no resource-level "
+            "permissions (AWS requires Resource *). With an existing on-prem secret (an ARN "
+            "in the config) its KMS key is unknown: kms:Decrypt is then limited to calls "
+            "made through Secrets Manager (kms:ViaService).",
+            "Resource::" + arn.format(service="ec2", resource="route-table/*"): "Every route "
+            "table of the federation's VPC, enforced by the ec2:Vpc condition: invariant 1 "
+            "also covers route tables added after deployment.",
+            "Resource::"
+            + arn.format(service="eks", resource=f"addon/{cluster_name}/vpc-cni/*"): "The "
+            "vpc-cni add-on ARN ends in an id EKS assigns (it changes if the add-on is "
+            "re-created); scoped to this cluster's vpc-cni add-on.",
+        }
+        secret_arn = _secret_policy_arn(self.onprem_secret)
+        if secret_arn.endswith("-??????"):
+            reasons[f"Resource::{secret_arn}"] = (
+                "The configured secret ARN is partial; Secrets Manager appends six random "
+                "characters, matched by -?????? (one secret)."
+            )
+        return reasons
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _rule(self, spec: RuleSpec) -> events.Rule:
+        construct = "".join(part.capitalize() for part in spec.name.split("-"))
+        rule = events.Rule(
+            self,
+            f"{construct}Rule",
+            rule_name=f"{self.config.name}-{spec.name}",
+            description=spec.description,
+            event_pattern=event_pattern(spec.pattern) if spec.pattern else None,
+            schedule=events.Schedule.expression(spec.schedule) if spec.schedule else None,
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.handlers[spec.handler].alias,
+                dead_letter_queue=self.dead_letters,
+                max_event_age=cdk.Duration.hours(1),
+                retry_attempts=4,
+            )
+        )
+        return rule
+
+    def _tunnel_alarms(self) -> list[cw.Alarm]:
+        vpn_id = self.network.vpn_connection.vpn_id
+        # AWS::EC2::VPNConnection does not return the tunnels' outside addresses (the
+        # TunnelIpAddress dimension), so read them once at deploy time.
+        telemetry = cr.AwsCustomResource(
+            self,
+            "TunnelAddresses",
+            on_update=cr.AwsSdkCall(
+                service="EC2",
+                action="DescribeVpnConnections",
+                parameters={"VpnConnectionIds": [vpn_id]},
+                physical_resource_id=cr.PhysicalResourceId.of(vpn_id),
+                output_paths=[
+                    f"VpnConnections.0.VgwTelemetry.{i - 1}.OutsideIpAddress" for i in TUNNELS
+                ],
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ec2:DescribeVpnConnections"], resources=["*"])]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        acknowledge(
+            telemetry,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ec2:DescribeVpnConnections supports no resource-level permissions; the call "
+            "runs once per deployment to read the tunnels' outside addresses.",
+        )
+        provider = self.node.find_child(
+            "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "CDK's AwsCustomResource provider (deploy-time only) writes its logs with AWS's "
+            "basic execution policy; its role is managed by aws-cdk-lib.",
+        )
+        alarms = []
+        for index in TUNNELS:
+            metric = tunnel_metric(
+                vpn_id,
+                telemetry.get_response_field(
+                    f"VpnConnections.0.VgwTelemetry.{index - 1}.OutsideIpAddress"
+                ),
+            )
+            alarm = cw.Alarm(
+                self,
+                f"Tunnel{index}StateAlarm",
+                alarm_name=tunnel_alarm_name(self.config, index),
+                alarm_description=f"VPN tunnel {index} of the federation is not UP (BGP)",
+                metric=metric,
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=1,
+                # A tunnel that reports nothing is not carrying traffic.
+                treat_missing_data=cw.TreatMissingData.BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+            alarms.append(alarm)
+        return alarms
+
+    def _failure_alarms(self) -> None:
+        action = cw_actions.SnsAction(self.topic)
+        dlq = cw.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_name=f"{self.config.name}-fedkeeper-dead-letters",
+            alarm_description="Events or invocations fedkeeper could not process",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        dlq.add_alarm_action(action)
+        for handler in self.handlers.values():
+            alarm = cw.Alarm(
+                self,
+                f"{handler.function.node.id.removesuffix('Function')}ErrorsAlarm",
+                alarm_name=f"{self.config.name}-fedkeeper-{handler.name.replace('_', '-')}-errors",
+                alarm_description=f"fedkeeper {handler.name} failed",
+                metric=handler.function.metric_errors(period=cdk.Duration.minutes(5)),
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(action)
+
+    def _dashboard(self) -> cw.Dashboard:
+        def fedkeeper_metric(name: str, statistic: str = "Sum") -> cw.Metric:
+            return cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=METRICS_DIMENSIONS,
+                statistic=statistic,
+                period=cdk.Duration.minutes(5),
+            )
+
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{self.config.name}-fedkeeper")
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="VPN tunnel state (1 = up)",
+                left=[alarm.metric for alarm in self.tunnel_alarms],
+                left_y_axis=cw.YAxisProps(min=0, max=1),
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Tunnels up (fedkeeper)",
+                left=[fedkeeper_metric("TunnelsUp", "Minimum")],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Drift",
+                left=[fedkeeper_metric("DriftFound"), fedkeeper_metric("DriftRepaired")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Deferred and failed",
+                left=[fedkeeper_metric("Deferred"), fedkeeper_metric("Failures")],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Lambda errors",
+                left=[h.function.metric_errors() for h in self.handlers.values()],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Dead letters",
+                left=[self.dead_letters.metric_approximate_number_of_messages_visible()],
+                width=12,
+            ),
+        )
+        return dashboard
+
+
+def event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    """An EventBridge pattern written as in AWS's JSON, as CDK's EventPattern."""
+    keys = {
+        "source": "source",
+        "detail-type": "detail_type",
+        "detail": "detail",
+        "account": "account",
+        "region": "region",
+        "resources": "resources",
+        "id": "id",
+        "time": "time",
+        "version": "version",
+    }
+    unknown = set(pattern) - set(keys)
+    if unknown:
+        raise ValueError(f"unsupported event pattern keys: {', '.join(sorted(unknown))}")
+    return events.EventPattern(**{keys[k]: v for k, v in pattern.items()})
+
+
+def tunnel_metric(vpn_id: str, tunnel_ip: str) -> cw.Metric:
+    """``AWS/VPN TunnelState`` of one tunnel: 1 while its BGP session is up, else 0."""
+    return cw.Metric(
+        namespace="AWS/VPN",
+        metric_name="TunnelState",
+        dimensions_map={"VpnId": vpn_id, "TunnelIpAddress": tunnel_ip},
+        statistic="Maximum",
+        period=cdk.Duration.minutes(5),
+    )
+
+
+def onprem_api_destinations(config: FederationConfig) -> list[tuple[ec2.IPeer, int]]:
+    """Where the on-prem API server is: its address (or the host CIDRs) and port."""
+    url = urlsplit(config.onprem.api_endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = url.hostname or ""
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        # A DNS name resolves only at run time: allow the port towards the on-prem hosts.
+        return [(ec2.Peer.ipv4(str(cidr)), port) for cidr in config.onprem.host_cidrs]
+    return [(ec2.Peer.ipv4(f"{address}/32"), port)]
+
+
+def _secret_policy_arn(secret: secretsmanager.ISecret) -> str:
+    """The secret's ARN for a policy; a partial ARN matches the real one with ``-??????``."""
+    return secret.secret_full_arn or f"{secret.secret_arn}-??????"

@@ -1,0 +1,75 @@
+"""Synthesize the CDK app once per test session; every infra test reads those templates.
+
+The synth is the real one: the example config, cdk.json's feature flags, cdk-nag's
+AwsSolutions pack and the Lambda asset bundled locally (the first session fills the
+``.build/lambda-deps`` cache with pip; later sessions need no network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+# jsii warns on every start under Node 20; the warning is not what these tests check. Set
+# before the first aws_cdk import (the test modules import it after this conftest).
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+    from fedkeeper.config import FederationConfig
+    from stacks import FederationStacks
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = PROJECT_ROOT / "federation.example.yaml"
+
+
+@dataclass(frozen=True)
+class Synth:
+    """One synthesized app: its config, stacks, templates and cloud assembly directory."""
+
+    config: FederationConfig
+    stacks: FederationStacks
+    outdir: Path
+    network: Template
+    cluster: Template
+    automation: Template
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from fedkeeper.config import load_config
+    from stacks import add_compliance_checks, build_stacks, feature_flags
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir), context=feature_flags(PROJECT_ROOT))
+    config = load_config(EXAMPLE_CONFIG)
+    stacks = build_stacks(app, config, EXAMPLE_CONFIG, PROJECT_ROOT)
+    add_compliance_checks(app)
+    app.synth()  # raises if cdk-nag reports an unacknowledged finding
+    return Synth(
+        config=config,
+        stacks=stacks,
+        outdir=outdir,
+        network=Template.from_stack(stacks.network),
+        cluster=Template.from_stack(stacks.cluster),
+        automation=Template.from_stack(stacks.automation),
+    )
+
+
+@pytest.fixture(scope="session")
+def templates(synth: Synth) -> dict[str, dict[str, Any]]:
+    """Stack name → synthesized template, as written to the cloud assembly."""
+    return {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in sorted(synth.outdir.glob("*.template.json"))
+    }

@@ -1,0 +1,577 @@
+"""The automation stack: Lambdas, rules, alarms, DLQ, SNS, dashboard, secret and IAM."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match
+
+from fedkeeper.events import HANDLERS, rules, tunnel_alarm_name
+from stacks.automation import FEDKEEPER_METRICS, RUNTIME
+from tests.infra.conftest import Synth
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
+
+ENV_NAMES = {
+    "FEDKEEPER_CONFIG_PATH",
+    "FEDKEEPER_MODE",
+    "FEDKEEPER_VPC_ID",
+    "FEDKEEPER_VGW_ID",
+    "FEDKEEPER_VPN_CONNECTION_ID",
+    "FEDKEEPER_CLUSTER_NAME",
+    "FEDKEEPER_ONPREM_SECRET_ARN",
+    "FEDKEEPER_TOPIC_ARN",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+def _functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    """Handler name → properties of the fedkeeper function running it."""
+    found = synth.automation.find_resources(
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": Match.string_like_regexp(r"^lambdas\.")}},
+    )
+    return {
+        r["Properties"]["Handler"].split(".")[1]: {"id": rid, **r["Properties"]}
+        for rid, r in found.items()
+    }
+
+
+def _aliases(synth: Synth) -> dict[str, str]:
+    """Function logical id → logical id of its alias."""
+    aliases = synth.automation.find_resources("AWS::Lambda::Alias")
+    return {a["Properties"]["FunctionName"]["Ref"]: aid for aid, a in aliases.items()}
+
+
+def _id_of(synth: Synth, resource_type: str, props: Any | None = None) -> str:
+    found = synth.automation.find_resources(
+        resource_type, {"Properties": props} if props is not None else None
+    )
+    assert len(found) == 1, sorted(found)
+    return next(iter(found))
+
+
+def _policy_statements(synth: Synth) -> dict[str, dict[str, Any]]:
+    policy_id = _id_of(
+        synth, "AWS::IAM::Policy", {"PolicyName": Match.string_like_regexp("Reconciler")}
+    )
+    policy = synth.automation.find_resources("AWS::IAM::Policy")[policy_id]
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- functions ------------------------------------------------------------------------------
+
+
+def test_one_function_per_handler_with_its_handler_string(synth: Synth) -> None:
+    functions = _functions(synth)
+
+    assert set(functions) == set(HANDLERS)
+    for name, props in functions.items():
+        assert props["Handler"] == f"lambdas.{name}.handler"
+
+
+def test_all_functions_share_one_code_asset(synth: Synth) -> None:
+    keys = {json.dumps(p["Code"], sort_keys=True) for p in _functions(synth).values()}
+
+    assert len(keys) == 1
+
+
+def test_runtime_is_the_newest_python_cdk_knows(synth: Synth) -> None:
+    def version(runtime: lambda_.Runtime) -> tuple[int, ...]:
+        return tuple(int(x) for x in runtime.name.removeprefix("python").split("."))
+
+    pythons = [r for r in lambda_.Runtime.ALL if r.name.startswith("python3")]
+    newest = max(pythons, key=version)
+
+    assert RUNTIME.name == newest.name
+    assert RUNTIME.supports_snap_start
+    for props in _functions(synth).values():
+        assert props["Runtime"] == newest.name
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_runs_alone_traced_with_snapstart_and_a_dead_letter_queue(
+    synth: Synth, handler: str
+) -> None:
+    props = _functions(synth)[handler]
+    queue_id = _id_of(synth, "AWS::SQS::Queue")
+
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert props["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    assert props["Architectures"] == ["x86_64"]
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_logs_to_its_own_group_with_retention(synth: Synth, handler: str) -> None:
+    props = _functions(synth)[handler]
+    group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    group = synth.automation.find_resources("AWS::Logs::LogGroup")[group_id]["Properties"]
+
+    assert group["RetentionInDays"] > 0
+    assert group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_runs_in_the_private_subnets_with_the_lambda_security_group(
+    synth: Synth, handler: str
+) -> None:
+    vpc_config = _functions(synth)[handler]["VpcConfig"]
+    sg_id = _id_of(
+        synth,
+        "AWS::EC2::SecurityGroup",
+        {"GroupDescription": Match.string_like_regexp("fedkeeper Lambdas")},
+    )
+
+    assert vpc_config["SecurityGroupIds"] == [{"Fn::GetAtt": [sg_id, "GroupId"]}]
+    outputs = [s["Fn::GetStackOutput"]["OutputName"] for s in vpc_config["SubnetIds"]]
+    assert len(outputs) == synth.config.aws.vpc.az_count
+    assert all("privateSubnet" in o for o in outputs)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_gets_exactly_the_environment_the_lambda_code_reads(
+    synth: Synth, handler: str
+) -> None:
+    env = _functions(synth)[handler]["Environment"]["Variables"]
+
+    assert set(env) == ENV_NAMES
+    assert env["FEDKEEPER_CONFIG_PATH"] == "/var/task/federation.yaml"
+    assert env["FEDKEEPER_MODE"] == synth.config.mode.value
+    assert env["POWERTOOLS_SERVICE_NAME"] == "fedkeeper"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Fedkeeper"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert env["FEDKEEPER_TOPIC_ARN"] == {"Ref": _id_of(synth, "AWS::SNS::Topic")}
+    assert env["FEDKEEPER_ONPREM_SECRET_ARN"] == {
+        "Ref": _id_of(synth, "AWS::SecretsManager::Secret")
+    }
+    for name, output in (
+        ("FEDKEEPER_VPC_ID", "RefVpc8"),
+        ("FEDKEEPER_VGW_ID", "VpnGateway"),
+        ("FEDKEEPER_VPN_CONNECTION_ID", "VpcOnprem"),
+        ("FEDKEEPER_CLUSTER_NAME", "RefCluster"),
+    ):
+        assert output in env[name]["Fn::GetStackOutput"]["OutputName"], name
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_runs_as_the_reconciler_role_of_the_cluster_stack(
+    synth: Synth, handler: str
+) -> None:
+    role = _functions(synth)[handler]["Role"]["Fn::GetStackOutput"]
+
+    assert role["StackName"] == synth.stacks.cluster.stack_name
+    assert "ReconcilerRole" in role["OutputName"]
+
+
+def test_each_function_has_a_live_alias_on_a_published_version(synth: Synth) -> None:
+    aliases = synth.automation.find_resources("AWS::Lambda::Alias")
+    versions = synth.automation.find_resources("AWS::Lambda::Version")
+    functions = _functions(synth)
+
+    assert len(aliases) == len(versions) == len(functions)
+    for alias in aliases.values():
+        props = alias["Properties"]
+        assert props["Name"] == "live"
+        version_id = props["FunctionVersion"]["Fn::GetAtt"][0]
+        assert versions[version_id]["Properties"]["FunctionName"] == props["FunctionName"]
+
+
+def test_async_invocations_of_each_alias_retry_and_expire(synth: Synth) -> None:
+    configs = synth.automation.find_resources("AWS::Lambda::EventInvokeConfig")
+
+    assert len(configs) == len(HANDLERS)
+    for config in configs.values():
+        props = config["Properties"]
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["MaximumEventAgeInSeconds"] == 3600
+
+
+# --- network --------------------------------------------------------------------------------
+
+
+def test_lambda_security_group_allows_only_https_and_the_onprem_api(synth: Synth) -> None:
+    sg_id = _id_of(
+        synth,
+        "AWS::EC2::SecurityGroup",
+        {"GroupDescription": Match.string_like_regexp("fedkeeper Lambdas")},
+    )
+    group = synth.automation.find_resources("AWS::EC2::SecurityGroup")[sg_id]["Properties"]
+    egress = {
+        (r["CidrIp"], r["IpProtocol"], r["FromPort"], r["ToPort"])
+        for r in group["SecurityGroupEgress"]
+    }
+
+    assert egress == {
+        ("0.0.0.0/0", "tcp", 443, 443),
+        ("192.168.10.10/32", "tcp", 6443, 6443),  # federation.example.yaml's api_endpoint
+    }
+    assert "SecurityGroupIngress" not in group
+
+
+def test_lambdas_may_reach_the_eks_api_through_the_cluster_security_group(synth: Synth) -> None:
+    sg_id = _id_of(
+        synth,
+        "AWS::EC2::SecurityGroup",
+        {"GroupDescription": Match.string_like_regexp("fedkeeper Lambdas")},
+    )
+
+    synth.automation.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 443,
+            "ToPort": 443,
+            "SourceSecurityGroupId": {"Fn::GetAtt": [sg_id, "GroupId"]},
+            "GroupId": {
+                "Fn::GetStackOutput": Match.object_like(
+                    {"OutputName": Match.string_like_regexp("ClusterSecurityGroupId")}
+                )
+            },
+        },
+    )
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def test_every_rule_of_fedkeeper_events_is_deployed_with_its_pattern_or_schedule(
+    synth: Synth,
+) -> None:
+    deployed = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in synth.automation.find_resources("AWS::Events::Rule").values()
+    }
+    specs = rules(synth.config)
+
+    assert set(deployed) == {f"{synth.config.name}-{spec.name}" for spec in specs}
+    for spec in specs:
+        props = deployed[f"{synth.config.name}-{spec.name}"]
+        if spec.pattern is not None:
+            assert props["EventPattern"] == spec.pattern
+        else:
+            assert props["ScheduleExpression"] == spec.schedule
+
+
+def test_every_rule_targets_its_handlers_alias_with_a_dlq_and_a_retry_policy(
+    synth: Synth,
+) -> None:
+    aliases = _aliases(synth)
+    functions = _functions(synth)
+    queue_id = _id_of(synth, "AWS::SQS::Queue")
+    deployed = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in synth.automation.find_resources("AWS::Events::Rule").values()
+    }
+
+    for spec in rules(synth.config):
+        (target,) = deployed[f"{synth.config.name}-{spec.name}"]["Targets"]
+        assert target["Arn"] == {"Ref": aliases[functions[spec.handler]["id"]]}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+
+
+def test_the_schedule_rule_runs_repair_and_the_health_rule_watches_vpn(synth: Synth) -> None:
+    specs = {spec.name: spec for spec in rules(synth.config)}
+
+    synth.automation.has_resource_properties(
+        "AWS::Events::Rule",
+        {"ScheduleExpression": synth.config.reconcile.schedule},
+    )
+    assert specs["schedule"].handler == "repair"
+    synth.automation.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": Match.object_like(
+                {"source": ["aws.health"], "detail": {"service": ["VPN"]}}
+            )
+        },
+    )
+
+
+def test_eventbridge_may_invoke_only_the_aliases(synth: Synth) -> None:
+    aliases = set(_aliases(synth).values())
+    permissions = synth.automation.find_resources(
+        "AWS::Lambda::Permission", {"Properties": {"Principal": "events.amazonaws.com"}}
+    )
+
+    assert len(permissions) == len(rules(synth.config))
+    for permission in permissions.values():
+        assert permission["Properties"]["FunctionName"]["Ref"] in aliases
+
+
+# --- alarms, notifications, dashboard -------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_each_tunnel_has_a_tunnel_state_alarm_the_tunnel_rule_matches(
+    synth: Synth, index: int
+) -> None:
+    name = tunnel_alarm_name(synth.config, index)
+    alarms = synth.automation.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"AlarmName": name}}
+    )
+    (alarm,) = alarms.values()
+    props = alarm["Properties"]
+    (tunnel_rule,) = [s for s in rules(synth.config) if s.name == "tunnel-state"]
+    assert tunnel_rule.pattern is not None
+    prefix = tunnel_rule.pattern["detail"]["alarmName"][0]["prefix"]
+
+    assert name.startswith(prefix)
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/VPN", "TunnelState")
+    assert props["Statistic"] == "Maximum"
+    assert props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["Threshold"] == 1
+    dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
+    assert set(dims) == {"VpnId", "TunnelIpAddress"}
+    assert "VpcOnprem" in dims["VpnId"]["Fn::GetStackOutput"]["OutputName"]
+    # The outside address is read at deploy time (VPNConnection does not return it).
+    resource, path = dims["TunnelIpAddress"]["Fn::GetAtt"]
+    assert path == f"VpnConnections.0.VgwTelemetry.{index - 1}.OutsideIpAddress"
+    assert synth.automation.find_resources("Custom::AWS")[resource]
+
+
+def test_tunnel_addresses_are_read_with_describe_vpn_connections(synth: Synth) -> None:
+    (lookup,) = synth.automation.find_resources("Custom::AWS").values()
+    call = json.dumps(lookup["Properties"]["Update"])
+
+    assert "DescribeVpnConnections" in call
+    synth.automation.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like({"Action": "ec2:DescribeVpnConnections", "Resource": "*"})
+                ]
+            }
+        },
+    )
+
+
+def test_topic_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> None:
+    topic_id = _id_of(synth, "AWS::SNS::Topic")
+
+    synth.automation.has_resource_properties(
+        "AWS::SNS::Topic",
+        {"KmsMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("MessagingKey"), "Arn"]}},
+    )
+    synth.automation.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": topic_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_dead_letter_queue_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> None:
+    queue_id = _id_of(synth, "AWS::SQS::Queue")
+
+    synth.automation.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"KmsMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("MessagingKey"), "Arn"]}},
+    )
+    synth.automation.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_cloudwatch_and_eventbridge_may_use_the_messaging_key(synth: Synth) -> None:
+    key_id = _id_of(synth, "AWS::KMS::Key", {"Description": Match.string_like_regexp("SNS")})
+    key = synth.automation.find_resources("AWS::KMS::Key")[key_id]["Properties"]
+    services = {
+        s["Principal"]["Service"]
+        for s in key["KeyPolicy"]["Statement"]
+        if "Service" in s.get("Principal", {})
+    }
+
+    assert services == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert key["EnableKeyRotation"] is True
+
+
+def test_dead_letters_and_function_errors_alarm_to_the_topic(synth: Synth) -> None:
+    topic = {"Ref": _id_of(synth, "AWS::SNS::Topic")}
+    queue_id = _id_of(synth, "AWS::SQS::Queue")
+    alarms = [
+        a["Properties"] for a in synth.automation.find_resources("AWS::CloudWatch::Alarm").values()
+    ]
+
+    dlq = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert len(dlq) == 1
+    assert dlq[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_id, "QueueName"]}
+    errors = [a for a in alarms if a.get("MetricName") == "Errors"]
+    assert len(errors) == len(HANDLERS)
+    for alarm in [*dlq, *errors]:
+        assert alarm["AlarmActions"] == [topic]
+    for index in (1, 2):
+        (tunnel,) = [a for a in alarms if a["AlarmName"] == tunnel_alarm_name(synth.config, index)]
+        assert tunnel["AlarmActions"] == [topic]
+
+
+def test_dashboard_shows_tunnel_state_and_the_fedkeeper_metrics(synth: Synth) -> None:
+    (dashboard,) = synth.automation.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+
+    assert r"\"AWS/VPN\",\"TunnelState\"" in body
+    for metric in FEDKEEPER_METRICS:
+        assert rf"[\"Fedkeeper\",\"{metric}\",\"service\",\"fedkeeper\"" in body
+
+
+# --- the on-prem secret ---------------------------------------------------------------------
+
+
+def test_onprem_secret_is_named_by_the_config_and_holds_no_value(synth: Synth) -> None:
+    secret_id = _id_of(synth, "AWS::SecretsManager::Secret")
+    secret = synth.automation.find_resources("AWS::SecretsManager::Secret")[secret_id]["Properties"]
+    key_id = secret["KmsKeyId"]["Fn::GetAtt"][0]
+
+    assert secret["Name"] == synth.config.onprem.credentials_secret
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" in secret
+    key = synth.automation.find_resources("AWS::KMS::Key")[key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+
+
+# --- IAM ------------------------------------------------------------------------------------
+
+
+def test_reconciler_policy_is_attached_to_the_reconciler_role(synth: Synth) -> None:
+    policy_id = _id_of(
+        synth, "AWS::IAM::Policy", {"PolicyName": Match.string_like_regexp("Reconciler")}
+    )
+    policy = synth.automation.find_resources("AWS::IAM::Policy")[policy_id]
+    (role,) = policy["Properties"]["Roles"]
+
+    assert "ReconcilerRole" in role["Fn::GetStackOutput"]["OutputName"]
+    for props in _functions(synth).values():
+        assert (
+            policy_id
+            in synth.automation.find_resources("AWS::Lambda::Function")[props["id"]]["DependsOn"]
+        )
+
+
+def test_reconciler_policy_has_no_action_wildcards_and_no_metric_writes(synth: Synth) -> None:
+    actions = [a for s in _policy_statements(synth).values() for a in _as_list(s["Action"])]
+
+    assert all("*" not in a for a in actions)
+    assert "cloudwatch:PutMetricData" not in actions
+    assert not [a for a in actions if a.startswith("iam:")]
+
+
+def test_route_propagation_is_limited_to_the_vpcs_route_tables_and_the_vgw(synth: Synth) -> None:
+    statements = _policy_statements(synth)
+    tables = statements["PropagateVgwRoutesIntoVpcRouteTables"]
+    vgw = statements["PropagateFromTheVgw"]
+    propagation = ["ec2:DisableVgwRoutePropagation", "ec2:EnableVgwRoutePropagation"]
+
+    assert sorted(_as_list(tables["Action"])) == propagation
+    assert json.dumps(tables["Resource"]).endswith(':route-table/*"]]}')
+    vpc_arn = json.dumps(tables["Condition"]["ArnEquals"]["ec2:Vpc"])
+    assert ":vpc/" in vpc_arn
+    assert "RefVpc8" in vpc_arn
+    assert sorted(_as_list(vgw["Action"])) == propagation
+    assert "VpnGateway" in json.dumps(vgw["Resource"])
+
+
+def test_eks_permissions_are_scoped_to_the_cluster_and_its_vpc_cni_addon(synth: Synth) -> None:
+    statements = _policy_statements(synth)
+    name = synth.config.eks.cluster_name
+
+    assert sorted(_as_list(statements["ReadCluster"]["Action"])) == [
+        "eks:DescribeCluster",
+        "eks:DescribeUpdate",
+        "eks:ListAddons",
+    ]
+    assert json.dumps(statements["ReadCluster"]["Resource"]).endswith(f':cluster/{name}"]]}}')
+    assert sorted(_as_list(statements["ManageVpcCniAddon"]["Action"])) == [
+        "eks:DescribeAddon",
+        "eks:DescribeUpdate",
+        "eks:UpdateAddon",
+    ]
+    assert json.dumps(statements["ManageVpcCniAddon"]["Resource"]).endswith(
+        f':addon/{name}/vpc-cni/*"]]}}'
+    )
+
+
+def test_secret_topic_and_queue_permissions_name_their_resources(synth: Synth) -> None:
+    statements = _policy_statements(synth)
+    secret_id = _id_of(synth, "AWS::SecretsManager::Secret")
+    secret_key = synth.automation.find_resources("AWS::SecretsManager::Secret")[secret_id][
+        "Properties"
+    ]["KmsKeyId"]
+
+    assert statements["ReadOnpremKubeconfig"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ReadOnpremKubeconfig"]["Resource"] == {"Ref": secret_id}
+    decrypt = statements["DecryptOnpremKubeconfig"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Resource"] == secret_key
+    assert re.fullmatch(
+        r"secretsmanager\.[a-z0-9-]+\.amazonaws\.com",
+        decrypt["Condition"]["StringEquals"]["kms:ViaService"],
+    )
+    assert statements["Notify"]["Action"] == "sns:Publish"
+    assert statements["Notify"]["Resource"] == {"Ref": _id_of(synth, "AWS::SNS::Topic")}
+    assert statements["DeadLetter"]["Resource"] == {
+        "Fn::GetAtt": [_id_of(synth, "AWS::SQS::Queue"), "Arn"]
+    }
+
+
+def test_only_aws_apis_without_resource_scoping_use_resource_star(synth: Synth) -> None:
+    starred = {
+        a
+        for s in _policy_statements(synth).values()
+        if s["Resource"] == "*"
+        for a in _as_list(s["Action"])
+    }
+
+    assert starred == {
+        "ec2:DescribeVpcs",
+        "ec2:DescribeVpnGateways",
+        "ec2:DescribeVpnConnections",
+        "ec2:DescribeRouteTables",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }

@@ -1,0 +1,135 @@
+"""The stacks follow the config beyond the example: more zones, a DNS API endpoint, an
+existing secret, Graviton nodes, plan mode. One more synth for the whole module."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.conftest import EXAMPLE_CONFIG, PROJECT_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:fed/onprem"
+
+
+@dataclass(frozen=True)
+class Variant:
+    network: dict[str, Any]
+    cluster: dict[str, Any]
+    automation: dict[str, Any]
+
+    @staticmethod
+    def resources(template: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+        return [r for r in template["Resources"].values() if r["Type"] == resource_type]
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
+    import aws_cdk as cdk
+
+    from fedkeeper.config import load_config
+    from stacks import add_compliance_checks, build_stacks, feature_flags
+
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["mode"] = "plan"
+    data["aws"]["vpc"].update(az_count=3, nat_gateways=2)
+    data["eks"]["node_group"]["instance_types"] = ["m7g.large"]
+    data["onprem"]["api_endpoint"] = "https://k8s.onprem.example"
+    data["onprem"]["credentials_secret"] = SECRET_ARN
+    data["reconcile"]["schedule"] = "rate(5 minutes)"
+    workdir = tmp_path_factory.mktemp("variant")
+    config_file = workdir / "federation.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    outdir = workdir / "cdk.out"
+
+    # Code-only asset: this module checks the templates, not the bundle.
+    app = cdk.App(
+        outdir=str(outdir), context={**feature_flags(PROJECT_ROOT), "skipLambdaDeps": "true"}
+    )
+    config = load_config(config_file)
+    build_stacks(app, config, config_file, PROJECT_ROOT)
+    add_compliance_checks(app)
+    app.synth()
+
+    def template(stack: str) -> dict[str, Any]:
+        path: Path = outdir / f"{config.name}-{stack}.template.json"
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+
+    return Variant(template("network"), template("cluster"), template("automation"))
+
+
+def test_every_zone_gets_subnets_and_the_configured_nat_gateways(variant: Variant) -> None:
+    subnets = Variant.resources(variant.network, "AWS::EC2::Subnet")
+    zones = {s["Properties"]["AvailabilityZone"]["Fn::Select"][0] for s in subnets}
+
+    assert len(subnets) == 6
+    assert zones == {0, 1, 2}
+    assert len(Variant.resources(variant.network, "AWS::EC2::NatGateway")) == 2
+    (propagation,) = Variant.resources(variant.network, "AWS::EC2::VPNGatewayRoutePropagation")
+    assert len(propagation["Properties"]["RouteTableIds"]) == 3
+
+
+def test_a_dns_api_endpoint_opens_its_port_towards_the_onprem_hosts(variant: Variant) -> None:
+    (group,) = [
+        g
+        for g in Variant.resources(variant.automation, "AWS::EC2::SecurityGroup")
+        if "fedkeeper Lambdas" in g["Properties"]["GroupDescription"]
+    ]
+    egress = {(r["CidrIp"], r["FromPort"]) for r in group["Properties"]["SecurityGroupEgress"]}
+
+    assert egress == {("0.0.0.0/0", 443), ("192.168.0.0/16", 443)}
+
+
+def test_an_existing_secret_is_read_not_created(variant: Variant) -> None:
+    assert not Variant.resources(variant.automation, "AWS::SecretsManager::Secret")
+    (policy,) = [
+        p
+        for p in Variant.resources(variant.automation, "AWS::IAM::Policy")
+        if "Reconciler" in p["Properties"]["PolicyName"]
+    ]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+    assert statements["ReadOnpremKubeconfig"]["Resource"] == f"{SECRET_ARN}-??????"
+    decrypt = statements["DecryptOnpremKubeconfig"]
+    assert decrypt["Resource"] == "*"
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == (
+        "secretsmanager.eu-west-1.amazonaws.com"
+    )
+
+
+def test_functions_get_the_mode_and_the_secret_arn_from_the_config(variant: Variant) -> None:
+    functions = [
+        f
+        for f in Variant.resources(variant.automation, "AWS::Lambda::Function")
+        if f["Properties"].get("Handler", "").startswith("lambdas.")
+    ]
+
+    assert len(functions) == 4
+    for function in functions:
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["FEDKEEPER_MODE"] == "plan"
+        assert env["FEDKEEPER_ONPREM_SECRET_ARN"] == SECRET_ARN
+
+
+def test_graviton_instance_types_get_the_arm_node_image(variant: Variant) -> None:
+    (nodegroup,) = Variant.resources(variant.cluster, "AWS::EKS::Nodegroup")
+
+    assert nodegroup["Properties"]["AmiType"] == "AL2023_ARM_64_STANDARD"
+    assert nodegroup["Properties"]["InstanceTypes"] == ["m7g.large"]
+
+
+def test_the_schedule_follows_the_config(variant: Variant) -> None:
+    schedules = [
+        r["Properties"]["ScheduleExpression"]
+        for r in Variant.resources(variant.automation, "AWS::Events::Rule")
+        if "ScheduleExpression" in r["Properties"]
+    ]
+
+    assert schedules == ["rate(5 minutes)"]
