@@ -192,5 +192,5 @@ def run_event_demo(
         print("  metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
     print(f"  emulators saw {writes.total} write(s)" + "".join(f"\n    {d}" for d in writes.detail))
     if repaired is not None:
-        print(f"  fault repaired: {_tick(repaired)}")
+        print(f"  the scenario's check of a repaired world: {_tick(repaired)}")
     return 1 if failed else 0

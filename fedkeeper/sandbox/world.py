@@ -107,6 +107,21 @@ def route_event(config: FederationConfig, event: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event)))
 
 
+def _handler_module(handler: str) -> Any:
+    """``lambdas.<handler>``: the handler code the stack deploys."""
+    try:
+        return importlib.import_module(f"lambdas.{handler}")
+    except ModuleNotFoundError as exc:
+        if exc.name != "lambdas":
+            raise
+        raise ModuleNotFoundError(
+            "the handlers package `lambdas` is not importable: install the project with it "
+            '(pyproject: [tool.setuptools.packages.find] include = ["fedkeeper*", "lambdas*"], '
+            "then `pip install -e .`) or run from the repository root",
+            name="lambdas",
+        ) from None
+
+
 class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
@@ -212,7 +227,7 @@ class Sandbox:
         on_report: Callable[[Report], None] | None = None,
     ) -> dict[str, Any]:
         """Call ``lambdas.<handler>.handler(event, context)`` as Lambda would; it may raise."""
-        module = importlib.import_module(f"lambdas.{handler}")
+        module = _handler_module(handler)
         context = FakeLambdaContext.for_handler(handler, self.config.aws.region)
         # What the function prints (JSON logs, EMF metrics) goes to its "CloudWatch Logs".
         out = io.StringIO()
