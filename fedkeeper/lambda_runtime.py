@@ -1,0 +1,489 @@
+"""What the Lambda handlers share: settings, the per-container runtime, and the handler logic.
+
+The handlers in ``lambdas/`` only wire Powertools and call one function here:
+
+* :func:`handle_event` — an EventBridge event → :func:`fedkeeper.events.trigger_for` → a
+  scoped ``reconcile`` (or a no-op Report when the event asks nothing of fedkeeper);
+* :func:`handle_repair` — the repair function: a scheduled event (full reconcile) or a manual
+  payload (:func:`handle_manual`, ``{"action": "plan"|"apply"|"status", "scope": [...]}``).
+
+Every run ends in :func:`finish`: the Report is logged (it holds no secrets; payloads and
+bodies are never logged), turned into metrics, and — when part of the run failed in a way
+that trying again can fix — raised as :class:`RetryableError`, so that Lambda's async
+retries and the dead-letter queue take over. Permanent failures are reported and counted,
+not raised: retrying them only repeats the failure.
+
+The environment is read once per container into :class:`Settings`; :func:`runtime` builds
+one :class:`Runtime` (settings, config, connections) lazily and keeps it while the container
+is warm. Tests and the sandbox inject their own with :func:`use_runtime`; production code is
+not special-cased (only the boto3 session and endpoints differ).
+
+Cold start: this module imports pydantic, Powertools and the pure layers only. boto3 and
+the kubernetes client (through :mod:`fedkeeper.service`) load on the first event that needs
+a reconcile, so an irrelevant event never pays for them.
+
+Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE`` or ``Fedkeeper``, dimension
+``service=fedkeeper`` only, so alarms and dashboards need no per-handler dimension):
+
+============================  ===========================================================
+``DriftFound``                changes the run found necessary (planned, applied or failed)
+``DriftRepaired``             changes applied
+``DriftFound.<invariant>``    per invariant (``routes``, ``snat``, ...), only when non-zero
+``DriftRepaired.<invariant>`` per invariant, only when non-zero
+``Deferred``                  work deferred (on-prem unreachable)
+``Failures``                  failed changes + run errors (retryable or not)
+``Findings``                  findings reported
+``TunnelsUp``                 VPN tunnels up, when the run looked at the VPN
+``EventsIgnored``             events a rule delivered that asked nothing of fedkeeper
+``InvalidRequests``           manual payloads refused
+============================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from fedkeeper.config import FederationConfig, load_config
+from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
+from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
+from fedkeeper.model import Deferred, Report, Result, RunError, Scope
+
+if TYPE_CHECKING:
+    from fedkeeper.model import Invariant
+    from fedkeeper.service import Connections, ModeName, Runner
+
+SERVICE = "fedkeeper"
+DEFAULT_METRICS_NAMESPACE = "Fedkeeper"
+# The code asset is /var/task/{fedkeeper,lambdas}/...; the stack puts federation.yaml beside.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "federation.yaml"
+
+# Powertools loggers share one stdlib logger per service name, and Metrics instances share
+# one metric set: these add to what the handler's own Logger and Metrics emit and flush.
+logger = Logger(service=SERVICE, child=True)
+metrics = Metrics(service=SERVICE)
+
+
+def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
+    """The CloudWatch namespace: ``POWERTOOLS_METRICS_NAMESPACE``, else ``Fedkeeper``."""
+    env = os.environ if environ is None else environ
+    return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+class Settings(BaseModel):
+    """The Lambda environment the automation stack sets, validated once per cold start.
+
+    Every value is optional: without ids the engine discovers the VPC and gateway by the
+    federation tag, and the cluster and secret come from federation.yaml. ``mode: plan``
+    is the kill switch (it wins over the config and over a manual ``apply``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    config_path: Path = Field(DEFAULT_CONFIG_PATH, alias="FEDKEEPER_CONFIG_PATH")
+    mode: Literal["plan", "apply"] | None = Field(None, alias="FEDKEEPER_MODE")
+    vpc_id: str | None = Field(None, alias="FEDKEEPER_VPC_ID")
+    vgw_id: str | None = Field(None, alias="FEDKEEPER_VGW_ID")
+    vpn_connection_id: str | None = Field(None, alias="FEDKEEPER_VPN_CONNECTION_ID")
+    cluster_name: str | None = Field(None, alias="FEDKEEPER_CLUSTER_NAME")
+    onprem_secret_arn: str | None = Field(None, alias="FEDKEEPER_ONPREM_SECRET_ARN")
+    topic_arn: str | None = Field(None, alias="FEDKEEPER_TOPIC_ARN")
+
+    @field_validator("config_path", mode="before")
+    @classmethod
+    def _default_path(cls, value: Any) -> Any:
+        return DEFAULT_CONFIG_PATH if value is None else value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.lower()
+            if value not in ("plan", "apply"):
+                raise ValueError(f"{value!r} is not a mode; set plan or apply, or leave it unset")
+        return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # CloudFormation cannot omit a variable conditionally; an empty one means unset.
+        # (Defined last: pydantic runs "before" validators last-defined first.)
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``FEDKEEPER_*`` variables; ConfigError names each bad one."""
+        env = os.environ if environ is None else environ
+        data = {k: v for k, v in env.items() if k.startswith("FEDKEEPER_")}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            known = ", ".join(str(f.alias) for f in cls.model_fields.values())
+            problems: list[str] = []
+            for err in exc.errors(include_url=False):
+                name = ".".join(str(p) for p in err["loc"])
+                if err["type"] == "extra_forbidden":
+                    problems.append(f"{name}: is not a fedkeeper setting; known: {known}")
+                else:
+                    msg = str(err["msg"]).removeprefix("Value error, ")
+                    problems.append(f"{name}: {msg}")
+            raise ConfigError(problems) from None
+
+
+# --- the runtime: one per container ----------------------------------------------------------
+
+
+class Runtime:
+    """Settings, the federation config and the connections of one Lambda container.
+
+    Connections (boto3 session, EKS and on-prem clients) are built on first use and kept
+    while the container is warm. ``runners`` replaces the invariants' runners (tests) and
+    ``on_report`` sees every Report before it is returned (the sandbox keeps them).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: FederationConfig,
+        *,
+        connections: Connections | None = None,
+        runners: dict[Invariant, Runner] | None = None,
+        on_report: Callable[[Report], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.runners = runners
+        self.on_report = on_report
+        self._connections = connections
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        return cls(settings, load_config(settings.config_path))
+
+    def connections(self) -> Connections:
+        if self._connections is None:
+            self._connections = build_connections(self.settings, self.config)
+        return self._connections
+
+
+def build_connections(settings: Settings, config: FederationConfig) -> Connections:
+    """The production connections: the Lambda role's credentials, the stack's ids."""
+    import boto3
+
+    from fedkeeper.service import Connections, Targets
+
+    targets = Targets(
+        vpc_id=settings.vpc_id,
+        vgw_id=settings.vgw_id,
+        cluster_name=settings.cluster_name,
+        onprem_secret=settings.onprem_secret_arn,
+    )
+    return Connections(config, boto3.Session(region_name=config.aws.region), targets=targets)
+
+
+class _Slot:
+    """The container's runtime; a slot rather than a bare global so tests can swap it."""
+
+    value: Runtime | None = None
+
+
+_slot = _Slot()
+
+
+def runtime() -> Runtime:
+    """The container's Runtime, built on first use from the environment."""
+    if _slot.value is None:
+        _slot.value = Runtime.from_settings(Settings.from_env())
+    return _slot.value
+
+
+@contextmanager
+def use_runtime(rt: Runtime | None) -> Iterator[Runtime | None]:
+    """Run handlers against ``rt`` (the sandbox's or a test's) inside the block.
+
+    ``None`` is a cold container: the next :func:`runtime` builds one from the environment.
+    """
+    previous, _slot.value = _slot.value, rt
+    try:
+        yield rt
+    finally:
+        _slot.value = previous
+
+
+# --- manual requests -------------------------------------------------------------------------
+
+InvariantName = Literal["routes", "snat", "ippools", "rcc", "vpn", "checks"]
+INVARIANT_NAMES: tuple[str, ...] = get_args(InvariantName)
+ACTIONS: tuple[str, ...] = ("plan", "apply", "status")
+USAGE = '{"action": "plan" | "apply" | "status", "scope": ["routes", "snat", ...] (optional)}'
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: list[InvariantName] | None = Field(None, min_length=1)
+
+    def scope_of_run(self) -> Scope:
+        return Scope.parse(self.scope)
+
+
+class PlanCommand(_Command):
+    """Show what a reconcile would change; write nothing."""
+
+    action: Literal["plan"]
+
+
+class ApplyCommand(_Command):
+    """Repair drift now (unless the kill switch says plan)."""
+
+    action: Literal["apply"]
+
+
+class StatusCommand(_Command):
+    """Read-only health: a plan-mode reconcile, for its findings."""
+
+    action: Literal["status"]
+
+
+ManualCommand = Annotated[PlanCommand | ApplyCommand | StatusCommand, Field(discriminator="action")]
+_manual = TypeAdapter[PlanCommand | ApplyCommand | StatusCommand](ManualCommand)
+
+
+class InvalidRequestError(ConfigError):
+    """A manual payload that cannot be run; ``errors`` names each field and its fix."""
+
+
+def parse_manual(payload: Any) -> PlanCommand | ApplyCommand | StatusCommand:
+    """The command in a manual payload, or InvalidRequestError naming every problem."""
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(
+            [
+                f"request: is {_json_type(payload)}; send a JSON object such as "
+                '{"action": "status"}'
+            ]
+        )
+    try:
+        return _manual.validate_python(payload)
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            [_problem(err) for err in exc.errors(include_url=False)]
+        ) from None
+
+
+def _json_type(value: Any) -> str:
+    """``a list``, ``a string``, ``null``: what a JSON value is, for an error message."""
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else f"a {names.get(type(value), type(value).__name__)}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _problem(err: Any) -> str:
+    loc = list(err["loc"])
+    if loc and loc[0] in ACTIONS:  # pydantic puts the union tag first
+        loc = loc[1:]
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind, value = err["type"], err.get("input")
+    actions = ", ".join(ACTIONS)
+    invariants = ", ".join(INVARIANT_NAMES)
+    if kind == "union_tag_not_found":
+        return f"action: is missing; add one of {actions}"
+    if kind == "union_tag_invalid":
+        tag = value.get("action") if isinstance(value, dict) else value
+        return f"action: {_shown(tag)} is not an action; use one of {actions}"
+    if kind == "literal_error" and path.startswith("scope["):
+        return f"{path}: {_shown(value)} is not an invariant; use one of {invariants}"
+    if kind == "list_type":
+        return (
+            f'{path}: is {_json_type(value)}; write a list such as ["routes", "ippools"] '
+            f"(names: {invariants})"
+        )
+    if kind == "too_short":
+        return f"{path}: is empty; list at least one of {invariants}, or leave scope out for all"
+    if kind == "extra_forbidden":
+        return f"{path}: is not a known key; remove it (a request has only action and scope)"
+    return f"{path or 'request'}: {err['msg']}; expected {USAGE}"
+
+
+# --- handler logic ---------------------------------------------------------------------------
+
+
+def handle_event(event: Any, context: object, handler_name: str) -> dict[str, Any]:
+    """The EventBridge handlers' logic: the event's scope reconciled, as a Report dict.
+
+    An event that asks nothing of fedkeeper (unknown, malformed, a failed API call, another
+    cluster) returns a no-op Report whose ``trigger`` says why. Raises RetryableError when
+    part of the run failed in a way that retrying can fix.
+    """
+    try:
+        rt = runtime()
+    except ConfigError as exc:
+        return _config_failure(handler_name, exc)
+    trigger = trigger_for(event, rt.config)
+    if trigger is None:
+        report = Report(
+            mode="plan",
+            scope=Scope(frozenset()),
+            trigger=f"ignored: {event_summary(event)} asks nothing of fedkeeper",
+        )
+        metrics.add_metric("EventsIgnored", MetricUnit.Count, 1)
+        return finish(rt, report, handler_name)
+    report = _reconcile(rt, trigger.scope, "apply", trigger.reason)
+    _defer_while_cut_off(report, trigger)
+    return finish(rt, report, handler_name)
+
+
+def handle_manual(payload: Any) -> dict[str, Any]:
+    """A manual request to the repair function; a bad one changes nothing.
+
+    ``plan`` and ``status`` never write; ``apply`` writes unless the kill switch says plan.
+    A bad payload returns ``{"error": "invalid request", "problems": [...], "usage": ...}``.
+    """
+    try:
+        command = parse_manual(payload)
+    except InvalidRequestError as exc:
+        metrics.add_metric("InvalidRequests", MetricUnit.Count, 1)
+        logger.warning("manual request refused", extra={"problems": exc.errors})
+        return {"error": "invalid request", "problems": exc.errors, "usage": USAGE}
+    try:
+        rt = runtime()
+    except ConfigError as exc:
+        return _config_failure("repair", exc)
+    requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
+    report = _reconcile(rt, command.scope_of_run(), requested, f"manual {command.action}")
+    return finish(rt, report, "repair")
+
+
+def handle_repair(event: Any, context: object) -> dict[str, Any]:
+    """The repair function: an EventBridge event (the schedule) or a manual payload."""
+    if is_eventbridge_event(event):
+        return handle_event(event, context, "repair")
+    return handle_manual(event)
+
+
+def _reconcile(rt: Runtime, scope: Scope, requested: ModeName, reason: str) -> Report:
+    from fedkeeper.service import effective_mode, reconcile
+
+    mode = effective_mode(requested, rt.config, rt.settings.mode)
+    try:
+        return reconcile(rt.connections(), scope, mode, trigger=reason, runners=rt.runners)
+    except FedkeeperError as exc:
+        # The engine reports per-invariant failures itself; this is one it could not place.
+        error = RunError("run", str(exc), retryable=isinstance(exc, RetryableError))
+        return Report(mode=mode, scope=scope, errors=[error], trigger=reason)
+
+
+def _defer_while_cut_off(report: Report, trigger: Trigger) -> None:
+    """An ALARM with no tunnel up: the on-prem work waits for the OK, which runs it all."""
+    if trigger.tunnel_state != "down" or report.tunnels_up != 0:
+        return
+    if not any(d.target == "onprem" for d in report.deferred):
+        report.deferred.append(
+            Deferred("onprem", "no VPN tunnel up; runs when a tunnel alarm returns to OK")
+        )
+
+
+def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
+    """Bad settings or federation.yaml: permanent, so reported and counted, not retried."""
+    report = Report(
+        mode="plan",
+        scope=Scope(frozenset()),
+        errors=[RunError("config", "; ".join(exc.errors), retryable=False)],
+        trigger="configuration",
+    )
+    return finish(None, report, handler_name)
+
+
+def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, Any]:
+    """Log the Report, record its metrics, raise if retrying can help; the Report dict."""
+    if rt is not None and rt.on_report is not None:
+        rt.on_report(report)
+    out = report.to_dict()
+    failed = report.errors or any(c.result is Result.FAILED for c in report.changes)
+    log = logger.warning if failed else logger.info
+    log("fedkeeper run finished", extra={"handler": handler_name, "report": out})
+    record_metrics(report, handler_name)
+    retryable = [e for e in report.errors if e.retryable]
+    if retryable:
+        # Lambda logs a raised error itself, past our formatter: redact the message here.
+        summary = redact("; ".join(f"{e.invariant}: {e.message}" for e in retryable))
+        raise RetryableError(f"{len(retryable)} retryable failure(s): {summary}")
+    return out
+
+
+def record_metrics(report: Report, handler_name: str) -> None:
+    """The Report as EMF metrics (see the module docstring for the names)."""
+    count = MetricUnit.Count
+    metrics.add_metadata("handler", handler_name)
+    if report.trigger:
+        metrics.add_metadata("trigger", report.trigger)
+    found = Counter(c.change.invariant.value for c in report.changes)
+    repaired = Counter(
+        c.change.invariant.value for c in report.changes if c.result is Result.APPLIED
+    )
+    metrics.add_metric("DriftFound", count, found.total())
+    metrics.add_metric("DriftRepaired", count, repaired.total())
+    for name, n in sorted(found.items()):
+        metrics.add_metric(f"DriftFound.{name}", count, n)
+    for name, n in sorted(repaired.items()):
+        metrics.add_metric(f"DriftRepaired.{name}", count, n)
+    failures = sum(c.result is Result.FAILED for c in report.changes) + len(report.errors)
+    metrics.add_metric("Deferred", count, len(report.deferred))
+    metrics.add_metric("Failures", count, failures)
+    metrics.add_metric("Findings", count, len(report.findings))
+    if report.tunnels_up is not None:
+        metrics.add_metric("TunnelsUp", count, report.tunnels_up)
+
+
+# --- secrets never reach a log ---------------------------------------------------------------
+
+REDACTED = "*****"
+_SENSITIVE_KEY = re.compile(
+    r"token|kubeconfig|password|passwd|secret|authorization|api[-_]?key|credential|"
+    r"private[-_]?key|certificate[-_]?data|client[-_]?key",
+    re.IGNORECASE,
+)
+_SENSITIVE_TEXT = re.compile(
+    r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]+|k8s-aws-v1\.[A-Za-z0-9_-]+|"
+    r"(?i:\"?(?:token|password)\"?\s*[:=]\s*)\"?[^\s\",}]+"
+)
+
+
+def redact(value: Any) -> Any:
+    """``value`` with secrets masked: values of sensitive keys, bearer and EKS tokens."""
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SENSITIVE_TEXT.sub(REDACTED, value)
+    return value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON log formatter, with :func:`redact` applied to every record."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact(log))

@@ -1,0 +1,47 @@
+"""A stand-in for the Lambda context object, for invoking handlers on this machine.
+
+It carries what Powertools reads (name, memory, ARN, request id) and what handlers may
+call (``get_remaining_time_in_millis``), as the Powertools testing guide suggests.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from fedkeeper.sandbox.event_factory import ACCOUNT
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "fedkeeper-handler"
+    memory_limit_in_mb: int = 512
+    region: str = "eu-west-1"
+    timeout_s: int = 120
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    @classmethod
+    def for_handler(cls, handler: str, region: str = "eu-west-1") -> FakeLambdaContext:
+        return cls(function_name=f"fedkeeper-{handler.replace('_', '-')}", region=region)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"2025/01/01/[$LATEST]{self.aws_request_id.replace('-', '')}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self.timeout_s - (time.monotonic() - self._started)
+        return max(0, int(left * 1000))

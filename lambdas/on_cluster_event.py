@@ -1,0 +1,21 @@
+"""``on_cluster_event``: a CloudTrail EKS add-on/cluster/node group call, or an EKS add-on event.
+
+Scope snat and rcc: an add-on update can reset the vpc-cni configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fedkeeper.lambda_runtime import handle_event
+from lambdas import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(event, context, "on_cluster_event")
