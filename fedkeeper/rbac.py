@@ -71,7 +71,9 @@ def reconciler_rules(
                 "verbs": ["get", "list", "patch"],
             }
         )
-        rules.append({"apiGroups": [calico_group], "resources": ["ippools"], "verbs": ["get", "list"]})
+        rules.append(
+            {"apiGroups": [calico_group], "resources": ["ippools"], "verbs": ["get", "list"]}
+        )
     else:
         rules.append({"apiGroups": [calico_group], "resources": ["ippools"], "verbs": _WRITE})
     return rules

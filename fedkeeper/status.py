@@ -16,8 +16,14 @@ from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import routes as routes_inv
 from fedkeeper.invariants.ippools import pool_name
 from fedkeeper.invariants.rcc import access_secret_name
-from fedkeeper.invariants.snat import ADDON_NAME, DAEMONSET, DAEMONSET_NAMESPACE, daemonset_env
-from fedkeeper.invariants.snat import EXTERNAL_SNAT, parse_configuration_values
+from fedkeeper.invariants.snat import (
+    ADDON_NAME,
+    DAEMONSET,
+    DAEMONSET_NAMESPACE,
+    EXTERNAL_SNAT,
+    daemonset_env,
+    parse_configuration_values,
+)
 from fedkeeper.model import ALL_INVARIANTS, Invariant, Report, Result, Scope, Severity
 from fedkeeper.service import Connections, Run, reconcile
 
@@ -99,9 +105,7 @@ def federation_status(conns: Connections) -> Status:
         sections[e.invariant].worsen("unknown", f"could not be read: {e.message}")
     if report.deferred:
         for name in ("ippools", "rcc", "checks"):
-            sections[name].worsen(
-                "unknown", f"on-prem not reachable: {report.deferred[0].reason}"
-            )
+            sections[name].worsen("unknown", f"on-prem not reachable: {report.deferred[0].reason}")
     run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
     for name, gather in _FACTS.items():
         try:
@@ -110,7 +114,9 @@ def federation_status(conns: Connections) -> Status:
             sections[name].facts.append(f"({exc.target or 'a backend'} unreachable)")
         except FedkeeperError as exc:
             sections[name].facts.append(f"(facts unavailable: {exc})")
-    order = [i.value for i in (Invariant.VPN, *[x for x in ALL_INVARIANTS if x is not Invariant.VPN])]
+    order = [
+        i.value for i in (Invariant.VPN, *[x for x in ALL_INVARIANTS if x is not Invariant.VPN])
+    ]
     return Status(
         sections=[sections[n] for n in order],
         report=report,
@@ -164,7 +170,9 @@ def _snat_facts(run: Run, sec: Section) -> None:
             value = env.get(EXTERNAL_SNAT, "unset")
         except ValueError:
             value = "unreadable"
-        sec.facts.append(f"add-on vpc-cni {addon.version} ({addon.status}): {EXTERNAL_SNAT}={value}")
+        sec.facts.append(
+            f"add-on vpc-cni {addon.version} ({addon.status}): {EXTERNAL_SNAT}={value}"
+        )
     ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
     if ds is not None:
         sec.facts.append(f"DaemonSet aws-node: {EXTERNAL_SNAT}={daemonset_env(ds) or 'unset'}")

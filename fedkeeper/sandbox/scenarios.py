@@ -30,7 +30,7 @@ from fedkeeper.sandbox.world import Sandbox
 class Scenario:
     name: str
     description: str
-    inject: Callable[[Sandbox], None]
+    inject: Callable[[Sandbox], object]
     event: Callable[[Sandbox], dict[str, Any]]
     verify: Callable[[Sandbox], bool]
     cleanup: Callable[[Sandbox], None] | None = None
