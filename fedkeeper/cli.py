@@ -189,6 +189,206 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(cfg, scenarios=args.scenario, as_json=args.json, list_only=args.list)
 
 
+def _target_args(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--config", "-c", help="federation.yaml path")
+    r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
+    r.add_argument("--profile", help="AWS profile (default: the environment's)")
+    r.add_argument("--region", help="AWS region (default: the config's)")
+    r.add_argument("--vpc-id", help="VPC id (default: discovered by the federation tag)")
+    r.add_argument("--kubeconfig", help="kubeconfig file for --eks-context/--onprem-context")
+    r.add_argument("--eks-context", help="reach EKS through this kubeconfig context")
+    r.add_argument(
+        "--onprem-context",
+        help="reach on-prem through this kubeconfig context (default: the secret)",
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from fedkeeper.status import federation_status, render_status
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
+    try:
+        if args.sandbox:
+            from fedkeeper.sandbox.scenarios import SCENARIOS
+            from fedkeeper.sandbox.world import Sandbox
+
+            if args.scenario and args.scenario not in SCENARIOS:
+                _print_errors(
+                    "invalid arguments:",
+                    [f"--scenario: unknown {args.scenario!r}; use one of {', '.join(SCENARIOS)}"],
+                )
+                return 2
+            with Sandbox.start(cfg) as sb:
+                if args.scenario:
+                    SCENARIOS[args.scenario].inject(sb)
+                status = federation_status(sb.connections())
+        elif args.scenario:
+            _print_errors("invalid arguments:", ["--scenario: only with --sandbox"])
+            return 2
+        else:
+            status = federation_status(_real_connections(cfg, args))
+    except (FedkeeperError, OSError) as exc:
+        _print_errors("fedkeeper could not run:", [str(exc)])
+        return 1
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=2))
+    else:
+        print(render_status(status, colour=sys.stdout.isatty()))
+    return 0 if status.healthy else 1
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
+    payload: dict[str, Any] = {"action": args.action}
+    names = [n.strip() for part in (args.scope or []) for n in part.split(",") if n.strip()]
+    if names:
+        payload["scope"] = names
+    function = args.function or f"{cfg.name}-repair"
+
+    def call(session: Any) -> tuple[dict[str, Any] | str, str | None]:
+        from fedkeeper.adapters.aws import aws_errors
+
+        with aws_errors():
+            resp = session.client("lambda").invoke(
+                FunctionName=function,
+                Qualifier=args.qualifier,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(payload).encode(),
+            )
+        raw = resp["Payload"].read().decode("utf-8", "replace")
+        try:
+            body: dict[str, Any] | str = json.loads(raw)
+        except ValueError:
+            body = raw
+        return body, resp.get("FunctionError")
+
+    try:
+        if args.sandbox:
+            from fedkeeper.sandbox.world import Sandbox
+
+            with Sandbox.start(cfg) as sb:
+                body, error = call(sb.aws_session())
+        else:
+            import boto3
+
+            body, error = call(
+                boto3.Session(profile_name=args.profile, region_name=args.region or cfg.aws.region)
+            )
+    except (FedkeeperError, OSError) as exc:
+        _print_errors(f"could not invoke {function}:", [str(exc)])
+        return 1
+    if args.json or not isinstance(body, dict) or "mode" not in body:
+        print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    else:
+        print(render_report(_report_from_dict(body)))
+    if error:
+        _print_errors(f"{function} failed ({error})", [str(body)])
+        return 1
+    if isinstance(body, dict) and "error" in body:
+        return 2
+    return 0 if isinstance(body, dict) and (body.get("converged") or args.action != "apply") else 1
+
+
+def _report_from_dict(d: dict[str, Any]) -> Report:
+    """A Report rebuilt from its JSON (for rendering a Lambda's answer)."""
+    from fedkeeper.model import (
+        Action,
+        ApiCounter,
+        Change,
+        ChangeOutcome,
+        Deferred,
+        Finding,
+        Invariant,
+        Result,
+        RunError,
+        Severity,
+    )
+
+    changes = []
+    for c in d.get("changes", []):
+        backend, kind, *rest = str(c["target"]).split("/")
+        change = Change(
+            backend=backend,  # type: ignore[arg-type]
+            kind=kind,
+            name="/".join(rest),
+            action=Action(c["action"]),
+            reason=c["reason"],
+            invariant=Invariant.CHECKS,
+        )
+        changes.append(ChangeOutcome(change, Result(c["result"]), c.get("error")))
+    return Report(
+        mode=d.get("mode", "plan"),
+        scope=Scope.parse(d.get("scope") or None),
+        changes=changes,
+        findings=[
+            Finding(Severity(f["severity"]), f["check"], f["message"])
+            for f in d.get("findings", [])
+        ],
+        deferred=[Deferred(x["target"], x["reason"]) for x in d.get("deferred", [])],
+        errors=[RunError(e["invariant"], e["error"], e["retryable"]) for e in d.get("errors", [])],
+        api=ApiCounter(reads=dict(d.get("api_calls", {})), writes={}),
+        duration_ms=int(d.get("duration_ms", 0)),
+        trigger=d.get("trigger"),
+    )
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from fedkeeper import bootstrap
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
+    if not args.apply:
+        print("# fedkeeper's identity on the on-prem cluster. Apply with:")
+        print("#   fedkeeper onprem-bootstrap | kubectl --context <on-prem> apply -f -")
+        print("# or let fedkeeper apply it and write the kubeconfig:")
+        print("#   fedkeeper onprem-bootstrap --apply --context <on-prem>")
+        print("# then store that kubeconfig where the Lambdas read it:")
+        print(f"#   {bootstrap.store_command(cfg, args.write_kubeconfig)}")
+        print(bootstrap.manifests_yaml(cfg), end="")
+        return 0
+    if not args.context:
+        _print_errors("invalid arguments:", ["--context: name the on-prem kubeconfig context"])
+        return 2
+    from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+
+    from fedkeeper.adapters.kube import KubeCluster, resource_types
+
+    path = os.path.expanduser(args.kubeconfig or KUBE_CONFIG_DEFAULT_LOCATION)
+    try:
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            kubeconfig = yaml.safe_load(fh)
+        api = cfg.federation.calico_api
+        cluster = KubeCluster.from_kubeconfig(
+            "onprem", kubeconfig, resource_types(api.group, api.version), context=args.context
+        )
+        for line in bootstrap.apply_bootstrap(cluster, cfg):
+            print(line)
+        out = bootstrap.fedkeeper_kubeconfig(cluster, cfg)
+    except (FedkeeperError, OSError) as exc:
+        _print_errors("bootstrap failed:", [str(exc)])
+        return 1
+    fd = os.open(args.write_kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(out, fh, sort_keys=False)
+    print(f"wrote {args.write_kubeconfig} (token auth for ServiceAccount fedkeeper/fedkeeper)")
+    print("store it where the Lambdas read it:")
+    print(f"  {bootstrap.store_command(cfg, args.write_kubeconfig)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fedkeeper",
@@ -205,24 +405,52 @@ def build_parser() -> argparse.ArgumentParser:
         ("apply", "repair drift now"),
     ):
         r = sub.add_parser(name, help=help_)
-        r.add_argument("--config", "-c", help="federation.yaml path")
+        _target_args(r)
         r.add_argument(
             "--scope",
             action="append",
             help="invariants to reconcile (routes,snat,ippools,rcc,vpn,checks); default all",
         )
         r.add_argument("--json", action="store_true", help="print the Report as JSON")
-        r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
-        r.add_argument("--profile", help="AWS profile (default: the environment's)")
-        r.add_argument("--region", help="AWS region (default: the config's)")
-        r.add_argument("--vpc-id", help="VPC id (default: discovered by the federation tag)")
-        r.add_argument("--kubeconfig", help="kubeconfig file for --eks-context/--onprem-context")
-        r.add_argument("--eks-context", help="reach EKS through this kubeconfig context")
-        r.add_argument(
-            "--onprem-context",
-            help="reach on-prem through this kubeconfig context (default: the secret)",
-        )
         r.set_defaults(func=cmd_reconcile)
+
+    st = sub.add_parser("status", help="the federation's health, with reasons (writes nothing)")
+    _target_args(st)
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.add_argument(
+        "--scenario",
+        help="with --sandbox: apply this demo scenario's fault first, to see how it shows",
+    )
+    st.set_defaults(func=cmd_status)
+
+    inv = sub.add_parser("invoke", help="invoke the deployed repair Lambda and print its Report")
+    inv.add_argument("action", choices=["plan", "apply", "status"])
+    inv.add_argument("--config", "-c", help="federation.yaml path")
+    inv.add_argument("--scope", action="append", help="invariants (comma-separated)")
+    inv.add_argument("--function", help="function name (default: <name>-repair)")
+    inv.add_argument("--qualifier", default="live", help="alias or version (default: live)")
+    inv.add_argument("--profile", help="AWS profile")
+    inv.add_argument("--region", help="AWS region (default: the config's)")
+    inv.add_argument("--json", action="store_true", help="print the raw response")
+    inv.add_argument(
+        "--sandbox", action="store_true", help="invoke the sandbox's emulated deployment"
+    )
+    inv.set_defaults(func=cmd_invoke)
+
+    b = sub.add_parser(
+        "onprem-bootstrap",
+        help="the on-prem ServiceAccount and RBAC fedkeeper needs, and how to store its kubeconfig",
+    )
+    b.add_argument("--config", "-c", help="federation.yaml path")
+    b.add_argument("--apply", action="store_true", help="create them through --context")
+    b.add_argument("--context", help="kubeconfig context of the on-prem cluster (with --apply)")
+    b.add_argument("--kubeconfig", help="kubeconfig file (default: ~/.kube/config)")
+    b.add_argument(
+        "--write-kubeconfig",
+        default="onprem-kubeconfig.yaml",
+        help="with --apply: where to write fedkeeper's kubeconfig (mode 0600)",
+    )
+    b.set_defaults(func=cmd_bootstrap)
 
     d = sub.add_parser("demo", help="run the whole system on the embedded sandbox")
     d.add_argument("--config", "-c", help="federation.yaml path (default: the example)")

@@ -94,6 +94,7 @@ _HANDLER_PREFIX = "fedkeeper-sandbox"
 # parsing the EC2 model alone takes ~0.2 s, and each fresh boto3.Session would parse it again.
 _LOADER = botocore.loaders.create_loader()
 
+InvokeHook = Callable[[str, str, bytes], tuple[bytes, str | None]]
 AddonHook = Callable[[str, str, dict[str, Any]], None]
 
 
@@ -187,10 +188,18 @@ class _RawBody:
 
     def __init__(self, body: bytes) -> None:
         self._body = body
+        self._pos = 0
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         if self._body:
             yield self._body
+
+    def read(self, amt: int | None = None, **_: Any) -> bytes:
+        """For streaming payloads (Lambda ``Invoke``): botocore hands ``raw`` to StreamingBody."""
+        end = len(self._body) if amt is None else self._pos + amt
+        chunk = self._body[self._pos : end]
+        self._pos += len(chunk)
+        return chunk
 
 
 # --------------------------------------------------------------------------- helpers
@@ -350,6 +359,7 @@ class SandboxAws:
         #: Called with (cluster, add-on name, parsed configurationValues) after CreateAddon,
         #: UpdateAddon and reset_addon_configuration: the add-on manager rewriting aws-node.
         self.on_addon_configured: AddonHook | None = None
+        self.on_invoke: InvokeHook | None = None
         #: (service, OperationName) of every API call through sandbox sessions, in order.
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.RLock()
@@ -571,7 +581,35 @@ class SandboxAws:
             ("eks", "DeleteAddon"): self._delete_addon,
             ("eks", "ListAddons"): self._list_addons,
             ("eks", "DescribeUpdate"): self._describe_update,
+            ("lambda", "Invoke"): self._invoke_function,
         }
+
+    def _invoke_function(self, request: Any) -> AWSResponse:
+        """Lambda ``Invoke`` (RequestResponse): moto runs functions only in Docker.
+
+        The sandbox's ``on_invoke(function_name, qualifier, payload) -> (body, error)`` runs
+        the handler in-process; like AWS, a handler exception is still HTTP 200 with the
+        ``X-Amz-Function-Error: Unhandled`` header and the error document as the payload.
+        """
+        path = unquote(urlsplit(request.url).path)
+        match = re.search(r"/functions/([^/]+)/invocations", path)
+        if match is None:
+            raise _ApiError(400, "InvalidParameterValueException", "no function name")
+        name, _, qualifier = match.group(1).partition(":")
+        qualifier = qualifier or self._query(request).get("Qualifier", "")
+        hook = self.on_invoke
+        if hook is None:
+            raise _ApiError(
+                404, "ResourceNotFoundException", f"Function not found: {match.group(1)}"
+            )
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        out, error = hook(name, qualifier, bytes(body))
+        headers = {"content-type": "application/json", "x-amz-executed-version": "1"}
+        if error:
+            headers["x-amz-function-error"] = error
+        return _response(request.url, 200, headers, out)
 
     # ----------------------------------------------------------------- moto backends
 

@@ -36,7 +36,7 @@ from kubernetes.config.kube_config import new_client_from_config_dict
 
 from fedkeeper.config import FederationConfig
 from fedkeeper.errors import RetryableError
-from fedkeeper.events import RuleSpec, rules, schedule_pattern
+from fedkeeper.events import HANDLERS, RuleSpec, rules, schedule_pattern
 from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.sandbox.aws import SandboxAws
@@ -134,6 +134,7 @@ class Sandbox:
         )
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
+        self.aws.on_invoke = self._invoke_function
         self.baseline: AwsBaseline | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
         self.function_logs: list[str] = []
@@ -232,13 +233,17 @@ class Sandbox:
         # What the function prints (JSON logs, EMF metrics) goes to its "CloudWatch Logs".
         out = io.StringIO()
         log_handler = module.logger.registered_handler
-        previous = log_handler.setStream(out) if isinstance(log_handler, StreamHandler) else None
+        # Swap the stream without setStream(): that flushes the old stream, which may be
+        # closed by now (a test's captured stdout, a finished terminal).
+        previous = log_handler.stream if isinstance(log_handler, StreamHandler) else None
+        if isinstance(log_handler, StreamHandler):
+            log_handler.stream = out
         try:
             with contextlib.redirect_stdout(out), use_runtime(self.runtime(on_report)):
                 response: dict[str, Any] = module.handler(event, context)
         finally:
             if previous is not None and isinstance(log_handler, StreamHandler):
-                log_handler.setStream(previous)
+                log_handler.stream = previous
             self.function_logs.extend(out.getvalue().splitlines())
         return response
 
@@ -304,6 +309,27 @@ class Sandbox:
         return out
 
     # --- internals --------------------------------------------------------------------------
+
+    def _invoke_function(
+        self, function_name: str, qualifier: str, payload: bytes
+    ) -> tuple[bytes, str | None]:
+        """Lambda Invoke of a deployed function (``<name>-<handler>``), run in-process."""
+        prefix = f"{self.config.name}-"
+        handler = function_name.removeprefix(prefix).replace("-", "_")
+        if not function_name.startswith(prefix) or handler not in HANDLERS:
+            return json.dumps({"errorMessage": f"no function {function_name}"}).encode(), (
+                "Unhandled"
+            )
+        try:
+            event = json.loads(payload or b"{}")
+        except ValueError:
+            event = payload.decode("utf-8", "replace")
+        try:
+            response = self.invoke(handler, event)
+        except Exception as exc:  # Lambda reports any handler exception this way
+            error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            return json.dumps(error).encode(), "Unhandled"
+        return json.dumps(response, default=str).encode(), None
 
     def _eks_admin_token(self) -> str:
         return "k8s-aws-v1.sandbox-admin"

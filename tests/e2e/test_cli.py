@@ -1,0 +1,130 @@
+"""The operator's commands as a user runs them: status, invoke, onprem-bootstrap, plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedkeeper.cli import main
+from fedkeeper.sandbox.kube_server import FakeKubeServer
+from tests.conftest import EXAMPLE
+
+CFG = ["--config", str(EXAMPLE)]
+
+
+def test_status_on_a_healthy_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--sandbox", *CFG]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("federation: healthy")
+
+
+def test_status_names_a_broken_scenario_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--sandbox", "--scenario", "rcc-deleted-eks", "--json", *CFG]) == 1
+    status = json.loads(capsys.readouterr().out)
+    assert status["health"] == "broken"
+    rcc = next(s for s in status["sections"] if s["invariant"] == "rcc")
+    assert any("RemoteClusterConfiguration onprem is missing" in r for r in rcc["reasons"])
+
+
+def test_plan_against_the_sandbox_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--sandbox", "--json", "--scope", "routes,vpn", *CFG]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "plan" and report["scope"] == ["vpn", "routes"]
+    assert report["changes"] == []
+
+
+def test_plan_rejects_an_unknown_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--sandbox", "--scope", "dns", *CFG]) == 2
+    assert "--scope: unknown scope 'dns'" in capsys.readouterr().err
+
+
+def test_invoke_calls_the_repair_function(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invoke", "plan", "--sandbox", *CFG]) == 0
+    out = capsys.readouterr().out
+    assert "trigger: manual plan" in out and "converged" in out
+
+
+def test_invoke_with_a_bad_payload_reports_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invoke", "apply", "--sandbox", "--scope", "bogus", *CFG]) == 2
+    body = json.loads(capsys.readouterr().out)
+    assert body["error"] == "invalid request"
+    assert body["problems"][0].startswith("scope[0]")
+
+
+def test_onprem_bootstrap_prints_applicable_manifests(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["onprem-bootstrap", *CFG]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert [d["kind"] for d in docs] == [
+        "Namespace",
+        "ServiceAccount",
+        "Secret",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ]
+    assert "aws secretsmanager put-secret-value" in out
+    rules = docs[3]["rules"]
+    assert {"apiGroups": ["projectcalico.org"], "resources": ["ippools"]} in [
+        {k: r[k] for k in ("apiGroups", "resources")} for r in rules
+    ]
+    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
+
+
+def test_onprem_bootstrap_applies_and_writes_a_token_kubeconfig(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeKubeServer("onprem", token="admin") as server:
+        kubeconfig = tmp_path / "config"
+        kubeconfig.write_text(yaml.safe_dump(server.kubeconfig(context="site-a")))
+        out_file = tmp_path / "fedkeeper-onprem.yaml"
+        code = main(
+            [
+                "onprem-bootstrap",
+                *CFG,
+                "--apply",
+                "--context",
+                "site-a",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--write-kubeconfig",
+                str(out_file),
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        written = yaml.safe_load(out_file.read_text())
+        token = written["users"][0]["user"]["token"]
+        assert token and token != "admin"
+        assert server.authenticates(token)  # a real service-account token of that cluster
+        assert written["clusters"][0]["cluster"]["server"] == "https://192.168.10.10:6443"
+        assert stat.S_IMODE(os.stat(out_file).st_mode) == 0o600
+        assert server.get_object(
+            "rbac.authorization.k8s.io/v1", "ClusterRole", "fedkeeper-reconciler"
+        )
+        # Idempotent: a second run creates nothing.
+        assert (
+            main(
+                [
+                    "onprem-bootstrap",
+                    *CFG,
+                    "--apply",
+                    "--context",
+                    "site-a",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--write-kubeconfig",
+                    str(out_file),
+                ]
+            )
+            == 0
+        )
+        assert "created" not in capsys.readouterr().out.split("wrote")[-2]
+
+
+def test_onprem_bootstrap_apply_needs_a_context(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["onprem-bootstrap", *CFG, "--apply"]) == 2
+    assert "--context" in capsys.readouterr().err
