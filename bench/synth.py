@@ -1,0 +1,61 @@
+"""`python app.py` synth time (warm dependency cache) and the Lambda code asset's size."""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synth_once(outdir: Path) -> float:
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_OUTDIR": str(outdir),
+    }
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def asset_sizes(outdir: Path) -> tuple[int, int, int]:
+    """(files, unzipped bytes, zipped bytes) of the Lambda code asset."""
+    assets = [d for d in outdir.glob("asset.*") if (d / "lambdas").is_dir()]
+    if not assets:
+        return 0, 0, 0
+    root = assets[0]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    raw = sum(p.stat().st_size for p in files)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in files:
+            z.write(p, p.relative_to(root))
+    return len(files), raw, len(buf.getvalue())
+
+
+def main(runs: int = 3) -> None:
+    out = ROOT / "cdk.out"
+    synth_once(out)  # warm the dependency cache
+    times = [synth_once(out) for _ in range(runs)]
+    n, raw, zipped = asset_sizes(out)
+    print("CDK synth and the Lambda asset")
+    print(
+        f"  python app.py (3 stacks, cdk-nag), warm cache: median {statistics.median(times):.1f} s "
+        f"(runs: {', '.join(f'{t:.1f}' for t in times)})"
+    )
+    print(
+        f"  Lambda code asset: {n} files, {raw / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped "
+        "(limits: 250 MB unzipped, 50 MB zipped for direct upload)"
+    )
+
+
+if __name__ == "__main__":
+    main()
