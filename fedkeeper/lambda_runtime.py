@@ -41,6 +41,7 @@ Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE`` or ``Fedkeeper``, dimen
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter
@@ -57,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
-from fedkeeper.model import Deferred, Report, Result, RunError, Scope
+from fedkeeper.model import Deferred, Report, Result, RunError, Scope, Severity
 
 if TYPE_CHECKING:
     from fedkeeper.model import Invariant
@@ -422,12 +423,43 @@ def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, A
     log = logger.warning if failed else logger.info
     log("fedkeeper run finished", extra={"handler": handler_name, "report": out})
     record_metrics(report, handler_name)
-    retryable = [e for e in report.errors if e.retryable]
+    if rt is not None:
+        notify(rt, report)
+    retryable = [f"{e.invariant}: {e.message}" for e in report.errors if e.retryable]
+    retryable += [
+        f"{c.change.target}: {c.error}"
+        for c in report.changes
+        if c.result is Result.FAILED and c.retryable
+    ]
     if retryable:
         # Lambda logs a raised error itself, past our formatter: redact the message here.
-        summary = redact("; ".join(f"{e.invariant}: {e.message}" for e in retryable))
+        summary = redact("; ".join(retryable))
         raise RetryableError(f"{len(retryable)} retryable failure(s): {summary}")
     return out
+
+
+def notify(rt: Runtime, report: Report) -> None:
+    """Tell the operators' SNS topic about repairs, failures and error findings.
+
+    Quiet runs (nothing repaired, nothing failed) publish nothing, so a healthy federation
+    does not page anyone every schedule period. A failed publish is logged, never raised.
+    """
+    topic = rt.settings.topic_arn
+    if not topic:
+        return
+    repaired = sum(c.result is Result.APPLIED for c in report.changes)
+    failed = sum(c.result is Result.FAILED for c in report.changes) + len(report.errors)
+    errors = sum(f.severity is Severity.ERROR for f in report.findings)
+    if not (repaired or failed or errors):
+        return
+    subject = (
+        f"fedkeeper {rt.config.name}: {repaired} repaired, {failed} failed, "
+        f"{errors} error finding(s)"
+    )[:100]
+    try:
+        rt.connections().aws.publish(topic, subject, json.dumps(report.to_dict(), indent=2))
+    except FedkeeperError as exc:
+        logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
 
 
 def record_metrics(report: Report, handler_name: str) -> None:

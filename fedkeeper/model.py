@@ -151,6 +151,7 @@ class ChangeOutcome:
     change: Change
     result: Result
     error: str | None = None
+    retryable: bool = False  # a FAILED write that trying again may fix (throttled, 5xx, 409)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -161,6 +162,7 @@ class ChangeOutcome:
         }
         if self.error:
             out["error"] = self.error
+            out["retryable"] = self.retryable
         return out
 
 

@@ -108,6 +108,7 @@ def run_vpn(run: Run) -> Plan:
     run.report.tunnels_up = verdict.tunnels_up
     if not verdict.onprem_reachable:
         run.onprem_down = "no VPN tunnel up: the on-prem cluster is unreachable"
+        run.defer("onprem", run.onprem_down)
     return verdict.plan
 
 

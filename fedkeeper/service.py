@@ -270,13 +270,14 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
         except ConflictError as exc:
             if not last_attempt:
                 return True
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
         except UnreachableError as exc:
             if exc.target == "onprem":
                 run.defer("onprem", str(exc))
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
         except FedkeeperError as exc:
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc)))
+            retryable = isinstance(exc, RetryableError)
+            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), retryable))
         else:
             run.report.changes.append(ChangeOutcome(change, Result.APPLIED))
     return False

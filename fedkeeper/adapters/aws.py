@@ -240,6 +240,12 @@ class AwsAdapter:
         )
         return str(resp.get("update", {}).get("id", ""))
 
+    # --- SNS --------------------------------------------------------------------------------
+
+    @_translated
+    def publish(self, topic_arn: str, subject: str, message: str) -> None:
+        self.client("sns").publish(TopicArn=topic_arn, Subject=subject, Message=message)
+
     # --- Secrets Manager ------------------------------------------------------------------
 
     @_translated

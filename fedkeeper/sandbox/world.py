@@ -136,6 +136,7 @@ class Sandbox:
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
         self.baseline: AwsBaseline | None = None
+        self.topic_arn: str | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
         self.function_logs: list[str] = []
         self._session: boto3.Session | None = None
@@ -171,6 +172,9 @@ class Sandbox:
             self.config,
             onprem_kubeconfig=json.dumps(self.onprem_server.kubeconfig()),
         )
+        # The automation stack's SNS topic for failures and findings.
+        sns = self.aws_session().client("sns")
+        self.topic_arn = sns.create_topic(Name=f"{self.config.name}-fedkeeper")["TopicArn"]
         if converge:
             self.reconcile(None, "apply")
         self.clear_logs()
@@ -216,9 +220,18 @@ class Sandbox:
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""
-        return Runtime(
-            Settings.from_env(), self.config, connections=self.connections(), on_report=on_report
-        )
+        settings = Settings.from_env().model_copy(update={"topic_arn": self.topic_arn})
+        return Runtime(settings, self.config, connections=self.connections(), on_report=on_report)
+
+    def notifications(self) -> list[tuple[str, str]]:
+        """(subject, message) of everything published to the operators' SNS topic."""
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.sns.models import sns_backends
+
+        if not self.topic_arn:
+            return []
+        topic = sns_backends[DEFAULT_ACCOUNT_ID][self.config.aws.region].topics[self.topic_arn]
+        return [(str(n[2]), str(n[1])) for n in topic.sent_notifications]
 
     def invoke(
         self,
@@ -298,7 +311,8 @@ class Sandbox:
         """Writes since the last ``clear_logs``, as the emulators saw them."""
         out = EmulatorWrites()
         for service, op in self.aws.calls:
-            if service == "sts" or op.startswith(_AWS_READ_PREFIXES):
+            # STS signs the EKS token; SNS carries notifications: neither changes the world.
+            if service in ("sts", "sns") or op.startswith(_AWS_READ_PREFIXES):
                 continue
             out.aws += 1
             out.detail.append(f"aws {service}:{op}")
