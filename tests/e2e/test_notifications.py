@@ -47,7 +47,9 @@ def test_a_retryable_failed_write_is_retried_by_lambda_then_succeeds(sb: Sandbox
     def drift(p: dict[str, Any]) -> None:
         p["spec"]["natOutgoing"] = True
 
-    sb.onprem_server.mutate("projectcalico.org/v3", "IPPool", pool_name("10.100.0.0/16"), None, drift)
+    sb.onprem_server.mutate(
+        "projectcalico.org/v3", "IPPool", pool_name("10.100.0.0/16"), None, drift
+    )
     # Every write of the first invocation's three conflict attempts fails: the change FAILS
     # with a retryable cause, the handler raises, Lambda's async retry runs it again.
     sb.onprem_server.conflict_next(3, path_contains="/ippools/")
