@@ -128,3 +128,58 @@ def test_onprem_bootstrap_applies_and_writes_a_token_kubeconfig(
 def test_onprem_bootstrap_apply_needs_a_context(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["onprem-bootstrap", *CFG, "--apply"]) == 2
     assert "--context" in capsys.readouterr().err
+
+
+def test_plan_and_apply_against_real_targets_through_local_contexts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The laptop path: the operator's own AWS session and kubeconfig contexts.
+
+    The sandbox stands in for the account and the clusters; the CLI builds its own
+    boto3.Session (here handed out by the sandbox, as an AWS profile would be) and reaches
+    both clusters through contexts of an ordinary kubeconfig file.
+    """
+    import boto3
+
+    from fedkeeper.config import load_config
+    from fedkeeper.sandbox import Sandbox
+
+    with Sandbox.start(load_config(EXAMPLE)) as sb:
+        operator_session = sb.aws.session()
+        monkeypatch.setattr(boto3, "Session", lambda **_: operator_session)
+        eks = sb.eks_server.kubeconfig(token="k8s-aws-v1.operator", context="eks-admin")
+        onprem = sb.onprem_server.kubeconfig(context="onprem-admin")
+        merged = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": eks["clusters"] + onprem["clusters"],
+            "users": eks["users"] + onprem["users"],
+            "contexts": eks["contexts"] + onprem["contexts"],
+            "current-context": "eks-admin",
+        }
+        kubeconfig = tmp_path / "config"
+        kubeconfig.write_text(yaml.safe_dump(merged))
+        b = sb.baseline
+        assert b is not None
+        sb.aws_session().client("ec2").disable_vgw_route_propagation(
+            RouteTableId=b.private_route_table_ids[0], GatewayId=b.vgw_id
+        )
+        sb.eks_server.delete_object("projectcalico.org/v3", "RemoteClusterConfiguration", "onprem")
+        args = [
+            *CFG,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--eks-context",
+            "eks-admin",
+            "--onprem-context",
+            "onprem-admin",
+            "--profile",
+            "ops",
+        ]
+        assert main(["plan", *args]) == 0
+        planned = capsys.readouterr().out
+        assert "[planned] update aws/RouteTable/" in planned
+        assert "[planned] create eks/RemoteClusterConfiguration/onprem" in planned
+        assert main(["apply", *args]) == 0
+        assert "converged" in capsys.readouterr().out
+        assert main(["status", *args]) == 0
