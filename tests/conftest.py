@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,21 @@ def example_path() -> Path:
 
 
 @pytest.fixture
-def example_config():  # type: ignore[no-untyped-def]
+def example_config() -> Any:
     from fedkeeper.config import load_config
 
     return load_config(EXAMPLE)
+
+
+@pytest.fixture
+def config(example_config: Any) -> Any:
+    return example_config
+
+
+@pytest.fixture
+def sandbox(example_config: Any) -> Iterator[Any]:
+    """A converged sandbox per test (moto's mock is process-wide: one sandbox at a time)."""
+    from fedkeeper.sandbox import Sandbox
+
+    with Sandbox.start(example_config) as sb:
+        yield sb

@@ -125,6 +125,25 @@ def _why_needed(obs: IpPoolsObservation) -> str:
     return f"on-prem pool {names} does outgoing NAT, so traffic to AWS pods would be SNATed"
 
 
+def _pool_change(
+    name: str,
+    action: Action,
+    reason: str,
+    payload: dict[str, Any],
+    resource_version: str | None = None,
+) -> Change:
+    return Change(
+        backend="onprem",
+        kind="IPPool",
+        name=name,
+        action=action,
+        invariant=Invariant.IPPOOLS,
+        reason=reason,
+        payload=payload,
+        resource_version=resource_version,
+    )
+
+
 def _drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
     out = []
     for key, value in want.items():
@@ -171,17 +190,14 @@ def plan_ippools(obs: IpPoolsObservation) -> Plan:
             if blockers:
                 continue
             plan.changes.append(
-                Change(
-                    backend="onprem",
-                    kind="IPPool",
-                    name=name,
-                    action=Action.CREATE,
-                    invariant=Invariant.IPPOOLS,
-                    reason=(
+                _pool_change(
+                    name,
+                    Action.CREATE,
+                    (
                         f"VPC CIDR {cidr} has no disabled IP pool on-prem and {_why_needed(obs)}; "
                         "creating a disabled pool so Felix does not masquerade it"
                     ),
-                    payload={"op": "create", "body": want},
+                    {"op": "create", "body": want},
                 )
             )
             continue
@@ -222,26 +238,20 @@ def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: P
             f"owned pool {name} has {moved[0]} {actual.get(moved[0])!r}, which Calico cannot change"
         )
         plan.changes.append(
-            Change(
-                backend="onprem",
-                kind="IPPool",
-                name=name,
-                action=Action.DELETE,
-                invariant=Invariant.IPPOOLS,
-                reason=f"{why}; deleting it to re-create it with {want['spec']['cidr']}",
-                payload={"op": "delete"},
-                resource_version=rv,
+            _pool_change(
+                name,
+                Action.DELETE,
+                f"{why}; deleting it to re-create it with {want['spec']['cidr']}",
+                {"op": "delete"},
+                rv,
             )
         )
         plan.changes.append(
-            Change(
-                backend="onprem",
-                kind="IPPool",
-                name=name,
-                action=Action.CREATE,
-                invariant=Invariant.IPPOOLS,
-                reason=f"{why}; re-creating it as a disabled pool for {want['spec']['cidr']}",
-                payload={"op": "create", "body": want},
+            _pool_change(
+                name,
+                Action.CREATE,
+                f"{why}; re-creating it as a disabled pool for {want['spec']['cidr']}",
+                {"op": "create", "body": want},
             )
         )
         return
@@ -256,18 +266,15 @@ def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: P
     if label_drift:
         patch["metadata"] = {"labels": label_drift}
     plan.changes.append(
-        Change(
-            backend="onprem",
-            kind="IPPool",
-            name=name,
-            action=Action.UPDATE,
-            invariant=Invariant.IPPOOLS,
-            reason=(
+        _pool_change(
+            name,
+            Action.UPDATE,
+            (
                 f"owned pool {name} drifted: {'; '.join(drift) or 'labels changed'}; "
                 "restoring a disabled, non-NAT pool"
             ),
-            payload={"op": "patch", "patch_type": "merge", "patch": patch},
-            resource_version=rv,
+            {"op": "patch", "patch_type": "merge", "patch": patch},
+            rv,
         )
     )
 
@@ -294,14 +301,11 @@ def _plan_prune(obs: IpPoolsObservation, desired: Mapping[str, Any], plan: Plan)
         else:
             why = f"its CIDR {cidr} is no longer associated with the VPC"
         plan.changes.append(
-            Change(
-                backend="onprem",
-                kind="IPPool",
-                name=name,
-                action=Action.DELETE,
-                invariant=Invariant.IPPOOLS,
-                reason=f"owned pool {name} is no longer needed: {why}; deleting it",
-                payload={"op": "delete"},
-                resource_version=p.get("metadata", {}).get("resourceVersion"),
+            _pool_change(
+                name,
+                Action.DELETE,
+                f"owned pool {name} is no longer needed: {why}; deleting it",
+                {"op": "delete"},
+                p.get("metadata", {}).get("resourceVersion"),
             )
         )
