@@ -194,6 +194,7 @@ def build_connections(settings: Settings, config: FederationConfig) -> Connectio
         vgw_id=settings.vgw_id,
         cluster_name=settings.cluster_name,
         onprem_secret=settings.onprem_secret_arn,
+        vpn_connection_id=settings.vpn_connection_id,
     )
     return Connections(config, boto3.Session(region_name=config.aws.region), targets=targets)
 

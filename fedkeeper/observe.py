@@ -67,8 +67,9 @@ def route_tables(run: Run, vpc_id: str) -> list[RouteTable]:
 
 
 def vpn_connections(run: Run, vgw_id: str) -> list[VpnConnection]:
+    only = run.conns.targets.vpn_connection_id
     conns: list[VpnConnection] = run.cached(
-        "vpn_connections", lambda: run.conns.aws.vpn_connections(vgw_id)
+        "vpn_connections", lambda: run.conns.aws.vpn_connections(vgw_id, only)
     )
     return conns
 

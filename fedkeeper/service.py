@@ -53,6 +53,7 @@ class Targets:
     vgw_id: str | None = None
     cluster_name: str | None = None
     onprem_secret: str | None = None
+    vpn_connection_id: str | None = None  # only this VPN of the VGW (default: all of them)
 
 
 class Connections:

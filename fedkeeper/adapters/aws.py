@@ -177,11 +177,14 @@ class AwsAdapter:
         )
 
     @_translated
-    def vpn_connections(self, vgw_id: str) -> list[VpnConnection]:
+    def vpn_connections(
+        self, vgw_id: str, vpn_connection_id: str | None = None
+    ) -> list[VpnConnection]:
         """VPN connections of the VGW (not deleted), with tunnel telemetry."""
-        conns = self.client("ec2").describe_vpn_connections(
-            Filters=[{"Name": "vpn-gateway-id", "Values": [vgw_id]}]
-        )["VpnConnections"]
+        args: dict[str, Any] = {"Filters": [{"Name": "vpn-gateway-id", "Values": [vgw_id]}]}
+        if vpn_connection_id:
+            args["VpnConnectionIds"] = [vpn_connection_id]
+        conns = self.client("ec2").describe_vpn_connections(**args)["VpnConnections"]
         out = []
         for c in conns:
             if c.get("State") in {"deleted", "deleting"}:

@@ -287,3 +287,25 @@ def test_full_reconcile_reads_do_not_depend_on_unrelated_objects(sandbox: Sandbo
     sandbox.clear_logs()
     again = sandbox.reconcile(None, "apply")
     assert again.api.totals() == baseline_calls
+
+
+def test_the_stacks_vpn_connection_id_narrows_the_vpn_check(sandbox: Sandbox) -> None:
+    from fedkeeper.model import Scope
+    from fedkeeper.service import Connections, Targets, reconcile
+
+    b = sandbox.baseline
+    assert b is not None
+    sandbox.aws_session().client("ec2").create_vpn_connection(
+        Type="ipsec.1", CustomerGatewayId=b.cgw_id, VpnGatewayId=b.vgw_id
+    )  # a second VPN on the same VGW, not the federation's
+    only = Connections(
+        sandbox.config,
+        sandbox.aws_session(),
+        targets=Targets(vpn_connection_id=b.vpn_connection_id),
+    )
+    report = reconcile(only, Scope.of("vpn"), "plan")
+    assert report.tunnels_up == 2
+    everything = reconcile(
+        Connections(sandbox.config, sandbox.aws_session()), Scope.of("vpn"), "plan"
+    )
+    assert everything.tunnels_up == 4
