@@ -64,11 +64,14 @@ def reconciler_rules(
         },
     ]
     if side == "eks":
+        rules.append({"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list"]})
+        # Only the self-managed CNI's aws-node may be patched (external SNAT, invariant 2).
         rules.append(
             {
                 "apiGroups": ["apps"],
                 "resources": ["daemonsets"],
-                "verbs": ["get", "list", "patch"],
+                "verbs": ["patch"],
+                "resourceNames": ["aws-node"],
             }
         )
         rules.append(

@@ -161,6 +161,8 @@ def test_reconciler_cluster_role_grants_what_invariants_2_to_4_need(synth: Synth
     crud = {"get", "list", "create", "update", "patch", "delete"}
 
     assert _verbs(rules, "apps", "daemonsets") == {"get", "list", "patch"}
+    [patch] = [r for r in rules if "daemonsets" in r["resources"] and "patch" in r["verbs"]]
+    assert patch["resourceNames"] == ["aws-node"]  # no other DaemonSet may be patched
     assert _verbs(rules, "", "namespaces") == {"get", "list"}
     assert crud <= _verbs(rules, "", "secrets")
     assert crud <= _verbs(rules, "", "serviceaccounts")
