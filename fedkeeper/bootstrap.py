@@ -18,7 +18,7 @@ from fedkeeper.adapters.kube import KubeCluster
 from fedkeeper.config import FederationConfig
 from fedkeeper.errors import PermanentError
 from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from fedkeeper.rbac import RECONCILER, reconciler_rules
+from fedkeeper.rbac import reconciler_objects
 
 NAMESPACE = "fedkeeper"
 SERVICE_ACCOUNT = "fedkeeper"
@@ -50,29 +50,11 @@ def bootstrap_objects(config: FederationConfig) -> list[dict[str, Any]]:
                 "annotations": {"kubernetes.io/service-account.name": SERVICE_ACCOUNT},
             },
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": RECONCILER, "labels": dict(_LABELS)},
-            "rules": reconciler_rules(
-                "onprem",
-                calico_group=config.federation.calico_api.group,
-                remote_name=config.federation.remote_service_account.name,
-            ),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": RECONCILER, "labels": dict(_LABELS)},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": RECONCILER,
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
-            ],
-        },
+        *reconciler_objects(
+            config,
+            "onprem",
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE},
+        ),
     ]
 
 

@@ -25,8 +25,7 @@ from aws_cdk.lambda_layer_kubectl_v33 import KubectlV33Layer
 from constructs import Construct
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from fedkeeper.rbac import RECONCILER, RECONCILER_GROUP, reconciler_rules
+from fedkeeper.rbac import RECONCILER_GROUP, reconciler_objects
 from stacks.compliance import acknowledge
 from stacks.network import PRIVATE, NetworkStack
 
@@ -251,29 +250,11 @@ def calico_values(config: FederationConfig) -> dict[str, Any]:
 
 
 def reconciler_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """The reconciler group's ClusterRole on EKS and its binding.
+    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.reconciler_objects`.
 
-    The rules come from :func:`fedkeeper.rbac.reconciler_rules`, the one source the on-prem
-    bootstrap uses too: invariants 2-4 (aws-node, RCC, access Secret, remote identity) and
-    the read-only checks, with ``bind``/``escalate`` only on the federation's own roles.
+    The one source the on-prem bootstrap uses too: a ClusterRole for what is cluster-scoped
+    (RCCs, pools, the remote ClusterRole) and a Role per managed namespace for Secrets,
+    ServiceAccounts and Roles, with ``bind``/``escalate`` only on the federation's roles.
     """
-    rbac = "rbac.authorization.k8s.io"
-    meta = {"name": RECONCILER, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}
-    cluster_role = {
-        "apiVersion": f"{rbac}/v1",
-        "kind": "ClusterRole",
-        "metadata": meta,
-        "rules": reconciler_rules(
-            "eks",
-            calico_group=config.federation.calico_api.group,
-            remote_name=config.federation.remote_service_account.name,
-        ),
-    }
-    cluster_role_binding = {
-        "apiVersion": f"{rbac}/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": meta,
-        "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": RECONCILER},
-        "subjects": [{"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": rbac}],
-    }
-    return [cluster_role, cluster_role_binding]
+    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
+    return reconciler_objects(config, "eks", subject)

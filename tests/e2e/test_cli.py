@@ -60,19 +60,24 @@ def test_onprem_bootstrap_prints_applicable_manifests(capsys: pytest.CaptureFixt
     assert main(["onprem-bootstrap", *CFG]) == 0
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert [d["kind"] for d in docs] == [
-        "Namespace",
-        "ServiceAccount",
-        "Secret",
-        "ClusterRole",
-        "ClusterRoleBinding",
+    assert [(d["kind"], d["metadata"].get("namespace", "")) for d in docs] == [
+        ("Namespace", ""),
+        ("ServiceAccount", "fedkeeper"),
+        ("Secret", "fedkeeper"),
+        ("Namespace", ""),
+        ("ClusterRole", ""),
+        ("ClusterRoleBinding", ""),
+        ("Role", "calico-system"),
+        ("RoleBinding", "calico-system"),
     ]
     assert "aws secretsmanager put-secret-value" in out
-    rules = docs[3]["rules"]
+    cluster_rules = docs[4]["rules"]
     assert {"apiGroups": ["projectcalico.org"], "resources": ["ippools"]} in [
-        {k: r[k] for k in ("apiGroups", "resources")} for r in rules
+        {k: r[k] for k in ("apiGroups", "resources")} for r in cluster_rules
     ]
-    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
+    assert not any("secrets" in r["resources"] for r in cluster_rules)  # only per namespace
+    for rules in (cluster_rules, docs[6]["rules"]):
+        assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
 
 
 def test_onprem_bootstrap_applies_and_writes_a_token_kubeconfig(

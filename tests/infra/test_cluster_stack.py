@@ -155,7 +155,11 @@ def _verbs(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
     }
 
 
-def test_reconciler_cluster_role_grants_what_invariants_2_to_4_need(synth: Synth) -> None:
+def _roles(synth: Synth) -> list[dict[str, Any]]:
+    return [o for o in _manifest_objects(synth) if o["kind"] == "Role"]
+
+
+def test_reconciler_rbac_grants_what_invariants_2_to_4_need(synth: Synth) -> None:
     rules = _object(synth, "ClusterRole")["rules"]
     calico = synth.config.federation.calico_api.group
     crud = {"get", "list", "create", "update", "patch", "delete"}
@@ -164,11 +168,26 @@ def test_reconciler_cluster_role_grants_what_invariants_2_to_4_need(synth: Synth
     [patch] = [r for r in rules if "daemonsets" in r["resources"] and "patch" in r["verbs"]]
     assert patch["resourceNames"] == ["aws-node"]  # no other DaemonSet may be patched
     assert _verbs(rules, "", "namespaces") == {"get", "list"}
-    assert crud <= _verbs(rules, "", "secrets")
-    assert crud <= _verbs(rules, "", "serviceaccounts")
-    for kind in ("roles", "rolebindings", "clusterroles", "clusterrolebindings"):
+    for kind in ("clusterroles", "clusterrolebindings"):
         assert crud <= _verbs(rules, "rbac.authorization.k8s.io", kind)
     assert crud <= _verbs(rules, calico, "remoteclusterconfigurations")
+    fed = synth.config.federation
+    namespaces = {r["metadata"]["namespace"] for r in _roles(synth)}
+    assert namespaces == {
+        fed.access_secret_namespace,
+        fed.remote_service_account.namespace,
+        "calico-system",
+    }
+    for role in _roles(synth):
+        assert crud <= _verbs(role["rules"], "", "secrets")
+        assert crud <= _verbs(role["rules"], "", "serviceaccounts")
+        for kind in ("roles", "rolebindings"):
+            assert crud <= _verbs(role["rules"], "rbac.authorization.k8s.io", kind)
+
+
+def test_reconciler_holds_no_secret_access_cluster_wide(synth: Synth) -> None:
+    rules = _object(synth, "ClusterRole")["rules"]
+    assert _verbs(rules, "", "secrets") == set()
 
 
 def test_reconciler_only_reads_calico_pools_and_peers_on_eks(synth: Synth) -> None:
@@ -180,12 +199,17 @@ def test_reconciler_only_reads_calico_pools_and_peers_on_eks(synth: Synth) -> No
 
 
 def test_reconciler_may_bind_and_escalate_only_to_the_federation_roles(synth: Synth) -> None:
-    rules = _object(synth, "ClusterRole")["rules"]
     remote = synth.config.federation.remote_service_account.name
+    rules = _object(synth, "ClusterRole")["rules"] + [
+        r for role in _roles(synth) for r in role["rules"]
+    ]
 
-    (escalation,) = [r for r in rules if {"bind", "escalate"} & set(r["verbs"])]
-    assert set(escalation["verbs"]) == {"bind", "escalate"}
-    assert set(escalation["resourceNames"]) == {remote, "remote-cluster-secret-access"}
+    escalations = [r for r in rules if {"bind", "escalate"} & set(r["verbs"])]
+    assert all(set(r["verbs"]) == {"bind", "escalate"} for r in escalations)
+    assert {n for r in escalations for n in r["resourceNames"]} == {
+        remote,
+        "remote-cluster-secret-access",
+    }
 
 
 def test_reconciler_rbac_has_no_wildcards(synth: Synth) -> None:
@@ -197,16 +221,17 @@ def test_reconciler_rbac_has_no_wildcards(synth: Synth) -> None:
 
 
 def test_reconciler_rbac_is_the_one_fedkeeper_rbac_defines(synth: Synth) -> None:
-    from fedkeeper.rbac import reconciler_rules
+    from fedkeeper.rbac import reconciler_objects
 
-    expected = reconciler_rules(
-        "eks",
-        calico_group=synth.config.federation.calico_api.group,
-        remote_name=synth.config.federation.remote_service_account.name,
-    )
-
-    assert _object(synth, "ClusterRole")["rules"] == expected
-    assert [o["kind"] for o in _manifest_objects(synth)] == ["ClusterRole", "ClusterRoleBinding"]
+    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
+    deployed = _manifest_objects(synth)
+    for obj in deployed:  # CDK's own prune label aside
+        labels = obj["metadata"].get("labels", {})
+        for key in [k for k in labels if k.startswith("aws.cdk.eks/prune-")]:
+            del labels[key]
+        if not labels:
+            obj["metadata"].pop("labels", None)
+    assert deployed == reconciler_objects(synth.config, "eks", subject)
 
 
 def test_calico_enterprise_comes_from_the_tigera_operator_chart(synth: Synth) -> None:
