@@ -141,12 +141,9 @@ def _real_connections(cfg: FederationConfig, args: argparse.Namespace) -> Any:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from fedkeeper.service import effective_mode, reconcile
 
+    cfg = _load(args.config)
     try:
-        cfg = _load(args.config)
         scope = _scope(args)
-    except ConfigError as exc:
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
     except ValueError as exc:
         _print_errors("invalid arguments:", [f"--scope: {exc}"])
         return 2
@@ -173,11 +170,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from fedkeeper.sandbox.demo import run_demo
 
-    try:
-        cfg = _load(args.config)
-    except ConfigError as exc:
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
+    cfg = _load(args.config)
     if args.event:
         from fedkeeper.sandbox.demo import run_event_demo
 
@@ -206,11 +199,7 @@ def _target_args(r: argparse.ArgumentParser) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from fedkeeper.status import federation_status, render_status
 
-    try:
-        cfg = _load(args.config)
-    except ConfigError as exc:
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
+    cfg = _load(args.config)
     try:
         if args.sandbox:
             from fedkeeper.sandbox.scenarios import SCENARIOS
@@ -242,11 +231,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    try:
-        cfg = _load(args.config)
-    except ConfigError as exc:
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
+    cfg = _load(args.config)
     payload: dict[str, Any] = {"action": args.action}
     names = [n.strip() for part in (args.scope or []) for n in part.split(",") if n.strip()]
     if names:
@@ -343,11 +328,7 @@ def _report_from_dict(d: dict[str, Any]) -> Report:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from fedkeeper import bootstrap
 
-    try:
-        cfg = _load(args.config)
-    except ConfigError as exc:
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
+    cfg = _load(args.config)
     if not args.apply:
         print("# fedkeeper's identity on the on-prem cluster. Apply with:")
         print("#   fedkeeper onprem-bootstrap | kubectl --context <on-prem> apply -f -")
@@ -470,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:  # any command, one answer: each error with its field and fix
+        _print_errors("invalid configuration:", exc.errors)
+        return 2
     return code
 
 

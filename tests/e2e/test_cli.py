@@ -188,3 +188,18 @@ def test_plan_and_apply_against_real_targets_through_local_contexts(
         assert main(["apply", *args]) == 0
         assert "converged" in capsys.readouterr().out
         assert main(["status", *args]) == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["plan"], ["status"], ["invoke", "plan"], ["demo"], ["onprem-bootstrap"]]
+)
+def test_every_command_refuses_a_bad_config_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    bad = tmp_path / "federation.yaml"
+    bad.write_text("name: Not_A_Label\n")
+    assert main([*command, "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("invalid configuration:")
+    assert "name:" in err and "aws: is required" in err
+    assert "Traceback" not in err
