@@ -43,13 +43,14 @@ def _print_errors(title: str, errors: Sequence[str]) -> None:
 # --- rendering ---------------------------------------------------------------------------
 
 
-def render_report(report: Report, *, title: str | None = None) -> str:
-    """A Report for people: changes, findings, deferred work and the verdict."""
-    d = report.to_dict()
+def render_report(report: Report | dict[str, Any], *, title: str | None = None) -> str:
+    """A Report (or its JSON, e.g. a Lambda's answer) for people: changes, findings,
+    deferred work and the verdict."""
+    d = report.to_dict() if isinstance(report, Report) else report
     lines: list[str] = []
     head = title or f"{d['mode']} · scope {', '.join(d['scope']) or '(none)'}"
-    if report.trigger:
-        head += f" · trigger: {report.trigger}"
+    if d.get("trigger"):
+        head += f" · trigger: {d['trigger']}"
     lines.append(head)
     if d["changes"]:
         lines.append("  changes:")
@@ -273,56 +274,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if args.json or not isinstance(body, dict) or "mode" not in body:
         print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
     else:
-        print(render_report(_report_from_dict(body)))
+        print(render_report(body))
     if error:
         _print_errors(f"{function} failed ({error})", [str(body)])
         return 1
     if isinstance(body, dict) and "error" in body:
         return 2
     return 0 if isinstance(body, dict) and (body.get("converged") or args.action != "apply") else 1
-
-
-def _report_from_dict(d: dict[str, Any]) -> Report:
-    """A Report rebuilt from its JSON (for rendering a Lambda's answer)."""
-    from fedkeeper.model import (
-        Action,
-        ApiCounter,
-        Change,
-        ChangeOutcome,
-        Deferred,
-        Finding,
-        Invariant,
-        Result,
-        RunError,
-        Severity,
-    )
-
-    changes = []
-    for c in d.get("changes", []):
-        backend, kind, *rest = str(c["target"]).split("/")
-        change = Change(
-            backend=backend,  # type: ignore[arg-type]
-            kind=kind,
-            name="/".join(rest),
-            action=Action(c["action"]),
-            reason=c["reason"],
-            invariant=Invariant.CHECKS,
-        )
-        changes.append(ChangeOutcome(change, Result(c["result"]), c.get("error")))
-    return Report(
-        mode=d.get("mode", "plan"),
-        scope=Scope.parse(d.get("scope") or None),
-        changes=changes,
-        findings=[
-            Finding(Severity(f["severity"]), f["check"], f["message"])
-            for f in d.get("findings", [])
-        ],
-        deferred=[Deferred(x["target"], x["reason"]) for x in d.get("deferred", [])],
-        errors=[RunError(e["invariant"], e["error"], e["retryable"]) for e in d.get("errors", [])],
-        api=ApiCounter(reads=dict(d.get("api_calls", {})), writes={}),
-        duration_ms=int(d.get("duration_ms", 0)),
-        trigger=d.get("trigger"),
-    )
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:

@@ -212,12 +212,20 @@ def reconcile(
     *,
     trigger: str | None = None,
     runners: dict[Invariant, Runner] | None = None,
+    run: Run | None = None,
 ) -> Report:
-    """Observe, plan and (in mode apply) repair every invariant in ``scope``."""
+    """Observe, plan and (in mode apply) repair every invariant in ``scope``.
+
+    Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its facts
+    from the same observations); by default each call starts fresh.
+    """
     started = time.perf_counter()
     before = conns.counter.snapshot()
     report = Report(mode=mode, scope=scope, trigger=trigger)
-    run = Run(conns=conns, mode=mode, report=report)
+    if run is None:
+        run = Run(conns=conns, mode=mode, report=report)
+    else:
+        run.mode, run.report = mode, report
     table = runners if runners is not None else _runners()
     for inv in scope.ordered():
         runner = table.get(inv)

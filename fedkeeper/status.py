@@ -87,7 +87,9 @@ def _invariant_of(check: str) -> str:
 def federation_status(conns: Connections) -> Status:
     """Health of every invariant: a plan-mode reconcile plus the facts behind it."""
     started = time.perf_counter()
-    report = reconcile(conns, Scope.everything(), "plan", trigger="status")
+    # One plan-mode run; the facts below reuse its cached reads (VPC, routes, VPN, pools).
+    run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
+    report = reconcile(conns, Scope.everything(), "plan", trigger="status", run=run)
     sections = {inv.value: Section(inv.value) for inv in ALL_INVARIANTS}
     for outcome in report.changes:
         sec = sections[outcome.change.invariant.value]
@@ -106,7 +108,6 @@ def federation_status(conns: Connections) -> Status:
     if report.deferred:
         for name in ("ippools", "rcc", "checks"):
             sections[name].worsen("unknown", f"on-prem not reachable: {report.deferred[0].reason}")
-    run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
     for name, gather in _FACTS.items():
         try:
             gather(run, sections[name])
@@ -155,7 +156,7 @@ def _route_facts(run: Run, sec: Section) -> None:
         prop = "propagates" if obs.vgw_id in rt.propagating_vgws else "does NOT propagate"
         states = []
         for cidr in onprem:
-            state = routes_inv._covered(cidr, rt)
+            state = routes_inv.route_state(cidr, rt)
             states.append(f"{cidr} {state or 'missing'}")
         sec.facts.append(f"{rt.id} {prop} from {obs.vgw_id}: {', '.join(states)}")
 

@@ -31,7 +31,7 @@ def _label(rt: RouteTable) -> str:
     return f"{rt.id} ({rt.name})" if rt.name else rt.id
 
 
-def _covered(cidr: str, rt: RouteTable) -> str | None:
+def route_state(cidr: str, rt: RouteTable) -> str | None:
     """State of the propagated route covering ``cidr`` in ``rt`` (active/blackhole), or None."""
     want = ipaddress.ip_network(cidr)
     best: tuple[int, str] | None = None
@@ -108,7 +108,7 @@ def plan_routes(obs: RoutesObservation) -> Plan:
             )
             continue
         for cidr in obs.onprem_cidrs:
-            state = _covered(cidr, rt)
+            state = route_state(cidr, rt)
             if state is None:
                 plan.findings.append(
                     Finding(
