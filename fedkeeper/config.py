@@ -167,10 +167,31 @@ class VpnConfig(_Model):
         return self
 
 
+class CloudTrailMode(StrEnum):
+    """Where the CloudTrail trail comes from that feeds the API-call rules.
+
+    EventBridge delivers "AWS API Call via CloudTrail" events only while a trail with
+    logging covers the region. ``create`` (the default) deploys a minimal write-only
+    management-events trail, so the event-driven repairs work in any account from the first
+    deployment: in an account without a trail it is the free first copy of management
+    events (only its S3 storage is paid). ``existing`` deploys none: choose it when an
+    organization or account trail already covers the region, since a second trail's copy
+    of management events is billed ($2 per 100,000 events).
+    """
+
+    CREATE = "create"
+    EXISTING = "existing"
+
+
 class AwsConfig(_Model):
     region: str = Field(description="AWS region, e.g. eu-west-1")
     vpc: VpcConfig
     vpn: VpnConfig
+    cloudtrail: CloudTrailMode = Field(
+        CloudTrailMode.CREATE,
+        description="create: deploy a write-only management-events trail; existing: rely "
+        "on a trail that already covers the region (checked by `checks`)",
+    )
 
     @field_validator("region")
     @classmethod

@@ -333,3 +333,23 @@ IGNORE_TAG = "fedkeeper.io/ignore"
 IGNORE_ANNOTATION = "fedkeeper.io/ignore"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "fedkeeper"
+
+
+@dataclass(frozen=True)
+class Trail:
+    """A CloudTrail trail visible in the region (its own, a multi-region or an org trail).
+
+    ``logging`` is None when its status could not be read (``status_error`` says why), e.g.
+    an organization trail whose status the member account may not read.
+    """
+
+    name: str
+    arn: str
+    home_region: str
+    multi_region: bool
+    organization: bool
+    logging: bool | None
+    status_error: str = ""
+
+    def covers(self, region: str) -> bool:
+        return self.multi_region or self.home_region == region

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedkeeper.adapters.kube import KubeCluster
-from fedkeeper.errors import UnreachableError
+from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
@@ -248,7 +248,17 @@ def run_checks(run: Run) -> Plan:
         if exc.target != "onprem":
             raise
         run.defer("onprem", str(exc))
+    try:
+        trails = run.conns.aws.trails()
+    except FedkeeperError as exc:
+        trails = None
+        run.report.findings.append(
+            Finding(Severity.INFO, "checks.cloudtrail", f"CloudTrail trails not read: {exc}")
+        )
     obs = ChecksObservation(
+        region=run.config.aws.region,
+        trails=trails,
+        schedule=run.config.reconcile.schedule,
         vpc_cidrs=list(vpc.cidrs) if vpc else [],
         eks_pools=eks.list("IPPool"),
         onprem_pools=onprem_seen.get("pools"),

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
@@ -32,13 +33,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from fedkeeper.config import FederationConfig
+from fedkeeper.config import CloudTrailMode, FederationConfig
 from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack
@@ -54,6 +56,13 @@ METRICS_NAMESPACE = "Fedkeeper"
 METRICS_DIMENSIONS = {"service": "fedkeeper"}
 FEDKEEPER_METRICS = ("DriftRepaired", "DriftFound", "Deferred", "Failures", "TunnelsUp")
 TUNNELS = (1, 2)
+# How long the trail's log files stay in S3 (CloudTrail's console keeps 90 days of history).
+TRAIL_LOG_DAYS = 90
+CLOUDTRAIL_REQUIREMENT = (
+    "EventBridge delivers the route-change and cluster-api-call rules' events (AWS API Call "
+    "via CloudTrail) only while a CloudTrail trail with logging covers this region; "
+    "fedkeeper's checks report when none does"
+)
 # Secrets Manager appends "-" and six characters to a secret's name in its complete ARN.
 _COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
 # What fedkeeper's AWS adapter reads (fedkeeper/adapters/aws.py) plus what Lambda needs to
@@ -170,9 +179,11 @@ class AutomationStack(cdk.Stack):
             # Lambda checks the role's VPC and DLQ permissions when it creates the function.
             handler.function.node.add_dependency(self.policy)
 
+        self.trail = self._api_call_trail()
         self.rules = [self._rule(spec) for spec in rules(config)]
         self.tunnel_alarms = self._tunnel_alarms()
-        self._failure_alarms()
+        self.alarms = [*self.tunnel_alarms, *self._failure_alarms()]
+        self._allow_alarms_to_notify(self.alarms)
         self._dashboard()
 
         cdk.CfnOutput(self, "RepairAliasArn", value=self.handlers["repair"].alias.function_arn)
@@ -342,7 +353,7 @@ class AutomationStack(cdk.Stack):
             ),
             iam.PolicyStatement(
                 sid="PropagateVgwRoutesIntoVpcRouteTables",
-                actions=["ec2:EnableVgwRoutePropagation", "ec2:DisableVgwRoutePropagation"],
+                actions=["ec2:EnableVgwRoutePropagation"],
                 resources=[
                     stack.format_arn(service="ec2", resource="route-table", resource_name="*")
                 ],
@@ -350,7 +361,7 @@ class AutomationStack(cdk.Stack):
             ),
             iam.PolicyStatement(
                 sid="PropagateFromTheVgw",
-                actions=["ec2:EnableVgwRoutePropagation", "ec2:DisableVgwRoutePropagation"],
+                actions=["ec2:EnableVgwRoutePropagation"],
                 resources=[
                     stack.format_arn(
                         service="ec2",
@@ -361,12 +372,12 @@ class AutomationStack(cdk.Stack):
             ),
             iam.PolicyStatement(
                 sid="ReadCluster",
-                actions=["eks:DescribeCluster", "eks:ListAddons", "eks:DescribeUpdate"],
+                actions=["eks:DescribeCluster"],
                 resources=[cluster_arn],
             ),
             iam.PolicyStatement(
                 sid="ManageVpcCniAddon",
-                actions=["eks:DescribeAddon", "eks:UpdateAddon", "eks:DescribeUpdate"],
+                actions=["eks:DescribeAddon", "eks:UpdateAddon"],
                 resources=[addon_arn],
             ),
             iam.PolicyStatement(
@@ -393,6 +404,13 @@ class AutomationStack(cdk.Stack):
                 sid="WriteLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[h.log_group.log_group_arn for h in self.handlers.values()],
+            ),
+            iam.PolicyStatement(
+                # invariants/checks: a logging trail must cover the region. Trails may be
+                # organization trails of another account, so their ARNs are unknown here.
+                sid="ReadCloudTrailStatus",
+                actions=["cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus"],
+                resources=["*"],
             ),
             iam.PolicyStatement(
                 sid="Trace",
@@ -437,10 +455,13 @@ class AutomationStack(cdk.Stack):
         arn = f"arn:{partition}:{{service}}:{region}:<AWS::AccountId>:{{resource}}"
         reasons = {
             "Resource::*": "EC2 Describe* and Lambda's VPC network-interface actions, and "
-            "X-Ray PutTraceSegments/PutTelemetryRecords, support no resource-level "
-            "permissions (AWS requires Resource *). With an existing on-prem secret (an ARN "
-            "in the config) its KMS key is unknown: kms:Decrypt is then limited to calls "
-            "made through Secrets Manager (kms:ViaService).",
+            "X-Ray PutTraceSegments/PutTelemetryRecords and CloudTrail DescribeTrails "
+            "support no resource-level permissions (AWS requires Resource *); "
+            "GetTrailStatus reads whichever trail covers the region, often an organization "
+            "trail owned by another account, so its ARN is not known at deploy time. "
+            "With an existing on-prem secret (an ARN in the config) its KMS key is unknown: "
+            "kms:Decrypt is then limited to calls made through Secrets Manager "
+            "(kms:ViaService).",
             "Resource::" + arn.format(service="ec2", resource="route-table/*"): "Every route "
             "table of the federation's VPC, enforced by the ec2:Vpc condition: invariant 1 "
             "also covers route tables added after deployment.",
@@ -456,6 +477,65 @@ class AutomationStack(cdk.Stack):
                 "characters, matched by -?????? (one secret)."
             )
         return reasons
+
+    # --- CloudTrail ------------------------------------------------------------------------
+
+    def _api_call_trail(self) -> cloudtrail.Trail | None:
+        """A minimal trail, so that "AWS API Call via CloudTrail" events reach EventBridge.
+
+        Write-only management events of this region (the rules watch writes only), log file
+        validation, an S3-encrypted bucket refusing plain HTTP whose files expire after
+        ``TRAIL_LOG_DAYS``. The bucket is retained on ``cdk destroy``: it holds audit logs.
+        With ``aws.cloudtrail: existing`` nothing is created; the output states the
+        requirement and ``checks`` verifies it.
+        """
+        if self.config.aws.cloudtrail is CloudTrailMode.EXISTING:
+            cdk.CfnOutput(
+                self,
+                "CloudTrailRequirement",
+                value="existing",
+                description=CLOUDTRAIL_REQUIREMENT,
+            )
+            return None
+        bucket = s3.Bucket(
+            self,
+            "TrailBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-trail-logs",
+                    expiration=cdk.Duration.days(TRAIL_LOG_DAYS),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Only CloudTrail writes to this bucket; its log files are integrity-checked by "
+            "CloudTrail log file validation, and a second access-log bucket would only log "
+            "CloudTrail's own deliveries.",
+        )
+        trail = cloudtrail.Trail(
+            self,
+            "ApiCallTrail",
+            trail_name=f"{self.config.name}-api-calls",
+            bucket=bucket,
+            is_multi_region_trail=False,
+            include_global_service_events=False,
+            management_events=cloudtrail.ReadWriteType.WRITE_ONLY,
+            enable_file_validation=True,
+            send_to_cloud_watch_logs=False,
+        )
+        cdk.CfnOutput(
+            self, "CloudTrailTrailArn", value=trail.trail_arn, description=CLOUDTRAIL_REQUIREMENT
+        )
+        return trail
 
     # --- events -------------------------------------------------------------------------------
 
@@ -541,7 +621,28 @@ class AutomationStack(cdk.Stack):
             alarms.append(alarm)
         return alarms
 
-    def _failure_alarms(self) -> None:
+    def _allow_alarms_to_notify(self, alarms: list[cw.Alarm]) -> None:
+        """Let CloudWatch publish this stack's alarm actions to the topic.
+
+        ``enforce_ssl`` gives the topic a resource policy; from then on a service principal
+        needs an explicit Allow there (AWS: "Amazon SNS topic policy for CloudWatch alarms"),
+        else every alarm action fails with "not authorized to perform SNS:Publish". Scoped to
+        this account and exactly these alarms (confused-deputy conditions).
+        """
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in alarms]},
+                },
+            )
+        )
+
+    def _failure_alarms(self) -> list[cw.Alarm]:
         action = cw_actions.SnsAction(self.topic)
         dlq = cw.Alarm(
             self,
@@ -557,6 +658,7 @@ class AutomationStack(cdk.Stack):
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
         dlq.add_alarm_action(action)
+        alarms = [dlq]
         for handler in self.handlers.values():
             alarm = cw.Alarm(
                 self,
@@ -570,6 +672,8 @@ class AutomationStack(cdk.Stack):
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
             alarm.add_alarm_action(action)
+            alarms.append(alarm)
+        return alarms
 
     def _dashboard(self) -> cw.Dashboard:
         def fedkeeper_metric(name: str, statistic: str = "Sum") -> cw.Metric:

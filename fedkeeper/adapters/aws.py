@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import boto3
@@ -34,6 +35,7 @@ from fedkeeper.model import (
     ApiCounter,
     Route,
     RouteTable,
+    Trail,
     Tunnel,
     Vpc,
     VpnConnection,
@@ -242,6 +244,42 @@ class AwsAdapter:
             resolveConflicts=resolve_conflicts,
         )
         return str(resp.get("update", {}).get("id", ""))
+
+    # --- CloudTrail ------------------------------------------------------------------------
+
+    @_translated
+    def trails(self) -> list[Trail]:
+        """Every trail that delivers events of this client's region, with its logging state.
+
+        ``describe_trails`` lists the region's own trails and the shadows of multi-region and
+        organization trails; ``get_trail_status`` takes a shadow trail only by its ARN. A
+        trail whose status cannot be read is returned with ``logging=None`` and the reason,
+        so one unreadable organization trail does not hide the others.
+        """
+        client = self.client("cloudtrail")
+        region = str(client.meta.region_name)
+        out: list[Trail] = []
+        for t in client.describe_trails(includeShadowTrails=True).get("trailList", []):
+            trail = Trail(
+                name=str(t.get("Name", "")),
+                arn=str(t.get("TrailARN", "")),
+                home_region=str(t.get("HomeRegion", "")),
+                multi_region=bool(t.get("IsMultiRegionTrail", False)),
+                organization=bool(t.get("IsOrganizationTrail", False)),
+                logging=None,
+            )
+            if not trail.covers(region):
+                out.append(trail)
+                continue
+            try:
+                status = client.get_trail_status(Name=trail.arn or trail.name)
+            except ClientError as exc:
+                err = exc.response.get("Error", {})
+                reason = f"{err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
+                out.append(replace(trail, status_error=reason))
+                continue
+            out.append(replace(trail, logging=bool(status.get("IsLogging", False))))
+        return out
 
     # --- SNS --------------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@
 * On-prem has an enabled pool for its pods and BGP peers towards the VPN router.
 * The Federated Services Controller is enabled on both clusters.
 * No VPC CIDR overlaps an on-prem IP pool (fedkeeper's own disabled pools excepted).
+* A CloudTrail trail with logging covers the region: EventBridge delivers "AWS API Call via
+  CloudTrail" events (the route and add-on rules) only then.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.ippools import owned
-from fedkeeper.model import Finding, Severity
+from fedkeeper.model import Finding, Severity, Trail
 
 FEDERATED_SERVICES = "federatedservices"
 
@@ -36,6 +38,9 @@ class ChecksObservation:
     onprem_bgp_peers: Sequence[Mapping[str, Any]] | None
     eks_controllers: ControllerState | None
     onprem_controllers: ControllerState | None
+    region: str = ""
+    trails: Sequence[Trail] | None = None  # None: CloudTrail not observed
+    schedule: str = ""  # the repair schedule that catches what events miss
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -66,9 +71,44 @@ def federated_services_enabled(state: ControllerState) -> bool | None:
     return False if known else None
 
 
+def trail_findings(region: str, trails: Sequence[Trail], schedule: str = "") -> list[Finding]:
+    """Whether API-call events can reach EventBridge in ``region``: a logging trail covers it."""
+    covering = [t for t in trails if t.covers(region)]
+    if any(t.logging for t in covering):
+        return []
+    unknown = [t for t in covering if t.logging is None]
+    if unknown:
+        names = ", ".join(f"{t.name} ({t.status_error or 'status unknown'})" for t in unknown)
+        return [
+            Finding(
+                Severity.INFO,
+                "checks.cloudtrail",
+                f"trails covering {region} whose logging status could not be read: {names}; "
+                "API-call events arrive only while one of them logs",
+            )
+        ]
+    stopped = ", ".join(t.name for t in covering)
+    why = (
+        f"trail(s) {stopped} cover {region} but do not log"
+        if covering
+        else f"no CloudTrail trail covers {region}"
+    )
+    when = f" ({schedule})" if schedule else ""
+    return [
+        Finding(
+            Severity.WARNING,
+            "checks.cloudtrail",
+            f"{why}: API-call events cannot arrive; repairs wait for the schedule{when}. "
+            "Start logging on the trail, or set aws.cloudtrail: create and deploy",
+        )
+    ]
+
+
 def plan_checks(obs: ChecksObservation) -> Plan:
     plan = Plan()
     f = plan.findings
+    if obs.trails is not None:
+        f.extend(trail_findings(obs.region, obs.trails, obs.schedule))
     if obs.eks_pools is not None:
         for p in obs.eks_pools:
             if not _spec(p).get("disabled"):

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from fedkeeper.config import FederationConfig
+from fedkeeper.config import CloudTrailMode, FederationConfig
 from fedkeeper.sandbox.aws import SandboxAws
 
 __all__ = ["EXTERNAL_SNAT_ENV", "AwsBaseline", "carve_subnets", "deploy_aws_baseline"]
@@ -271,6 +271,25 @@ def deploy_aws_baseline(
         resolveConflicts="OVERWRITE",
         tags={fed_key: fed_value},
     )
+
+    if config.aws.cloudtrail is CloudTrailMode.CREATE:
+        # The automation stack's write-only management-events trail (logging from creation).
+        bucket = f"{name}-trail-{session.region_name}"
+        s3 = session.client("s3")
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": session.region_name},
+        )
+        trail = session.client("cloudtrail")
+        trail.create_trail(
+            Name=f"{name}-api-calls",
+            S3BucketName=bucket,
+            IsMultiRegionTrail=False,
+            IncludeGlobalServiceEvents=False,
+            EnableLogFileValidation=True,
+            TagsList=[{"Key": fed_key, "Value": fed_value}],
+        )
+        trail.start_logging(Name=f"{name}-api-calls")
 
     secret_arn = session.client("secretsmanager").create_secret(
         Name=_secret_name(onprem.credentials_secret),

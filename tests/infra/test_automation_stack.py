@@ -387,6 +387,65 @@ def test_topic_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> None:
     )
 
 
+# What publishes an alarm action of each kind (CloudWatch alarm actions run as this service).
+ALARM_ACTION_PRINCIPALS = {"AWS::SNS::Topic": "cloudwatch.amazonaws.com"}
+
+
+def _allows(statement: dict[str, Any], service: str, alarm_id: str, account: Any) -> bool:
+    """Whether ``statement`` lets ``service`` publish for alarm ``alarm_id`` of ``account``."""
+    conditions = statement.get("Condition", {})
+    source_arns = _as_list(
+        conditions.get("ArnEquals", {}).get("aws:SourceArn")
+        or conditions.get("ArnLike", {}).get("aws:SourceArn")
+        or []
+    )
+    return (
+        statement["Effect"] == "Allow"
+        and service in _as_list(statement.get("Principal", {}).get("Service", []))
+        and "sns:Publish" in _as_list(statement["Action"])
+        and conditions.get("StringEquals", {}).get("aws:SourceAccount") == account
+        and {"Fn::GetAtt": [alarm_id, "Arn"]} in source_arns
+    )
+
+
+def test_every_alarm_actions_principal_may_publish_to_its_topic(synth: Synth) -> None:
+    # Given every alarm of the stack and every topic policy
+    resources = synth.automation.to_json()["Resources"]
+    alarms = synth.automation.find_resources("AWS::CloudWatch::Alarm")
+    policies = synth.automation.find_resources("AWS::SNS::TopicPolicy").values()
+    checked = 0
+    for alarm_id, alarm in alarms.items():
+        props = alarm["Properties"]
+        for action in [*props.get("AlarmActions", []), *props.get("OKActions", [])]:
+            # When the action targets a topic of this stack
+            target = resources[action["Ref"]]
+            service = ALARM_ACTION_PRINCIPALS[target["Type"]]
+            statements = [
+                s
+                for p in policies
+                if action in p["Properties"]["Topics"]
+                for s in p["Properties"]["PolicyDocument"]["Statement"]
+            ]
+            # Then the topic's policy lets CloudWatch publish for exactly this alarm
+            assert any(
+                _allows(s, service, alarm_id, {"Ref": "AWS::AccountId"}) for s in statements
+            ), alarm_id
+            checked += 1
+    assert checked == len(alarms) + 2  # the tunnel alarms also notify when they clear
+
+
+def test_no_other_service_may_publish_to_the_topic(synth: Synth) -> None:
+    (policy,) = synth.automation.find_resources("AWS::SNS::TopicPolicy").values()
+    services = {
+        service
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+        for service in _as_list(s.get("Principal", {}).get("Service", []))
+    }
+
+    assert services == {"cloudwatch.amazonaws.com"}
+
+
 def test_dead_letter_queue_is_kms_encrypted_and_refuses_plain_http(synth: Synth) -> None:
     queue_id = _id_of(synth, "AWS::SQS::Queue")
 
@@ -500,7 +559,7 @@ def test_route_propagation_is_limited_to_the_vpcs_route_tables_and_the_vgw(synth
     statements = _policy_statements(synth)
     tables = statements["PropagateVgwRoutesIntoVpcRouteTables"]
     vgw = statements["PropagateFromTheVgw"]
-    propagation = ["ec2:DisableVgwRoutePropagation", "ec2:EnableVgwRoutePropagation"]
+    propagation = ["ec2:EnableVgwRoutePropagation"]  # fedkeeper never disables propagation
 
     assert sorted(_as_list(tables["Action"])) == propagation
     assert json.dumps(tables["Resource"]).endswith(':route-table/*"]]}')
@@ -515,15 +574,10 @@ def test_eks_permissions_are_scoped_to_the_cluster_and_its_vpc_cni_addon(synth: 
     statements = _policy_statements(synth)
     name = synth.config.eks.cluster_name
 
-    assert sorted(_as_list(statements["ReadCluster"]["Action"])) == [
-        "eks:DescribeCluster",
-        "eks:DescribeUpdate",
-        "eks:ListAddons",
-    ]
+    assert _as_list(statements["ReadCluster"]["Action"]) == ["eks:DescribeCluster"]
     assert json.dumps(statements["ReadCluster"]["Resource"]).endswith(f':cluster/{name}"]]}}')
     assert sorted(_as_list(statements["ManageVpcCniAddon"]["Action"])) == [
         "eks:DescribeAddon",
-        "eks:DescribeUpdate",
         "eks:UpdateAddon",
     ]
     assert json.dumps(statements["ManageVpcCniAddon"]["Resource"]).endswith(
@@ -574,4 +628,64 @@ def test_only_aws_apis_without_resource_scoping_use_resource_star(synth: Synth) 
         "ec2:UnassignPrivateIpAddresses",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
     }
+
+
+# --- CloudTrail ---------------------------------------------------------------------------
+
+
+def test_a_write_only_management_events_trail_with_validation_covers_the_region(
+    synth: Synth,
+) -> None:
+    (trail,) = synth.automation.find_resources("AWS::CloudTrail::Trail").values()
+    props = trail["Properties"]
+
+    assert props["IsLogging"] is True
+    assert props["IsMultiRegionTrail"] is False
+    assert props["EnableLogFileValidation"] is True
+    (selector,) = props["EventSelectors"]
+    assert selector == {"IncludeManagementEvents": True, "ReadWriteType": "WriteOnly"}
+
+
+def test_the_trail_bucket_is_encrypted_private_expiring_and_retained(synth: Synth) -> None:
+    (trail,) = synth.automation.find_resources("AWS::CloudTrail::Trail").values()
+    bucket_id = trail["Properties"]["S3BucketName"]["Ref"]
+    bucket = synth.automation.find_resources("AWS::S3::Bucket")[bucket_id]
+    props = bucket["Properties"]
+
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == 90
+    # Audit logs outlive the stack (docs/DEPLOY.md, "What cdk destroy leaves").
+    assert bucket["DeletionPolicy"] == "Retain"
+    synth.automation.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ),
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                "Action": "s3:PutObject",
+                            }
+                        ),
+                    ]
+                )
+            },
+        },
+    )

@@ -1,5 +1,6 @@
 """The stacks follow the config beyond the example: more zones, a DNS API endpoint, an
-existing secret, Graviton nodes, plan mode. One more synth for the whole module."""
+existing secret, Graviton nodes, plan mode, an existing CloudTrail trail. One more synth for
+the whole module."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
     data["onprem"]["api_endpoint"] = "https://k8s.onprem.example"
     data["onprem"]["credentials_secret"] = SECRET_ARN
     data["reconcile"]["schedule"] = "rate(5 minutes)"
+    data["aws"]["cloudtrail"] = "existing"
     workdir = tmp_path_factory.mktemp("variant")
     config_file = workdir / "federation.yaml"
     config_file.write_text(yaml.safe_dump(data))
@@ -133,3 +135,10 @@ def test_the_schedule_follows_the_config(variant: Variant) -> None:
     ]
 
     assert schedules == ["rate(5 minutes)"]
+
+
+def test_an_existing_trail_is_documented_not_created(variant: Variant) -> None:
+    assert Variant.resources(variant.automation, "AWS::CloudTrail::Trail") == []
+    assert Variant.resources(variant.automation, "AWS::S3::Bucket") == []
+    output = variant.automation["Outputs"]["CloudTrailRequirement"]
+    assert "CloudTrail trail with logging covers this region" in output["Description"]

@@ -829,3 +829,63 @@ class TestBaseline:
         assert json.loads(addon["configurationValues"]) == {"env": {SNAT: "true"}}
         assert secret["ARN"] == baseline.onprem_secret_arn
         assert secret["SecretString"] == "apiVersion: v1\nkind: Config\n"
+
+
+# --------------------------------------------------------------------------- CloudTrail
+
+
+def test_trails_reports_a_logging_trail_of_the_region(session: Any) -> None:
+    from fedkeeper.adapters.aws import AwsAdapter
+
+    session.client("s3").create_bucket(
+        Bucket="fed-trail-logs", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    cloudtrail = session.client("cloudtrail")
+    cloudtrail.create_trail(Name="fed-api-calls", S3BucketName="fed-trail-logs")
+    cloudtrail.start_logging(Name="fed-api-calls")
+
+    (trail,) = AwsAdapter(session).trails()
+
+    assert (trail.name, trail.home_region, trail.logging) == ("fed-api-calls", REGION, True)
+    assert trail.covers(REGION)
+
+
+def test_trails_reports_a_created_trail_as_not_logging_until_started(session: Any) -> None:
+    from fedkeeper.adapters.aws import AwsAdapter
+
+    session.client("s3").create_bucket(
+        Bucket="fed-trail-logs", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    session.client("cloudtrail").create_trail(Name="fed-api-calls", S3BucketName="fed-trail-logs")
+
+    (trail,) = AwsAdapter(session).trails()
+
+    assert trail.logging is False
+
+
+def test_trails_keeps_a_trail_whose_status_cannot_be_read(
+    sandbox: SandboxAws, session: Any
+) -> None:
+    from fedkeeper.adapters.aws import AwsAdapter
+
+    session.client("s3").create_bucket(
+        Bucket="fed-trail-logs", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    session.client("cloudtrail").create_trail(Name="org-trail", S3BucketName="fed-trail-logs")
+    sandbox.fail_next("cloudtrail", "GetTrailStatus", "AccessDeniedException")
+
+    (trail,) = AwsAdapter(session).trails()
+
+    assert trail.logging is None
+    assert trail.status_error.startswith("AccessDeniedException")
+
+
+def test_the_baseline_deploys_the_stacks_trail_logging(sandbox: SandboxAws, session: Any) -> None:
+    from fedkeeper.adapters.aws import AwsAdapter
+
+    config = load_config(EXAMPLE)
+    deploy_aws_baseline(session, sandbox, config, onprem_kubeconfig="kubeconfig")
+
+    assert [(t.name, t.logging) for t in AwsAdapter(session).trails()] == [
+        (f"{config.name}-api-calls", True)
+    ]
