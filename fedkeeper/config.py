@@ -143,9 +143,30 @@ class CustomerGatewayConfig(_Model):
         return v
 
 
+IkeVersion = Literal["ikev1", "ikev2"]
+
+
+def _ikev2_only() -> list[IkeVersion]:
+    return ["ikev2"]
+
+
 class VpnConfig(_Model):
     vgw_asn: int = Field(64512, description="Amazon-side ASN of the virtual private gateway")
     customer_gateway: CustomerGatewayConfig
+    ike_versions: list[IkeVersion] = Field(
+        default_factory=_ikev2_only,
+        description="IKE versions the VPN tunnels accept (ikev2; add ikev1 only for a router "
+        "that lacks IKEv2)",
+    )
+
+    @field_validator("ike_versions")
+    @classmethod
+    def _ike(cls, v: list[IkeVersion]) -> list[IkeVersion]:
+        if not v:
+            raise ValueError("is empty; list ikev2 (or ikev1 for a router without IKEv2)")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a version more than once; list each IKE version once")
+        return v
 
     @field_validator("vgw_asn")
     @classmethod

@@ -21,13 +21,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk.lambda_layer_kubectl_v33 import KubectlV33Layer
+from aws_cdk import aws_logs as logs
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct
 
 from fedkeeper.config import FederationConfig
 from fedkeeper.rbac import RECONCILER_GROUP, reconciler_objects
 from stacks.compliance import acknowledge
-from stacks.network import PRIVATE, NetworkStack
+from stacks.network import LOG_RETENTION, PRIVATE, NetworkStack
 
 VPC_CNI_CONFIGURATION = {"env": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}
 DEFAULT_CHART_REPOSITORY = "https://downloads.tigera.io/ee/charts"
@@ -55,6 +56,15 @@ class ClusterStack(cdk.Stack):
             description=f"Envelope encryption of Kubernetes secrets in {eks_config.cluster_name}",
             enable_key_rotation=True,
         )
+        # EKS writes control-plane logs to this group; created here first so it has a
+        # retention (EKS itself would create it keeping logs forever).
+        self.control_plane_logs = logs.LogGroup(
+            self,
+            "ControlPlaneLogs",
+            log_group_name=f"/aws/eks/{eks_config.cluster_name}/cluster",
+            retention=LOG_RETENTION,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -69,9 +79,10 @@ class ClusterStack(cdk.Stack):
             cluster_logging=list(eks.ClusterLoggingTypes),
             secrets_encryption_key=secrets_key,
             kubectl_provider_options=eks.KubectlProviderOptions(
-                kubectl_layer=KubectlV33Layer(self, "KubectlLayer"),
+                kubectl_layer=KubectlV35Layer(self, "KubectlLayer"),
             ),
         )
+        self.cluster.node.add_dependency(self.control_plane_logs)
         acknowledge(
             cast(cdk.CfnResource, self.cluster.node.default_child),
             "AwsSolutions-EKS1",

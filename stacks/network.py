@@ -4,6 +4,8 @@ A VPC over ``az_count`` zones, each with a public subnet (NAT gateway) and a pri
 (nodes and pods); the internet gateway; a virtual private gateway with the configured ASN, the
 customer gateway and a BGP Site-to-Site VPN; VGW route propagation into every private route
 table; a worker security group that admits the on-prem host and pod ranges; VPC flow logs.
+The VPN's tunnel options are explicit (:func:`tunnel_options`): IKE versions from the config,
+strong phase 1/2 algorithms, and tunnel and BGP logs to CloudWatch Logs with retention.
 fedkeeper finds these resources by the tag ``fedkeeper:federation=<name>`` (added app-wide).
 """
 
@@ -19,6 +21,14 @@ from constructs import Construct
 from fedkeeper.config import FederationConfig
 
 PRIVATE = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+# Every log group the stacks create keeps logs this long.
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# Site-to-Site VPN tunnel algorithms (AWS "Tunnel options for your Site-to-Site VPN
+# connection"): AES and SHA-2 only, Diffie-Hellman groups of at least 2048-bit MODP / ECP.
+PHASE1_ENCRYPTION = ("AES256", "AES256-GCM-16")
+PHASE2_ENCRYPTION = ("AES256", "AES256-GCM-16")
+INTEGRITY = ("SHA2-256", "SHA2-384", "SHA2-512")
+DH_GROUPS = (14, 19, 20, 21)
 
 
 class NetworkStack(cdk.Stack):
@@ -60,17 +70,29 @@ class NetworkStack(cdk.Stack):
             vpn_route_propagation=[PRIVATE],
         )
         self.vpn_gateway_id: str = self.vpc.vpn_gateway_id or ""
+        self._retain_restrict_default_sg_logs()
 
         customer_gateway = vpn_config.customer_gateway
         # No static routes: the VPN uses BGP (StaticRoutesOnly false).
         self.vpn_connection = self.vpc.add_vpn_connection(
             "Onprem", ip=str(customer_gateway.ip), asn=customer_gateway.bgp_asn
         )
+        self.tunnel_log_group = logs.LogGroup(
+            self,
+            "VpnTunnelLogs",
+            retention=LOG_RETENTION,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        cfn_vpn = self.vpn_connection.node.default_child
+        assert isinstance(cfn_vpn, ec2.CfnVPNConnection)
+        cfn_vpn.vpn_tunnel_options_specifications = [
+            tunnel_options(self, config, self.tunnel_log_group) for _ in range(2)
+        ]
 
         flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
-            retention=logs.RetentionDays.THREE_MONTHS,
+            retention=LOG_RETENTION,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.vpc.add_flow_log(
@@ -98,5 +120,78 @@ class NetworkStack(cdk.Stack):
                 )
 
         cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id)
+        cdk.CfnOutput(self, "VpnTunnelLogGroup", value=self.tunnel_log_group.log_group_name)
         cdk.CfnOutput(self, "VpnGatewayId", value=self.vpn_gateway_id)
         cdk.CfnOutput(self, "VpnConnectionId", value=self.vpn_connection.vpn_id)
+
+    def _retain_restrict_default_sg_logs(self) -> None:
+        """Give the VPC's restrict-default-SG provider function a log group with retention.
+
+        aws-cdk-lib's provider function (``@aws-cdk/aws-ec2:restrictDefaultSecurityGroup``)
+        has no log group of its own; Lambda would create one that keeps logs forever.
+        """
+        provider = self.node.try_find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        if provider is None:
+            return
+        handler = provider.node.find_child("Handler")
+        assert isinstance(handler, cdk.CfnResource)
+        log_group = logs.LogGroup(
+            self,
+            "RestrictDefaultSgLogs",
+            retention=LOG_RETENTION,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        handler.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name})
+
+
+def tunnel_options(
+    stack: cdk.Stack, config: FederationConfig, log_group: logs.ILogGroup
+) -> ec2.CfnVPNConnection.VpnTunnelOptionsSpecificationProperty:
+    """One tunnel's options: nothing left to AWS defaults that matters to the on-prem side.
+
+    AWS defaults allow IKEv1 and IKEv2, SHA-1 and DH group 2; here only the configured IKE
+    versions and the algorithms above are offered, so the on-prem router must propose one of
+    them. Tunnel (IKE/IPsec) and BGP logs go to ``log_group`` as JSON.
+    """
+    V = ec2.CfnVPNConnection  # noqa: N806 (the property classes live on the L1 class)
+    log_group_arn = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=log_group.log_group_name,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    return V.VpnTunnelOptionsSpecificationProperty(
+        ike_versions=[
+            V.IKEVersionsRequestListValueProperty(value=v) for v in config.aws.vpn.ike_versions
+        ],
+        phase1_encryption_algorithms=[
+            V.Phase1EncryptionAlgorithmsRequestListValueProperty(value=a) for a in PHASE1_ENCRYPTION
+        ],
+        phase2_encryption_algorithms=[
+            V.Phase2EncryptionAlgorithmsRequestListValueProperty(value=a) for a in PHASE2_ENCRYPTION
+        ],
+        phase1_integrity_algorithms=[
+            V.Phase1IntegrityAlgorithmsRequestListValueProperty(value=a) for a in INTEGRITY
+        ],
+        phase2_integrity_algorithms=[
+            V.Phase2IntegrityAlgorithmsRequestListValueProperty(value=a) for a in INTEGRITY
+        ],
+        phase1_dh_group_numbers=[
+            V.Phase1DHGroupNumbersRequestListValueProperty(value=g) for g in DH_GROUPS
+        ],
+        phase2_dh_group_numbers=[
+            V.Phase2DHGroupNumbersRequestListValueProperty(value=g) for g in DH_GROUPS
+        ],
+        # The VGW restarts IKE when dead-peer detection times out (default: clear).
+        dpd_timeout_action="restart",
+        log_options=V.VpnTunnelLogOptionsSpecificationProperty(
+            cloudwatch_log_options=V.CloudwatchLogOptionsSpecificationProperty(
+                log_enabled=True,
+                log_group_arn=log_group_arn,
+                log_output_format="json",
+                bgp_log_enabled=True,
+                bgp_log_group_arn=log_group_arn,
+                bgp_log_output_format="json",
+            )
+        ),
+    )
