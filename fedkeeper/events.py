@@ -10,6 +10,7 @@ irrelevant or malformed yields ``None`` — a no-op — rather than an exception
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +46,32 @@ ROUTE_EVENT_NAMES: tuple[str, ...] = (
     "ModifyVpnTunnelOptions",
     "DetachVpnGateway",
     "AttachVpnGateway",
+)
+# How the route-change rule narrows each call to the federation's network: the
+# ``requestParameters`` key that names one of its resources (AWS EC2 API parameter names, as
+# CloudTrail records them). Calls that carry only an association id cannot be narrowed.
+ROUTE_EVENTS_BY_PARAMETER: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("gatewayId", "vgw", ("EnableVgwRoutePropagation", "DisableVgwRoutePropagation")),
+    (
+        "routeTableId",
+        "route_tables",
+        ("CreateRoute", "DeleteRoute", "ReplaceRoute", "DeleteRouteTable", "AssociateRouteTable"),
+    ),
+    ("subnetId", "subnets", ("AssociateRouteTable",)),
+    (
+        "vpcId",
+        "vpc",
+        ("CreateRouteTable", "AssociateVpcCidrBlock", "AttachVpnGateway", "DetachVpnGateway"),
+    ),
+    ("vpnGatewayId", "vgw", ("AttachVpnGateway", "DetachVpnGateway")),
+    ("vpnConnectionId", "vpn", ("ModifyVpnConnection", "ModifyVpnTunnelOptions")),
+)
+# ReplaceRouteTableAssociation names the *new* table (possibly a foreign one) and the old
+# association; the disassociations name only an association id.
+UNNARROWED_ROUTE_EVENTS: tuple[str, ...] = (
+    "DisassociateRouteTable",
+    "ReplaceRouteTableAssociation",
+    "DisassociateVpcCidrBlock",
 )
 CIDR_EVENT_NAMES: frozenset[str] = frozenset({"AssociateVpcCidrBlock", "DisassociateVpcCidrBlock"})
 VPN_EVENT_NAMES: frozenset[str] = frozenset(
@@ -85,6 +112,41 @@ class RuleSpec:
     schedule: str | None = None
 
 
+@dataclass(frozen=True)
+class FederationNetwork:
+    """The ids of the federation's network, as the network stack deploys them.
+
+    In the stack these are CloudFormation tokens; the route-change rule is narrowed to them.
+    """
+
+    vpc: str
+    vgw: str
+    vpn: str
+    route_tables: Sequence[str]
+    subnets: Sequence[str]
+
+    def ids(self, kind: str) -> list[str]:
+        value = getattr(self, kind)
+        return [value] if isinstance(value, str) else list(value)
+
+
+def route_change_detail(network: FederationNetwork | None) -> dict[str, Any]:
+    """The ``detail`` of the route-change pattern, narrowed to ``network`` when known.
+
+    Without ids (a config alone, the sandbox's example events) every such call of the
+    account and region matches; the handler re-reads the VPC either way.
+    """
+    detail: dict[str, Any] = {"eventSource": ["ec2.amazonaws.com"]}
+    if network is None:
+        return {**detail, "eventName": list(ROUTE_EVENT_NAMES)}
+    alternatives: list[dict[str, Any]] = [
+        {"eventName": list(names), "requestParameters": {key: network.ids(kind)}}
+        for key, kind, names in ROUTE_EVENTS_BY_PARAMETER
+    ]
+    alternatives.append({"eventName": list(UNNARROWED_ROUTE_EVENTS)})
+    return {**detail, "$or": alternatives}
+
+
 def tunnel_alarm_prefix(config: FederationConfig) -> str:
     """Alarm names of the TunnelState alarms start with this (the stack names them)."""
     return f"{config.name}-tunnel-"
@@ -94,8 +156,8 @@ def tunnel_alarm_name(config: FederationConfig, index: int) -> str:
     return f"{tunnel_alarm_prefix(config)}{index}-state"
 
 
-def rules(config: FederationConfig) -> list[RuleSpec]:
-    """The rules the automation stack deploys, in a stable order."""
+def rules(config: FederationConfig, network: FederationNetwork | None = None) -> list[RuleSpec]:
+    """The rules the automation stack deploys (narrowed to ``network``), in a stable order."""
     return [
         RuleSpec(
             name="tunnel-state",
@@ -124,10 +186,7 @@ def rules(config: FederationConfig) -> list[RuleSpec]:
             pattern={
                 "source": ["aws.ec2"],
                 "detail-type": ["AWS API Call via CloudTrail"],
-                "detail": {
-                    "eventSource": ["ec2.amazonaws.com"],
-                    "eventName": list(ROUTE_EVENT_NAMES),
-                },
+                "detail": route_change_detail(network),
             },
         ),
         RuleSpec(

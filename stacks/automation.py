@@ -80,6 +80,23 @@ LAMBDA_VPC_ACTIONS = (
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 )
+# Actions the reconciler role needs that fedkeeper's code never calls: Lambda itself uses
+# them on the role's behalf. tests/infra/test_iam_exactness.py holds the policy to exactly
+# these plus the calls the code makes (and what those calls imply).
+RUNTIME_ACTIONS: dict[str, str] = {
+    **dict.fromkeys(LAMBDA_VPC_ACTIONS, "Lambda attaches the function to the VPC"),
+    "logs:CreateLogStream": "Lambda writes the function's logs",
+    "logs:PutLogEvents": "Lambda writes the function's logs",
+    "xray:PutTraceSegments": "active tracing",
+    "xray:PutTelemetryRecords": "active tracing",
+    "sqs:SendMessage": "Lambda sends failed async invocations to the dead-letter queue",
+    "kms:GenerateDataKey": "the dead-letter queue is KMS-encrypted",
+}
+# What a call the code makes needs besides its own action (encrypted targets).
+IMPLIED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt"),
+    "secretsmanager:GetSecretValue": ("kms:Decrypt",),
+}
 
 
 @dataclass(frozen=True)
@@ -180,7 +197,7 @@ class AutomationStack(cdk.Stack):
             handler.function.node.add_dependency(self.policy)
 
         self.trail = self._api_call_trail()
-        self.rules = [self._rule(spec) for spec in rules(config)]
+        self.rules = [self._rule(spec) for spec in rules(config, network.federation_network)]
         self.tunnel_alarms = self._tunnel_alarms()
         self.alarms = [*self.tunnel_alarms, *self._failure_alarms()]
         self._allow_alarms_to_notify(self.alarms)

@@ -19,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from fedkeeper.config import FederationConfig
+from fedkeeper.events import FederationNetwork
 
 PRIVATE = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 # Every log group the stacks create keeps logs this long.
@@ -118,6 +119,15 @@ class NetworkStack(cdk.Stack):
                     ec2.Port.all_traffic(),
                     f"on-prem {kind} CIDR {cidr} over the VPN",
                 )
+
+        subnets = [*self.vpc.public_subnets, *self.vpc.private_subnets]
+        self.federation_network = FederationNetwork(
+            vpc=self.vpc.vpc_id,
+            vgw=self.vpn_gateway_id,
+            vpn=self.vpn_connection.vpn_id,
+            route_tables=list(dict.fromkeys(s.route_table.route_table_id for s in subnets)),
+            subnets=[s.subnet_id for s in subnets],
+        )
 
         cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id)
         cdk.CfnOutput(self, "VpnTunnelLogGroup", value=self.tunnel_log_group.log_group_name)

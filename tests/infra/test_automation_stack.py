@@ -253,13 +253,13 @@ def test_every_rule_of_fedkeeper_events_is_deployed_with_its_pattern_or_schedule
         r["Properties"]["Name"]: r["Properties"]
         for r in synth.automation.find_resources("AWS::Events::Rule").values()
     }
-    specs = rules(synth.config)
+    specs = rules(synth.config, synth.stacks.network.federation_network)
 
     assert set(deployed) == {f"{synth.config.name}-{spec.name}" for spec in specs}
     for spec in specs:
         props = deployed[f"{synth.config.name}-{spec.name}"]
         if spec.pattern is not None:
-            assert props["EventPattern"] == spec.pattern
+            assert props["EventPattern"] == synth.stacks.automation.resolve(spec.pattern)
         else:
             assert props["ScheduleExpression"] == spec.schedule
 
@@ -689,3 +689,29 @@ def test_the_trail_bucket_is_encrypted_private_expiring_and_retained(synth: Synt
             },
         },
     )
+
+
+def test_the_route_change_rule_names_the_federations_vpc_vgw_vpn_and_route_tables(
+    synth: Synth,
+) -> None:
+    (rule,) = synth.automation.find_resources(
+        "AWS::Events::Rule", {"Properties": {"Name": f"{synth.config.name}-route-change"}}
+    ).values()
+    alternatives = rule["Properties"]["EventPattern"]["detail"]["$or"]
+    by_key = {
+        key: json.dumps(alt["requestParameters"][key])
+        for alt in alternatives
+        for key in alt.get("requestParameters", {})
+    }
+    outputs = json.dumps(by_key)
+
+    # Each id is the network stack's resource, imported from its outputs.
+    assert "RefVpc8" in by_key["vpcId"]
+    assert "VpnGateway" in by_key["gatewayId"] and "VpnGateway" in by_key["vpnGatewayId"]
+    assert "VpnConnection" in by_key["vpnConnectionId"] or "Onprem" in by_key["vpnConnectionId"]
+    route_tables = json.loads(by_key["routeTableId"])
+    assert len(route_tables) == 2 * synth.config.aws.vpc.az_count
+    assert "RouteTable" in outputs
+    assert [a["eventName"] for a in alternatives if "requestParameters" not in a] == [
+        ["DisassociateRouteTable", "ReplaceRouteTableAssociation", "DisassociateVpcCidrBlock"]
+    ]

@@ -18,6 +18,10 @@ from moto.events.models import EventPattern
 
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.events import (
+    ROUTE_EVENT_NAMES,
+    ROUTE_EVENTS_BY_PARAMETER,
+    UNNARROWED_ROUTE_EVENTS,
+    FederationNetwork,
     RuleSpec,
     event_summary,
     is_eventbridge_event,
@@ -235,3 +239,84 @@ envelope_keys = st.sampled_from(
 def test_no_event_makes_parsing_raise(event: Any) -> None:
     trigger_for(event, CONFIG)
     assert isinstance(event_summary(event), str)
+
+
+# --- the route-change rule narrowed to the federation's network ------------------------------
+
+NETWORK = FederationNetwork(
+    vpc="vpc-0abc1234def567890",
+    vgw="vgw-0123456789abcdef0",
+    vpn="vpn-0aaa1111bbbb2222c",
+    route_tables=("rtb-0f1e2d3c4b5a69788", "rtb-0public000000000"),
+    subnets=("subnet-0private00000000",),
+)
+
+
+def route_rule_matches(event: dict[str, Any], network: FederationNetwork | None = NETWORK) -> bool:
+    (rule,) = [r for r in rules(CONFIG, network) if r.name == "route-change"]
+    return bool(EventPattern.load(json.dumps(rule.pattern)).matches_event(event))  # type: ignore[arg-type]
+
+
+def ec2_call(name: str, **params: str) -> dict[str, Any]:
+    event = load_event("cloudtrail_ec2_DisableVgwRoutePropagation.json")
+    event["detail"]["eventName"] = name
+    event["detail"]["requestParameters"] = params
+    return event
+
+
+def test_every_route_event_name_is_narrowed_or_listed_as_unnarrowable() -> None:
+    narrowed = {n for _, _, names in ROUTE_EVENTS_BY_PARAMETER for n in names}
+
+    assert narrowed | set(UNNARROWED_ROUTE_EVENTS) == set(ROUTE_EVENT_NAMES)
+
+
+def test_propagation_calls_match_only_for_the_federations_vgw() -> None:
+    assert route_rule_matches(
+        ec2_call("DisableVgwRoutePropagation", routeTableId="rtb-new", gatewayId=NETWORK.vgw)
+    )
+    assert not route_rule_matches(
+        ec2_call("DisableVgwRoutePropagation", routeTableId="rtb-x", gatewayId="vgw-other")
+    )
+
+
+def test_route_calls_match_only_on_the_federations_route_tables() -> None:
+    table = NETWORK.route_tables[0]
+    for name in ("CreateRoute", "DeleteRoute", "ReplaceRoute", "DeleteRouteTable"):
+        assert route_rule_matches(ec2_call(name, routeTableId=table)), name
+        assert not route_rule_matches(ec2_call(name, routeTableId="rtb-other")), name
+
+
+def test_associating_the_federations_subnet_with_any_table_matches() -> None:
+    assert route_rule_matches(
+        ec2_call("AssociateRouteTable", routeTableId="rtb-other", subnetId=NETWORK.subnets[0])
+    )
+    assert not route_rule_matches(
+        ec2_call("AssociateRouteTable", routeTableId="rtb-other", subnetId="subnet-other")
+    )
+
+
+def test_vpc_and_vpn_calls_match_only_for_the_federations_vpc_and_vpn() -> None:
+    assert route_rule_matches(ec2_call("AssociateVpcCidrBlock", vpcId=NETWORK.vpc))
+    assert route_rule_matches(ec2_call("CreateRouteTable", vpcId=NETWORK.vpc))
+    assert not route_rule_matches(ec2_call("AssociateVpcCidrBlock", vpcId="vpc-other"))
+    assert route_rule_matches(ec2_call("ModifyVpnTunnelOptions", vpnConnectionId=NETWORK.vpn))
+    assert not route_rule_matches(ec2_call("ModifyVpnConnection", vpnConnectionId="vpn-other"))
+    assert route_rule_matches(
+        ec2_call("DetachVpnGateway", vpcId="vpc-other", vpnGatewayId=NETWORK.vgw)
+    )
+
+
+def test_calls_naming_only_an_association_id_always_match() -> None:
+    for name in UNNARROWED_ROUTE_EVENTS:
+        assert route_rule_matches(ec2_call(name, associationId="rtbassoc-0123")), name
+
+
+def test_a_call_without_request_parameters_matches_only_if_unnarrowable() -> None:
+    event = ec2_call("CreateRoute")
+    event["detail"].pop("requestParameters")
+
+    assert not route_rule_matches(event)
+
+
+def test_without_network_ids_every_route_call_matches_by_name() -> None:
+    assert route_rule_matches(ec2_call("CreateRoute", routeTableId="rtb-other"), network=None)
