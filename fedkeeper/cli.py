@@ -13,10 +13,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fedkeeper.config import FederationConfig, load_config
+from fedkeeper.config import FederationConfig, config_warnings, load_config
 from fedkeeper.errors import ConfigError, FedkeeperError
 from fedkeeper.model import Report, Scope
 
@@ -85,6 +86,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     onprem = cfg.onprem
     print(f"{path}: valid")
+    for warning in config_warnings(cfg, datetime.now(UTC).date()):
+        print(f"  warning: {warning}")
     print(f"  federation {cfg.name} · mode {cfg.mode.value} · region {cfg.aws.region}")
     print(
         f"  VPC {cfg.aws.vpc.cidr} over {cfg.aws.vpc.az_count} AZs · VGW ASN "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from fedkeeper.eks_versions import DEFAULT_VERSION, version_warnings
 from fedkeeper.errors import ConfigError
 
 IPv4Net = ipaddress.IPv4Network
@@ -264,7 +266,10 @@ class CalicoInstallConfig(_Model):
 
 class EksConfig(_Model):
     cluster_name: str
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str = Field(
+        DEFAULT_VERSION,
+        description="Kubernetes minor version of the EKS cluster (fedkeeper.eks_versions)",
+    )
     node_group: NodeGroupConfig = Field(default_factory=NodeGroupConfig)
     calico: CalicoInstallConfig = Field(default_factory=CalicoInstallConfig)
 
@@ -282,7 +287,7 @@ class EksConfig(_Model):
     @classmethod
     def _version(cls, v: str) -> str:
         if not re.fullmatch(r"1\.\d{2}", v):
-            raise ValueError(f'{v!r} is not an EKS version such as "1.33" (quote it)')
+            raise ValueError(f'{v!r} is not an EKS version such as "{DEFAULT_VERSION}" (quote it)')
         return v
 
 
@@ -425,6 +430,15 @@ class FederationConfig(_Model):
     def federation_tag(self) -> tuple[str, str]:
         """The tag that marks AWS resources of this federation (for discovery)."""
         return ("fedkeeper:federation", self.name)
+
+
+def config_warnings(config: FederationConfig, today: date) -> list[str]:
+    """What is valid but will cost more or break later, as ``field: problem; fix`` lines.
+
+    Never errors: a version leaving standard support must not stop the Lambdas that keep an
+    existing cluster healthy. ``fedkeeper validate`` prints these.
+    """
+    return version_warnings(config.eks.kubernetes_version, today)
 
 
 def cross_field_problems(

@@ -22,6 +22,8 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+
+# The kubectl/helm layer of fedkeeper.eks_versions.KUBECTL_LAYER_VERSION (1.35).
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct
 

@@ -288,3 +288,21 @@ def test_manifests_and_charts_go_through_the_kubectl_provider_with_its_layer(
             resource_type,
             {"ServiceToken": {"Fn::GetAtt": [Match.string_like_regexp("KubectlProvider"), "Arn"]}},
         )
+
+
+def test_the_cluster_runs_the_calendars_default_with_a_matching_kubectl_layer(
+    synth: Synth,
+) -> None:
+    from fedkeeper.eks_versions import DEFAULT_VERSION, KUBECTL_LAYER_VERSION
+
+    _, cluster = _one(synth, "AWS::EKS::Cluster")
+    layers = synth.cluster.find_resources("AWS::Lambda::LayerVersion")
+    kubectl = [
+        layer["Properties"]["Description"]
+        for layer in layers.values()
+        if "/opt/kubectl/kubectl" in layer["Properties"].get("Description", "")
+    ]
+
+    assert cluster["Properties"]["Version"] == DEFAULT_VERSION
+    assert len(kubectl) == 1
+    assert f"/opt/kubectl/kubectl {KUBECTL_LAYER_VERSION}." in kubectl[0]
