@@ -1,7 +1,9 @@
 """The EKS cluster: AWS VPC CNI with external SNAT, Calico Enterprise in policy-only mode.
 
 - EKS (``aws_eks_v2``, native ``AWS::EKS::Cluster``, access entries) in the private subnets,
-  with a managed node group whose launch template adds the worker security group.
+  with a managed node group whose launch template adds the worker security group and
+  requires IMDSv2 with one hop; the node role holds only the worker and ECR policies, the
+  VPC CNI's policy goes to the ``aws-node`` service account through EKS Pod Identity.
 - The ``vpc-cni`` managed add-on with ``AWS_VPC_K8S_CNI_EXTERNALSNAT=true`` in place before
   any node starts (the node group depends on it), so pods keep their own addresses towards
   the VPN from the first boot (invariant 2, "snat").
@@ -35,6 +37,10 @@ from stacks.network import LOG_RETENTION, PRIVATE, NetworkStack
 VPC_CNI_CONFIGURATION = {"env": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}
 DEFAULT_CHART_REPOSITORY = "https://downloads.tigera.io/ee/charts"
 CALICO_NAMESPACE = "tigera-operator"
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"
+# What the nodes themselves need: join the cluster, pull images from ECR. The VPC CNI's
+# AmazonEKS_CNI_Policy goes to the aws-node service account instead (EKS Pod Identity).
+NODE_MANAGED_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
 
 
 class ClusterStack(cdk.Stack):
@@ -93,6 +99,16 @@ class ClusterStack(cdk.Stack):
             "kubectl provider) the endpoint resolves to its private addresses.",
         )
 
+        # The VPC CNI's AWS permissions belong to its own service account (aws-node), through
+        # EKS Pod Identity, not to the node role that every pod reaching IMDS could use.
+        self.pod_identity_agent = eks.CfnAddon(
+            self,
+            "PodIdentityAgentAddon",
+            cluster_name=self.cluster.cluster_name,
+            addon_name="eks-pod-identity-agent",
+            resolve_conflicts="OVERWRITE",
+        )
+        self.vpc_cni_role = self._vpc_cni_role(eks_config.cluster_name)
         self.vpc_cni_addon = eks.CfnAddon(
             self,
             "VpcCniAddon",
@@ -101,7 +117,13 @@ class ClusterStack(cdk.Stack):
             configuration_values=json.dumps(VPC_CNI_CONFIGURATION),
             # The cluster bootstraps a self-managed aws-node; the add-on takes it over.
             resolve_conflicts="OVERWRITE",
+            pod_identity_associations=[
+                eks.CfnAddon.PodIdentityAssociationProperty(
+                    role_arn=self.vpc_cni_role.role_arn, service_account=VPC_CNI_SERVICE_ACCOUNT
+                )
+            ],
         )
+        self.vpc_cni_addon.add_dependency(self.pod_identity_agent)
 
         self.nodegroup = self._add_nodegroup(config, network)
         # External SNAT is configured before the first node (and its pods) starts.
@@ -159,20 +181,21 @@ class ClusterStack(cdk.Stack):
             "The EKS cluster service role needs exactly AWS's cluster policy, which AWS keeps "
             "current with the control plane's needs.",
         )
-        node_role = self.nodegroup.role
         for policy, why in (
             ("AmazonEKSWorkerNodePolicy", "lets nodes join and describe the cluster"),
             ("AmazonEC2ContainerRegistryReadOnly", "pulls the EKS add-on images from ECR"),
-            (
-                "AmazonEKS_CNI_Policy",
-                "lets the vpc-cni add-on (aws-node) attach ENIs and addresses for pods",
-            ),
         ):
             acknowledge(
-                node_role,
+                self.node_role,
                 f"AwsSolutions-IAM4[{managed}{policy}]",
                 f"Required by EKS managed nodes: {why}; AWS maintains the policy.",
             )
+        acknowledge(
+            self.vpc_cni_role,
+            f"AwsSolutions-IAM4[{managed}AmazonEKS_CNI_Policy]",
+            "The VPC CNI (aws-node, through EKS Pod Identity) attaches ENIs and addresses for "
+            "pods; AWS maintains the policy for the CNI's needs.",
+        )
         provider = self.cluster.kubectl_provider
         if provider is None:
             return
@@ -209,8 +232,10 @@ class ClusterStack(cdk.Stack):
             "WorkerLaunchTemplate",
             # With a launch template EKS no longer adds the cluster security group itself.
             security_group=network.worker_security_group,
+            # IMDSv2 only, and one hop: pods in their own network namespace cannot reach the
+            # node's instance metadata (and its role); host-network pods still can.
             require_imdsv2=True,
-            http_put_response_hop_limit=2,
+            http_put_response_hop_limit=1,
             block_devices=[
                 ec2.BlockDevice(
                     device_name="/dev/xvda",
@@ -222,6 +247,16 @@ class ClusterStack(cdk.Stack):
         )
         launch_template.add_security_group(self.cluster.cluster_security_group)
         arm = instance_types[0].architecture == ec2.InstanceArchitecture.ARM_64
+        self.node_role = iam.Role(
+            self,
+            "NodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EKS managed nodes: join the cluster and pull images (no CNI rights)",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(name)
+                for name in NODE_MANAGED_POLICIES
+            ],
+        )
         return self.cluster.add_nodegroup_capacity(
             "Workers",
             nodegroup_name=node_config.name,
@@ -233,10 +268,31 @@ class ClusterStack(cdk.Stack):
             desired_size=node_config.desired_size,
             max_size=node_config.max_size,
             subnets=PRIVATE,
+            node_role=self.node_role,
             launch_template_spec=eks.LaunchTemplateSpec(
                 id=launch_template.launch_template_id or "",
                 version=launch_template.latest_version_number,
             ),
+        )
+
+    def _vpc_cni_role(self, cluster_name: str) -> iam.Role:
+        """The role EKS Pod Identity hands to the aws-node service account of this cluster."""
+        cluster_arn = self.format_arn(service="eks", resource="cluster", resource_name=cluster_name)
+        principal = iam.ServicePrincipal("pods.eks.amazonaws.com").with_conditions(
+            {
+                "StringEquals": {"aws:SourceAccount": self.account},
+                "ArnEquals": {"aws:SourceArn": cluster_arn},
+            }
+        )
+        return iam.Role(
+            self,
+            "VpcCniRole",
+            # Pod Identity assumes the role with session tags (sts:TagSession).
+            assumed_by=iam.SessionTagsPrincipal(principal),
+            description=f"VPC CNI (kube-system/aws-node) of {cluster_name}, via EKS Pod Identity",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy")
+            ],
         )
 
 

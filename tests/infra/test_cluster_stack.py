@@ -306,3 +306,55 @@ def test_the_cluster_runs_the_calendars_default_with_a_matching_kubectl_layer(
     assert cluster["Properties"]["Version"] == DEFAULT_VERSION
     assert len(kubectl) == 1
     assert f"/opt/kubectl/kubectl {KUBECTL_LAYER_VERSION}." in kubectl[0]
+
+
+# --- nodes: instance metadata, node role, the VPC CNI's own identity -----------------------
+
+
+def _managed_policy_names(role: dict[str, Any]) -> set[str]:
+    arns = role["Properties"].get("ManagedPolicyArns", [])
+    return {json.dumps(arn).rsplit(":policy/", 1)[1].split('"')[0] for arn in arns}
+
+
+def test_nodes_require_imdsv2_with_a_hop_limit_of_one(synth: Synth) -> None:
+    _, template = _one(synth, "AWS::EC2::LaunchTemplate")
+    options = template["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+
+    assert options["HttpTokens"] == "required"
+    assert options["HttpPutResponseHopLimit"] == 1
+
+
+def test_the_node_role_keeps_only_what_nodes_need(synth: Synth) -> None:
+    _, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
+    role_id = nodegroup["Properties"]["NodeRole"]["Fn::GetAtt"][0]
+    role = synth.cluster.find_resources("AWS::IAM::Role")[role_id]
+
+    assert _managed_policy_names(role) == {
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEC2ContainerRegistryReadOnly",
+    }
+    assert not synth.cluster.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
+    )
+
+
+def test_the_vpc_cni_gets_its_permissions_on_aws_node_through_pod_identity(
+    synth: Synth,
+) -> None:
+    agent_id, _ = _one(synth, "AWS::EKS::Addon", {"AddonName": "eks-pod-identity-agent"})
+    _, cni = _one(synth, "AWS::EKS::Addon", {"AddonName": "vpc-cni"})
+    (association,) = cni["Properties"]["PodIdentityAssociations"]
+    role_id = association["RoleArn"]["Fn::GetAtt"][0]
+    role = synth.cluster.find_resources("AWS::IAM::Role")[role_id]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    assert association["ServiceAccount"] == "aws-node"
+    assert agent_id in cni["DependsOn"]
+    assert _managed_policy_names(role) == {"AmazonEKS_CNI_Policy"}
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    name = synth.config.eks.cluster_name
+    assert json.dumps(trust["Condition"]["ArnEquals"]["aws:SourceArn"]).endswith(
+        f':cluster/{name}"]]}}'
+    )
