@@ -251,10 +251,47 @@ class NodeGroupConfig(_Model):
         return self
 
 
-class CalicoInstallConfig(_Model):
-    """Values for the tigera-operator chart on EKS (Calico Enterprise, policy-only)."""
+# Tigera's Calico Enterprise Helm repository and chart (docs.tigera.io, "Install Calico
+# Enterprise using Helm": `helm repo add tigera-ee https://downloads.tigera.io/ee/charts`,
+# chart tigera-operator, versions vMAJOR.MINOR.PATCH such as v3.21.9).
+TIGERA_EE_CHART_REPOSITORY = "https://downloads.tigera.io/ee/charts"
+# Calico Enterprise 3.23.1 (tigera/operator v1.42.4 release notes, 2026-07-04: "Calico
+# Enterprise version: v3.23.1"); docs.tigera.io lists 3.23 as the latest release.
+DEFAULT_CALICO_CHART_VERSION = "v3.23.1"
+# From 3.20 Tigera supports "AWS CNI with Calico Enterprise network policy" on EKS
+# (docs.tigera.io, Calico Enterprise "Support and compatibility", EKS).
+_MIN_CALICO_MINOR = 20
+_CHART_VERSION = re.compile(r"^v3\.(\d+)\.(\d+)(-\d+)?$")
+# fedkeeper's invariants depend on these Installation values; ``values`` may not change them.
+_FIXED_CALICO_VALUES = (
+    ("installation", "kubernetesProvider"),
+    ("installation", "cni"),
+    ("installation", "calicoNetwork"),
+    ("installation", "variant"),
+    ("imagePullSecrets",),
+)
 
-    chart_version: str = "v3.22.0"
+
+class CalicoInstallConfig(_Model):
+    """The tigera-operator chart on EKS (Calico Enterprise, policy-only)."""
+
+    chart_repository: str = Field(
+        TIGERA_EE_CHART_REPOSITORY,
+        description="Helm repository of the tigera-operator chart (https:// or oci://)",
+    )
+    chart_version: str = Field(
+        DEFAULT_CALICO_CHART_VERSION, description="tigera-operator chart version, e.g. v3.23.1"
+    )
+    chart_file: str = Field(
+        "",
+        description="Air-gapped installs: a local tigera-operator-<version>.tgz (relative to "
+        "this file), shipped as an S3 asset instead of pulling from chart_repository",
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra chart values, merged over fedkeeper's (not the Installation's "
+        "provider, CNI, network or variant)",
+    )
     registry: str = "quay.io/"
     pull_secret_name: str = Field(
         "tigera-pull-secret", description="Secret in tigera-operator holding registry creds"
@@ -262,6 +299,56 @@ class CalicoInstallConfig(_Model):
     license_secret_name: str = Field(
         "tigera-license", description="Secrets Manager secret holding the LicenseKey manifest"
     )
+
+    @field_validator("chart_repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if not re.fullmatch(r"(https|oci)://[^\s/]+(/\S*)?", v):
+            raise ValueError(
+                f"{v!r} is not a Helm repository URL; use {TIGERA_EE_CHART_REPOSITORY} or "
+                "your mirror (https:// or oci://)"
+            )
+        return v.rstrip("/")
+
+    @field_validator("chart_version")
+    @classmethod
+    def _chart_version(cls, v: str) -> str:
+        match = _CHART_VERSION.fullmatch(v)
+        if not match:
+            raise ValueError(
+                f"{v!r} is not a Calico Enterprise chart version; write it as Tigera "
+                f"publishes it, e.g. {DEFAULT_CALICO_CHART_VERSION}"
+            )
+        if int(match.group(1)) < _MIN_CALICO_MINOR:
+            raise ValueError(
+                f"{v} predates Calico Enterprise 3.{_MIN_CALICO_MINOR}, the first with AWS "
+                f"VPC CNI policy-only support on EKS; use {DEFAULT_CALICO_CHART_VERSION}"
+            )
+        return v
+
+    @field_validator("chart_file")
+    @classmethod
+    def _chart_file(cls, v: str) -> str:
+        if v and not v.endswith(".tgz"):
+            raise ValueError(
+                f"{v!r} is not a packaged chart; use the tigera-operator-<version>.tgz that "
+                "`helm pull tigera-ee/tigera-operator --version <version>` writes"
+            )
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for path in _FIXED_CALICO_VALUES:
+            cur: Any = v
+            for key in path:
+                cur = cur.get(key) if isinstance(cur, dict) else None
+            if cur is not None:
+                raise ValueError(
+                    f"sets {'.'.join(path)}, which fedkeeper fixes (Calico policy-only on the "
+                    "AWS VPC CNI; pull secrets by name only); remove it"
+                )
+        return v
 
 
 class EksConfig(_Model):

@@ -1,7 +1,9 @@
-"""The CDK app of fedkeeper: three stacks built from one federation.yaml.
+"""The CDK app of fedkeeper: four stacks built from one federation.yaml.
 
-``network`` (VPC, VPN, propagation) ← ``cluster`` (EKS, vpc-cni, RBAC, Calico) ←
-``automation`` (Lambdas, rules, alarms). References flow one way only.
+``network`` (VPC, VPN, propagation) ← ``cluster`` (EKS, add-ons, nodes, RBAC) ← ``calico``
+(the tigera-operator release, RBAC in its namespaces) and ← ``automation`` (Lambdas, rules,
+alarms, trail). References flow one way only; a failed Helm release rolls back only
+``calico``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import aws_cdk as cdk
 from fedkeeper.config import FederationConfig
 from stacks.automation import AutomationStack
 from stacks.bundling import SKIP_DEPS_CONTEXT, skip_deps_requested
+from stacks.calico import CalicoStack
 from stacks.cluster import ClusterStack
 from stacks.compliance import add_compliance_checks
 from stacks.network import NetworkStack
@@ -26,10 +29,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class FederationStacks:
-    """The three stacks of one federation, in deployment order."""
+    """The stacks of one federation, in deployment order."""
 
     network: NetworkStack
     cluster: ClusterStack
+    calico: CalicoStack
     automation: AutomationStack
 
 
@@ -73,6 +77,15 @@ def build_stacks(
         env=env,
         description=f"fedkeeper {prefix}: EKS with external SNAT and Calico policy-only",
     )
+    calico = CalicoStack(
+        app,
+        f"{prefix}-calico",
+        config=config,
+        config_dir=config_file.parent,
+        cluster=cluster,
+        env=env,
+        description=f"fedkeeper {prefix}: Calico Enterprise (tigera-operator) policy-only",
+    )
     automation = AutomationStack(
         app,
         f"{prefix}-automation",
@@ -86,10 +99,10 @@ def build_stacks(
         description=f"fedkeeper {prefix}: drift detection and repair",
     )
     tag_key, tag_value = config.federation_tag
-    for stack in (network, cluster, automation):
+    for stack in (network, cluster, calico, automation):
         # fedkeeper finds the VPC, VGW, VPN and route tables by this tag.
         cdk.Tags.of(stack).add(tag_key, tag_value)
-    return FederationStacks(network, cluster, automation)
+    return FederationStacks(network, cluster, calico, automation)
 
 
 __all__ = [

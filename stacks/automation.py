@@ -6,7 +6,9 @@ alias (SnapStart applies to published versions): ``on_tunnel_state``, ``on_route
 :func:`fedkeeper.events.rules`, so the deployed patterns are the ones the sandbox routes
 with. Per VPN tunnel a ``TunnelState`` alarm (named by :func:`fedkeeper.events.
 tunnel_alarm_name`) feeds the tunnel rule. Failures go to one encrypted dead-letter queue
-and to an SNS topic; a dashboard shows tunnels and the ``Fedkeeper`` metrics.
+and to an SNS topic (whose policy lets CloudWatch publish for exactly these alarms); a
+dashboard shows tunnels and the ``Fedkeeper`` metrics. With ``aws.cloudtrail: create`` a
+write-only management-events trail makes the API-call rules' events arrive at all.
 
 The Lambdas run as the reconciler role created by the cluster stack (its EKS access entry
 needs the ARN there); its permissions live here, in one least-privilege policy, so neither

@@ -9,8 +9,7 @@
   the VPN from the first boot (invariant 2, "snat").
 - The reconciler role (the automation Lambdas run as it) with an access entry mapped to the
   Kubernetes group ``fedkeeper-reconciler``, bound to narrow RBAC (invariants 2-4 on EKS).
-- Calico Enterprise through the tigera-operator Helm chart: ``kubernetesProvider: EKS``,
-  ``cni: AmazonVPC``, no IP pools, no BGP.
+- Calico Enterprise is installed by the calico stack (``stacks.calico``), after this one.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ from stacks.compliance import acknowledge
 from stacks.network import LOG_RETENTION, PRIVATE, NetworkStack
 
 VPC_CNI_CONFIGURATION = {"env": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}
-DEFAULT_CHART_REPOSITORY = "https://downloads.tigera.io/ee/charts"
-CALICO_NAMESPACE = "tigera-operator"
+# Namespaces the Tigera operator creates and owns: fedkeeper never declares them.
+OPERATOR_NAMESPACES = frozenset({"calico-system", "tigera-operator"})
 VPC_CNI_SERVICE_ACCOUNT = "aws-node"
 # What the nodes themselves need: join the cluster, pull images from ECR. The VPC CNI's
 # AmazonEKS_CNI_Policy goes to the aws-node service account instead (EKS Pod Identity).
@@ -144,33 +143,14 @@ class ClusterStack(cdk.Stack):
             kubernetes_groups=[RECONCILER_GROUP],
             type="STANDARD",
         )
-        self.cluster.add_manifest("ReconcilerRbac", *reconciler_rbac(config))
-
-        self.calico = self.cluster.add_helm_chart(
-            "CalicoEnterprise",
-            chart="tigera-operator",
-            repository=getattr(eks_config.calico, "chart_repository", None)
-            or DEFAULT_CHART_REPOSITORY,
-            version=eks_config.calico.chart_version,
-            release="calico-enterprise",
-            namespace=CALICO_NAMESPACE,
-            create_namespace=True,
-            values=calico_values(config),
-        )
-        # The operator needs nodes to run on; installing earlier only stalls the release.
-        self.calico.node.add_dependency(self.nodegroup)
+        # Cluster-scoped RBAC and fedkeeper's own namespaces; the Roles inside the Tigera
+        # operator's namespaces are applied by the calico stack once the operator made them.
+        self.cluster.add_manifest("ReconcilerRbac", *cluster_rbac(config))
 
         self._acknowledge_cdk_managed_findings()
 
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         cdk.CfnOutput(self, "ReconcilerRoleArn", value=self.reconciler_role.role_arn)
-        cdk.CfnOutput(
-            self,
-            "CalicoLicenseSecret",
-            value=eks_config.calico.license_secret_name,
-            description="Secrets Manager secret whose LicenseKey manifest you apply once "
-            "(docs/DEPLOY.md)",
-        )
 
     def _acknowledge_cdk_managed_findings(self) -> None:
         """cdk-nag findings on roles and functions that aws_eks_v2 creates and owns."""
@@ -296,34 +276,32 @@ class ClusterStack(cdk.Stack):
         )
 
 
-def calico_values(config: FederationConfig) -> dict[str, Any]:
-    """tigera-operator chart values: Calico Enterprise in policy-only mode on EKS.
-
-    Neither the pull secret nor the licence is in the template: the Installation names the
-    pull Secret the operator expects in ``tigera-operator``, and the LicenseKey manifest is
-    applied from Secrets Manager (``eks.calico.license_secret_name``; docs/DEPLOY.md).
-    """
-    calico = config.eks.calico
-    return {
-        "installation": {
-            "enabled": True,
-            "kubernetesProvider": "EKS",
-            "cni": {"type": "AmazonVPC"},
-            # Pods get VPC addresses from the AWS VPC CNI: no Calico IP pools, no BGP.
-            "calicoNetwork": {"bgp": "Disabled", "ipPools": []},
-            "registry": calico.registry,
-            "imagePullSecrets": [{"name": calico.pull_secret_name}],
-        },
-        "tigeraOperator": {"registry": calico.registry.rstrip("/")},
-    }
-
-
 def reconciler_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.reconciler_objects`.
-
-    The one source the on-prem bootstrap uses too: a ClusterRole for what is cluster-scoped
-    (RCCs, pools, the remote ClusterRole) and a Role per managed namespace for Secrets,
-    ServiceAccounts and Roles, with ``bind``/``escalate`` only on the federation's roles.
-    """
+    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.reconciler_objects`."""
     subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
     return reconciler_objects(config, "eks", subject)
+
+
+def _in_operator_namespace(obj: dict[str, Any]) -> bool:
+    meta = obj.get("metadata", {})
+    if obj.get("kind") == "Namespace":
+        return str(meta.get("name")) in OPERATOR_NAMESPACES
+    return str(meta.get("namespace", "")) in OPERATOR_NAMESPACES
+
+
+def cluster_rbac(config: FederationConfig) -> list[dict[str, Any]]:
+    """What the cluster stack applies: cluster-scoped objects and fedkeeper's own namespaces."""
+    return [o for o in reconciler_rbac(config) if not _in_operator_namespace(o)]
+
+
+def operator_namespace_rbac(config: FederationConfig) -> list[dict[str, Any]]:
+    """What this stack applies: Roles and bindings inside the operator's namespaces.
+
+    The operator's Namespace objects are left out: declaring them would make ``cdk destroy``
+    delete calico-system (and every Calico component in it).
+    """
+    return [
+        o
+        for o in reconciler_rbac(config)
+        if _in_operator_namespace(o) and o.get("kind") != "Namespace"
+    ]

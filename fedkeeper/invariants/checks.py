@@ -104,6 +104,48 @@ def trail_findings(region: str, trails: Sequence[Trail], schedule: str = "") -> 
     ]
 
 
+OPERATOR_FIX = (
+    "kubectl patch installation.operator.tigera.io default --type merge "
+    """-p '{"spec":{"variant":"TigeraSecureEnterprise"}}'"""
+)
+CONFIG_FIX = (
+    "kubectl patch kubecontrollersconfiguration default --type merge "
+    """-p '{"spec":{"controllers":{"federatedServices":{"reconcilerPeriod":"5m"}}}}'"""
+)
+
+
+def _enabled_controllers(deployment: Mapping[str, Any]) -> list[str] | None:
+    containers = _spec(deployment).get("template", {}).get("spec", {}).get("containers", [])
+    for c in containers:
+        for e in c.get("env", []) or []:
+            if e.get("name") == "ENABLED_CONTROLLERS":
+                return [x.strip() for x in str(e.get("value", "")).split(",") if x.strip()]
+    return None
+
+
+def enable_federated_services(state: ControllerState) -> str:
+    """The exact command that turns the Federated Services Controller on for ``state``.
+
+    Operator installs: the operator runs kube-controllers with ``federatedservices`` for the
+    Calico Enterprise variant (tigera/operator ``pkg/render/kubecontrollers``), and would
+    revert a hand-edited Deployment. Manifest installs: append it to ``ENABLED_CONTROLLERS``.
+    Otherwise: the ``federatedServices`` block of the KubeControllersConfiguration.
+    """
+    deployment = state.deployment
+    if deployment is not None:
+        meta = deployment.get("metadata") or {}
+        owners = meta.get("ownerReferences") or []
+        if any(o.get("kind") == "Installation" for o in owners):
+            return OPERATOR_FIX
+        enabled = _enabled_controllers(deployment)
+        if enabled is not None:
+            namespace = meta.get("namespace", "calico-system")
+            name = meta.get("name", "calico-kube-controllers")
+            value = ",".join([*enabled, FEDERATED_SERVICES])
+            return f"kubectl -n {namespace} set env deployment/{name} ENABLED_CONTROLLERS={value}"
+    return CONFIG_FIX
+
+
 def plan_checks(obs: ChecksObservation) -> Plan:
     plan = Plan()
     f = plan.findings
@@ -169,7 +211,8 @@ def plan_checks(obs: ChecksObservation) -> Plan:
                         "(KubeControllersConfiguration default has no federatedServices)"
                         if on is False
                         else "(no KubeControllersConfiguration or calico-kube-controllers found)"
-                    ),
+                    )
+                    + f"; enable it: {enable_federated_services(state)}",
                 )
             )
     return plan

@@ -36,7 +36,10 @@ What moto already does right and is therefore not filled: ``AssociateVpcCidrBloc
 ``DisassociateVpcCidrBlock`` (``CidrBlockAssociationSet`` lists a secondary CIDR as
 ``associated``; a disassociated one stays listed with state ``disassociated`` — readers
 must filter on ``CidrBlockState.State``), VGW attachments and their filters, tags via
-``TagSpecifications``, NAT gateways, Secrets Manager.
+``TagSpecifications``, NAT gateways, Secrets Manager, CloudTrail ``DescribeTrails`` (shadow
+trails of multi-region trails listed in other regions, hidden with
+``includeShadowTrails=False``) and ``GetTrailStatus`` (``IsLogging`` false from
+``CreateTrail`` until ``StartLogging``, as in AWS's CloudTrail API reference).
 
 Known and left alone (fedkeeper does not call it): moto's ``UpdateClusterConfig`` answers
 with the cluster instead of an ``update`` and replaces ``resourcesVpcConfig`` wholesale.

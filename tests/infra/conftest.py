@@ -39,6 +39,7 @@ class Synth:
     outdir: Path
     network: Template
     cluster: Template
+    calico: Template
     automation: Template
 
 
@@ -62,6 +63,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         outdir=outdir,
         network=Template.from_stack(stacks.network),
         cluster=Template.from_stack(stacks.cluster),
+        calico=Template.from_stack(stacks.calico),
         automation=Template.from_stack(stacks.automation),
     )
 

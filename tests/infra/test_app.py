@@ -60,7 +60,7 @@ def test_every_acknowledgement_says_why(templates: dict[str, dict[str, Any]]) ->
         assert len(rule["reason"].split()) >= 8, rule
 
 
-@pytest.mark.parametrize("stack", ["network", "cluster", "automation"])
+@pytest.mark.parametrize("stack", ["network", "cluster", "calico", "automation"])
 def test_cfn_lint_reports_no_errors(synth: Synth, stack: str) -> None:
     path = synth.outdir / f"{synth.config.name}-{stack}.template.json"
     matches = lint_file(path, config=ManualArgs(regions=[synth.config.aws.region]))
@@ -70,13 +70,18 @@ def test_cfn_lint_reports_no_errors(synth: Synth, stack: str) -> None:
 
 
 def test_stacks_are_account_agnostic_in_the_configured_region(synth: Synth) -> None:
-    for stack in (synth.stacks.network, synth.stacks.cluster, synth.stacks.automation):
+    for stack in (
+        synth.stacks.network,
+        synth.stacks.cluster,
+        synth.stacks.calico,
+        synth.stacks.automation,
+    ):
         assert stack.region == synth.config.aws.region
         if not os.environ.get("CDK_DEFAULT_ACCOUNT"):
             assert cdk.Token.is_unresolved(stack.account)
 
 
-def test_references_flow_from_network_to_cluster_to_automation(synth: Synth) -> None:
+def test_references_flow_from_network_to_cluster_to_calico_and_automation(synth: Synth) -> None:
     network, cluster, automation = (
         synth.stacks.network,
         synth.stacks.cluster,
@@ -89,6 +94,8 @@ def test_references_flow_from_network_to_cluster_to_automation(synth: Synth) -> 
         network.stack_name,
         cluster.stack_name,
     }
+    # Calico comes after the cluster; nothing waits for it, so its failure stops nothing else.
+    assert {s.stack_name for s in synth.stacks.calico.dependencies} == {cluster.stack_name}
 
 
 def test_app_prints_each_config_error_and_exits_2(tmp_path: Path) -> None:
@@ -121,6 +128,7 @@ def test_app_synthesizes_every_stack_without_importing_the_handlers(
     written = sorted(p.name for p in (tmp_path / "cdk.out").glob("*.template.json"))
     assert written == [
         f"{synth.config.name}-automation.template.json",
+        f"{synth.config.name}-calico.template.json",
         f"{synth.config.name}-cluster.template.json",
         f"{synth.config.name}-network.template.json",
     ]

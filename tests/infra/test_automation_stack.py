@@ -662,7 +662,7 @@ def test_the_trail_bucket_is_encrypted_private_expiring_and_retained(synth: Synt
     (rule,) = props["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled"
     assert rule["ExpirationInDays"] == 90
-    # Audit logs outlive the stack (docs/DEPLOY.md, "What cdk destroy leaves").
+    # Audit logs outlive the stack (docs/DEPLOY.md, "What cdk destroy deletes, and what survives").
     assert bucket["DeletionPolicy"] == "Retain"
     synth.automation.has_resource_properties(
         "AWS::S3::BucketPolicy",

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from fedkeeper.rbac import RECONCILER_GROUP
+from stacks.cluster import OPERATOR_NAMESPACES
 from tests.infra.conftest import Synth
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
@@ -23,20 +24,17 @@ def _one(synth: Synth, resource_type: str, props: Any = None) -> tuple[str, dict
 
 
 def _manifest_objects(synth: Synth) -> list[dict[str, Any]]:
-    _, resource = _one(synth, "Custom::AWSCDK-EKS-KubernetesResource")
-    objects: list[dict[str, Any]] = json.loads(resource["Properties"]["Manifest"])
+    """The RBAC both stacks apply: the cluster stack's, then the calico stack's."""
+    objects: list[dict[str, Any]] = []
+    for template in (synth.cluster, synth.calico):
+        for resource in template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values():
+            objects += json.loads(resource["Properties"]["Manifest"])
     return objects
 
 
 def _object(synth: Synth, kind: str) -> dict[str, Any]:
     (obj,) = [o for o in _manifest_objects(synth) if o["kind"] == kind]
     return obj
-
-
-def _helm_values(synth: Synth) -> dict[str, Any]:
-    _, chart = _one(synth, "Custom::AWSCDK-EKS-HelmChart")
-    values: dict[str, Any] = json.loads(chart["Properties"]["Values"])
-    return values
 
 
 def test_eks_cluster_runs_the_configured_version_in_the_private_subnets(synth: Synth) -> None:
@@ -231,63 +229,21 @@ def test_reconciler_rbac_is_the_one_fedkeeper_rbac_defines(synth: Synth) -> None
             del labels[key]
         if not labels:
             obj["metadata"].pop("labels", None)
-    assert deployed == reconciler_objects(synth.config, "eks", subject)
-
-
-def test_calico_enterprise_comes_from_the_tigera_operator_chart(synth: Synth) -> None:
-    calico = synth.config.eks.calico
-    _, chart = _one(synth, "Custom::AWSCDK-EKS-HelmChart")
-    props = chart["Properties"]
-
-    assert props["Chart"] == "tigera-operator"
-    assert props["Repository"] == "https://downloads.tigera.io/ee/charts"
-    assert props["Version"] == calico.chart_version
-    assert props["Namespace"] == "tigera-operator"
-    assert props["CreateNamespace"] is True
-
-
-def test_calico_runs_policy_only_on_the_aws_vpc_cni_without_ip_pools(synth: Synth) -> None:
-    installation = _helm_values(synth)["installation"]
-
-    assert installation["kubernetesProvider"] == "EKS"
-    assert installation["cni"] == {"type": "AmazonVPC"}
-    assert installation["calicoNetwork"].get("ipPools", []) == []
-    assert installation["calicoNetwork"]["bgp"] == "Disabled"
-
-
-def test_calico_values_name_the_registry_and_pull_secret_but_hold_no_credentials(
-    synth: Synth,
-) -> None:
-    calico = synth.config.eks.calico
-    values = _helm_values(synth)
-
-    assert values["installation"]["registry"] == calico.registry
-    assert values["installation"]["imagePullSecrets"] == [{"name": calico.pull_secret_name}]
-    # The chart's map form (name -> dockerconfigjson) would put credentials in the template.
-    assert "imagePullSecrets" not in values
-    assert "licenseKeyContent" not in values
-
-
-def test_calico_is_installed_after_the_node_group(synth: Synth) -> None:
-    nodegroup_id, _ = _one(synth, "AWS::EKS::Nodegroup")
-    _, chart = _one(synth, "Custom::AWSCDK-EKS-HelmChart")
-
-    assert nodegroup_id in chart["DependsOn"]
-
-
-def test_manifests_and_charts_go_through_the_kubectl_provider_with_its_layer(
-    synth: Synth,
-) -> None:
-    layers = synth.cluster.find_resources(
-        "AWS::Lambda::LayerVersion",
-        {"Properties": {"Description": Match.string_like_regexp("kubectl")}},
+    defined = reconciler_objects(synth.config, "eks", subject)
+    # Everything rbac.py defines, except the Tigera operator's own namespaces.
+    assert sorted(map(json.dumps, deployed)) == sorted(
+        json.dumps(o)
+        for o in defined
+        if not (o["kind"] == "Namespace" and o["metadata"]["name"] in OPERATOR_NAMESPACES)
     )
-    assert layers
-    for resource_type in ("Custom::AWSCDK-EKS-KubernetesResource", "Custom::AWSCDK-EKS-HelmChart"):
-        synth.cluster.has_resource_properties(
-            resource_type,
-            {"ServiceToken": {"Fn::GetAtt": [Match.string_like_regexp("KubectlProvider"), "Arn"]}},
-        )
+
+
+def test_no_stack_declares_a_namespace_the_tigera_operator_owns(synth: Synth) -> None:
+    # cdk destroy deletes what a manifest declares: calico-system is Calico's.
+    declared = {o["metadata"]["name"] for o in _manifest_objects(synth) if o["kind"] == "Namespace"}
+
+    assert declared & OPERATOR_NAMESPACES == set()
+    assert "calico-system" in OPERATOR_NAMESPACES
 
 
 def test_the_cluster_runs_the_calendars_default_with_a_matching_kubectl_layer(

@@ -4,7 +4,9 @@ the whole module."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,21 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:fed/onprem"
 class Variant:
     network: dict[str, Any]
     cluster: dict[str, Any]
+    calico: dict[str, Any]
     automation: dict[str, Any]
 
     @staticmethod
     def resources(template: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
         return [r for r in template["Resources"].values() if r["Type"] == resource_type]
+
+
+def _write_chart(path: Path) -> None:
+    """A packaged chart as `helm pull` writes it: a gzipped tar with Chart.yaml inside."""
+    chart = b"apiVersion: v2\nname: tigera-operator\nversion: v3.23.1\n"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("tigera-operator/Chart.yaml")
+        info.size = len(chart)
+        tar.addfile(info, io.BytesIO(chart))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +57,11 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
     data["onprem"]["credentials_secret"] = SECRET_ARN
     data["reconcile"]["schedule"] = "rate(5 minutes)"
     data["aws"]["cloudtrail"] = "existing"
+    data["eks"]["calico"]["chart_file"] = "charts/tigera-operator-v3.23.1.tgz"
+    data["eks"]["calico"]["values"] = {"installation": {"controlPlaneReplicas": 3}}
     workdir = tmp_path_factory.mktemp("variant")
+    (workdir / "charts").mkdir()
+    _write_chart(workdir / "charts" / "tigera-operator-v3.23.1.tgz")
     config_file = workdir / "federation.yaml"
     config_file.write_text(yaml.safe_dump(data))
     outdir = workdir / "cdk.out"
@@ -64,7 +80,9 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
         loaded: dict[str, Any] = json.loads(path.read_text())
         return loaded
 
-    return Variant(template("network"), template("cluster"), template("automation"))
+    return Variant(
+        template("network"), template("cluster"), template("calico"), template("automation")
+    )
 
 
 def test_every_zone_gets_subnets_and_the_configured_nat_gateways(variant: Variant) -> None:
@@ -142,3 +160,22 @@ def test_an_existing_trail_is_documented_not_created(variant: Variant) -> None:
     assert Variant.resources(variant.automation, "AWS::S3::Bucket") == []
     output = variant.automation["Outputs"]["CloudTrailRequirement"]
     assert "CloudTrail trail with logging covers this region" in output["Description"]
+
+
+def test_an_air_gapped_chart_is_shipped_as_an_s3_asset(variant: Variant) -> None:
+    (chart,) = Variant.resources(variant.calico, "Custom::AWSCDK-EKS-HelmChart")
+    props = chart["Properties"]
+
+    assert "Repository" not in props
+    assert "Chart" not in props
+    assert "ChartAssetURL" in props
+    assert "Version" not in props  # the packaged chart carries it
+
+
+def test_configured_values_are_merged_over_fedkeepers(variant: Variant) -> None:
+    (chart,) = Variant.resources(variant.calico, "Custom::AWSCDK-EKS-HelmChart")
+    installation = json.loads(chart["Properties"]["Values"])["installation"]
+
+    assert installation["controlPlaneReplicas"] == 3
+    assert installation["cni"] == {"type": "AmazonVPC"}
+    assert installation["variant"] == "TigeraSecureEnterprise"

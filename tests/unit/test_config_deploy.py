@@ -62,3 +62,80 @@ def test_no_ike_version_is_refused_with_the_fix() -> None:
     assert errors_of(data) == [
         "aws.vpn.ike_versions: is empty; list ikev2 (or ikev1 for a router without IKEv2)"
     ]
+
+
+def calico(**fields: Any) -> dict[str, Any]:
+    data = example()
+    data["eks"]["calico"].update(fields)
+    return data
+
+
+def test_the_calico_chart_defaults_to_tigeras_repository_and_a_published_version() -> None:
+    data = example()
+    data["eks"].pop("calico")
+    chart = parse_config(data).eks.calico
+
+    assert chart.chart_repository == "https://downloads.tigera.io/ee/charts"
+    assert chart.chart_version == "v3.23.1"
+    assert chart.chart_file == ""
+    assert chart.values == {}
+
+
+def test_a_mirror_repository_is_accepted() -> None:
+    cfg = parse_config(calico(chart_repository="oci://registry.example/tigera/"))
+
+    assert cfg.eks.calico.chart_repository == "oci://registry.example/tigera"
+
+
+def test_a_repository_that_is_no_url_is_refused_naming_tigeras() -> None:
+    (error,) = errors_of(calico(chart_repository="tigera-ee"))
+
+    assert error.startswith("eks.calico.chart_repository: 'tigera-ee' is not a Helm repository")
+    assert "https://downloads.tigera.io/ee/charts" in error
+
+
+@pytest.mark.parametrize("version", ["3.23.1", "v3.23", "latest", "v4.0.0"])
+def test_a_chart_version_not_written_as_tigera_publishes_it_is_refused(version: str) -> None:
+    (error,) = errors_of(calico(chart_version=version))
+
+    assert error.startswith("eks.calico.chart_version:")
+    assert "e.g. v3.23.1" in error
+
+
+def test_a_chart_older_than_aws_cni_support_on_eks_is_refused() -> None:
+    (error,) = errors_of(calico(chart_version="v3.19.4"))
+
+    assert "predates Calico Enterprise 3.20" in error
+
+
+def test_older_packaged_chart_versions_with_a_build_suffix_are_accepted() -> None:
+    assert parse_config(calico(chart_version="v3.20.4-0")).eks.calico.chart_version == "v3.20.4-0"
+
+
+def test_an_air_gapped_chart_must_be_a_packaged_tgz() -> None:
+    (error,) = errors_of(calico(chart_file="charts/tigera-operator/"))
+
+    assert error.startswith("eks.calico.chart_file:")
+    assert "helm pull tigera-ee/tigera-operator" in error
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"installation": {"cni": {"type": "Calico"}}},
+        {"installation": {"calicoNetwork": {"bgp": "Enabled"}}},
+        {"installation": {"variant": "Calico"}},
+        {"imagePullSecrets": {"tigera-pull-secret": "e30="}},
+    ],
+)
+def test_values_may_not_change_what_policy_only_mode_fixes(values: dict[str, Any]) -> None:
+    (error,) = errors_of(calico(values=values))
+
+    assert error.startswith("eks.calico.values: sets ")
+    assert error.endswith("remove it")
+
+
+def test_other_values_are_accepted() -> None:
+    values = {"installation": {"controlPlaneReplicas": 3}}
+
+    assert parse_config(calico(values=values)).eks.calico.values == values
