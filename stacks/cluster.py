@@ -295,7 +295,7 @@ def cluster_rbac(config: FederationConfig) -> list[dict[str, Any]]:
 
 
 def operator_namespace_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """What this stack applies: Roles and bindings inside the operator's namespaces.
+    """What the calico stack applies, once the operator made them: Roles and bindings there.
 
     The operator's Namespace objects are left out: declaring them would make ``cdk destroy``
     delete calico-system (and every Calico component in it).
