@@ -28,9 +28,7 @@ def test_a_stopped_trail_is_reported_with_what_it_costs(sandbox: Sandbox) -> Non
 
 
 def test_no_trail_at_all_is_reported(sandbox: Sandbox) -> None:
-    sandbox.aws_session().client("cloudtrail").delete_trail(
-        Name=f"{sandbox.config.name}-api-calls"
-    )
+    sandbox.aws_session().client("cloudtrail").delete_trail(Name=f"{sandbox.config.name}-api-calls")
 
     (message,) = cloudtrail_findings(sandbox)
 
