@@ -140,8 +140,23 @@ def run_ippools(run: Run) -> Plan:
         vpc_cidrs=list(vpc.cidrs),
         pools=onprem_pools(run),
         policy=run.config.federation.disabled_pool_policy,
+        onprem_ranges=onprem_ranges(run),
     )
     return plan_ippools(obs)
+
+
+def onprem_ranges(run: Run) -> list[tuple[str, str]]:
+    """The on-prem host, pod and service ranges a VPC CIDR must not overlap."""
+    onprem = run.config.onprem
+    return [
+        (f"{what} range", str(c))
+        for what, cidrs in (
+            ("host", onprem.host_cidrs),
+            ("pod", onprem.pod_cidrs),
+            ("service", onprem.service_cidrs),
+        )
+        for c in cidrs
+    ]
 
 
 def rcc_names(run: Run) -> RccNames:

@@ -351,7 +351,7 @@ register(
     Scenario(
         name="foreign-overlapping-pool",
         description=f"a pool fedkeeper does not own already covers new VPC CIDR {FOREIGN}: "
-        "refused and reported, nothing written",
+        "left to it and reported (Felix does not masquerade towards any pool), nothing written",
         inject=_seed_foreign,
         event=_cidr_event("AssociateVpcCidrBlock", FOREIGN),
         verify=_foreign_untouched,
