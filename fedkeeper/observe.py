@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedkeeper.adapters.kube import KubeCluster
-from fedkeeper.errors import UnreachableError
+from fedkeeper.errors import PermanentError, UnreachableError
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
@@ -22,6 +22,7 @@ from fedkeeper.invariants.rcc import (
     RccNames,
     RccObservation,
     access_secret_name,
+    access_secret_ref,
     plan_rcc,
 )
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
@@ -192,6 +193,7 @@ def _cluster_side(
     )
     if access is None:
         access = cluster.get("Secret", secret_name, ns)
+    rccs = cluster.list("RemoteClusterConfiguration")
     return ClusterSide(
         backend=backend,
         name=name,
@@ -204,10 +206,35 @@ def _cluster_side(
         cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
         typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
         typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
-        rccs=cluster.list("RemoteClusterConfiguration"),
+        rccs=rccs,
         access_secret=access,
         owned_access_secrets=owned_secrets,
+        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_secrets, *([access] if access else [])]),
     )
+
+
+def rcc_secrets(
+    cluster: KubeCluster, rccs: list[dict[str, Any]], known: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The Secrets the RCCs' clusterAccessSecret refer to, by "namespace/name".
+
+    A Secret fedkeeper may not read (outside the namespaces it manages) is left out: the RCC
+    then counts as pointing nowhere known.
+    """
+    out = {
+        f"{m.get('namespace')}/{m.get('name')}": s for s in known if (m := s.get("metadata") or {})
+    }
+    for rcc in rccs:
+        ref = access_secret_ref(rcc)
+        if ref is None or not ref[0] or f"{ref[0]}/{ref[1]}" in out:
+            continue
+        try:
+            secret = cluster.get("Secret", ref[1], ref[0])
+        except PermanentError:
+            continue
+        if secret is not None:
+            out[f"{ref[0]}/{ref[1]}"] = secret
+    return out
 
 
 def run_rcc(run: Run) -> Plan:
