@@ -131,11 +131,12 @@ def onprem_pools(run: Run) -> list[dict[str, Any]]:
     return pools
 
 
-def run_ippools(run: Run) -> Plan:
+def ippools_observation(run: Run) -> IpPoolsObservation | None:
+    """What invariant 3 reads; None when the VPC (or its CIDRs) cannot be found."""
     vpc = run.vpc()
     if vpc is None or not vpc.cidrs:
-        return _no_vpc(run, "ippools.vpc")
-    obs = IpPoolsObservation(
+        return None
+    return IpPoolsObservation(
         federation=run.config.name,
         api_version=_calico_api_version(run),
         vpc_cidrs=list(vpc.cidrs),
@@ -143,7 +144,11 @@ def run_ippools(run: Run) -> Plan:
         policy=run.config.federation.disabled_pool_policy,
         onprem_ranges=onprem_ranges(run),
     )
-    return plan_ippools(obs)
+
+
+def run_ippools(run: Run) -> Plan:
+    obs = ippools_observation(run)
+    return plan_ippools(obs) if obs else _no_vpc(run, "ippools.vpc")
 
 
 def onprem_ranges(run: Run) -> list[tuple[str, str]]:
@@ -237,7 +242,8 @@ def rcc_secrets(
     return out
 
 
-def run_rcc(run: Run) -> Plan:
+def rcc_observation(run: Run) -> RccObservation:
+    """What invariant 4 reads on both clusters (on-prem None, and deferred, when cut off)."""
     names = rcc_names(run)
     cfg = run.config
     eks_info = run.conns.eks_cluster()
@@ -265,7 +271,11 @@ def run_rcc(run: Run) -> Plan:
             raise
         run.defer("onprem", str(exc))
         onprem = None
-    return plan_rcc(RccObservation(names=names, eks=eks, onprem=onprem))
+    return RccObservation(names=names, eks=eks, onprem=onprem)
+
+
+def run_rcc(run: Run) -> Plan:
+    return plan_rcc(rcc_observation(run))
 
 
 def _controllers(cluster: KubeCluster) -> ControllerState:

@@ -27,6 +27,8 @@ EXPECTED = {
     "rcc-deleted-eks": ("rcc", "RemoteClusterConfiguration onprem is missing"),
     "token-rotated": ("rcc", "token rotated"),
     "tunnels-down-then-up": ("vpn", "no VPN tunnel is up"),
+    # Set by hand with kubectl, not in the add-on: the next add-on update would reset it.
+    "adopt-manual-setup": ("snat", "AWS_VPC_K8S_CNI_EXTERNALSNAT"),
 }
 # Faults that are no fault: an unowned pool that covers a VPC CIDR does the job (reported).
 HEALTHY_BY_DESIGN = {"foreign-overlapping-pool"}
