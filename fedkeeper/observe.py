@@ -40,6 +40,7 @@ from fedkeeper.model import (
     Backend,
     Finding,
     Invariant,
+    Result,
     RouteTable,
     Severity,
     VpnConnection,
@@ -118,7 +119,22 @@ def run_snat(run: Run) -> Plan:
     cluster = run.conns.cluster_name
     addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
     ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
-    return plan_snat(SnatObservation(cluster=cluster, addon=addon, daemonset=ds))
+    # An add-on update this run already applied: the re-read checks what it did.
+    updated = [
+        str(o.change.payload.get("resolve_conflicts"))
+        for o in run.report.changes
+        if o.change.invariant is Invariant.SNAT
+        and o.change.kind == "Addon"
+        and o.result is Result.APPLIED
+    ]
+    return plan_snat(
+        SnatObservation(
+            cluster=cluster,
+            addon=addon,
+            daemonset=ds,
+            updated_with=updated[-1] if updated else None,
+        )
+    )
 
 
 def _calico_api_version(run: Run) -> str:
