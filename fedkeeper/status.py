@@ -157,6 +157,9 @@ def _route_facts(run: Run, sec: Section) -> None:
         states = []
         for cidr in onprem:
             state = routes_inv.route_state(cidr, rt)
+            cov = routes_inv.route_coverage(cidr, rt)
+            if state is None and cov.covered:
+                state = f"active ({len(cov.routes)} routes)"
             states.append(f"{cidr} {state or 'missing'}")
         sec.facts.append(f"{rt.id} {prop} from {obs.vgw_id}: {', '.join(states)}")
 
