@@ -186,7 +186,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
                 report = adopt(sb.connections(), mode, only=args.only)
         else:
             report = adopt(_real_connections(cfg, args), mode, only=args.only)
-    except (FedkeeperError, OSError, KeyError) as exc:
+    except KeyError:
+        _print_errors("invalid arguments:", [f"--scenario: unknown {args.scenario!r}"])
+        return 2
+    except (FedkeeperError, OSError) as exc:
         _print_errors("fedkeeper could not run:", [str(exc)])
         return 1
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))

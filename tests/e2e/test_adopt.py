@@ -133,3 +133,15 @@ def test_a_bad_adopt_mode_is_refused_naming_the_field() -> None:
     with pytest.raises(InvalidRequestError) as exc:
         parse_manual({"action": "adopt", "mode": "now"})
     assert exc.value.errors[0].startswith("mode: 'now' is not a mode")
+
+
+def test_the_cli_shows_the_take_over_and_writes_nothing_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fedkeeper.cli import main
+
+    code = main(["adopt", "--sandbox", "--scenario", "adopt-manual-setup", "-c", str(EXAMPLE)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"[planned] update onprem/IPPool/{MANUAL_POOL}" in out
+    assert "[planned] update onprem/RemoteClusterConfiguration/aws-cluster" in out
