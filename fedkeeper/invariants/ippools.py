@@ -339,6 +339,14 @@ def _what_it_covers(covs: Sequence[Coverage], cidr: str) -> str:
 def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan: Plan) -> None:
     vpc = cov.vpc_cidr
     if cov.collisions:
+        enabled = [_name(p) for p in cov.covering if not _spec(p).get("disabled")]
+        fix = (
+            f"; if pool {', '.join(enabled)} holds no pods, disabling it also fixes this "
+            f"(kubectl patch ippool {enabled[0]} --type merge -p "
+            '\'{"spec":{"disabled":true,"natOutgoing":false}}\')'
+            if enabled
+            else ""
+        )
         plan.findings.append(
             Finding(
                 Severity.ERROR,
@@ -346,7 +354,7 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
                 f"VPC CIDR {vpc} overlaps {', '.join(cov.collisions)}: AWS and on-prem "
                 "addresses collide and federated endpoints would be ambiguous; fedkeeper "
                 f"writes no pool for {vpc} — disassociate it from the VPC or renumber the "
-                "on-prem range",
+                f"on-prem range{fix}",
             )
         )
     for p in cov.covering:

@@ -427,6 +427,7 @@ class _Planner:
     names: RccNames
     plan: Plan = field(default_factory=Plan)
     adoptable: list[str] = field(default_factory=list)  # unowned objects doing fedkeeper's job
+    reported: set[str] = field(default_factory=set)  # of those, already named in a finding
 
     def change(
         self,
@@ -518,12 +519,13 @@ def plan_rcc(obs: RccObservation) -> Plan:
     for side, other in pairs:
         if side is not None:
             _plan_local(p, side, other)
-    if p.adoptable:
+    rest = [a for a in dict.fromkeys(p.adoptable) if a not in p.reported]
+    if rest:
         p.finding(
             Severity.INFO,
             "rcc.adoptable",
             f"not owned by fedkeeper but doing the job of what it would create: "
-            f"{', '.join(dict.fromkeys(p.adoptable))}; fedkeeper uses them as they are and "
+            f"{', '.join(rest)}; fedkeeper uses them as they are and "
             "creates no duplicate — `fedkeeper adopt` lists them, `--apply` takes them over",
         )
     return p.plan
@@ -707,6 +709,9 @@ def _plan_existing_rcc(
     mine = owned_by(actual, p.names.federation)
     if not mine and not _ignored(actual):
         via = f" through Secret {ref[0]}/{ref[1]}" if ref else ""
+        p.reported.add(f"RemoteClusterConfiguration {name} on {side.backend}")
+        if ref:
+            p.reported.add(f"Secret {ref[0]}/{ref[1]} on {side.backend}")
         p.finding(
             Severity.INFO,
             "rcc.adoptable",
