@@ -220,14 +220,22 @@ def _rcc_facts(run: Run, sec: Section) -> None:
     ):
         try:
             cluster = get_cluster()
-            has_rcc = cluster.get("RemoteClusterConfiguration", rcc) is not None
+            rccs = cluster.list("RemoteClusterConfiguration")
             has_secret = cluster.get("Secret", access_secret_name(rcc), ns) is not None
         except UnreachableError:
             sec.facts.append(f"{label}: unreachable")
             continue
+        names = [str(r.get("metadata", {}).get("name")) for r in rccs]
+        others = [
+            f"{r.get('metadata', {}).get('name')}"
+            f"{'' if ippools_inv.owned(r) else ' (not owned by fedkeeper)'}"
+            for r in rccs
+            if r.get("metadata", {}).get("name") != rcc
+        ]
         sec.facts.append(
-            f"{label}: RCC {rcc} {'present' if has_rcc else 'MISSING'}, Secret "
+            f"{label}: RCC {rcc} {'present' if rcc in names else 'MISSING'}, Secret "
             f"{ns}/{access_secret_name(rcc)} {'present' if has_secret else 'MISSING'}"
+            + (f"; other RCCs: {', '.join(others)}" if others else "")
         )
 
 
