@@ -168,33 +168,17 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
             )
         return
     if value_s != "true":
-        desired = merged_configuration(current)
-        kept = sorted(k for k in (env or {}) if k != EXTERNAL_SNAT) + sorted(
-            k for k in current if k != "env"
+        kept = _other_keys(current)
+        _update_addon(
+            obs,
+            plan,
+            merged_configuration(current),
+            RESOLVE_CONFLICTS,
+            f"vpc-cni add-on configurationValues has {EXTERNAL_SNAT} "
+            f"{_shown(value_s)} (an add-on update can reset it): pods would be SNATed "
+            'to their node\'s IP towards on-prem; setting it to "true"'
+            + (f", keeping {', '.join(kept)}" if kept else ""),
         )
-        plan.changes.append(
-            Change(
-                backend="aws",
-                kind="Addon",
-                name=f"{obs.cluster}/{ADDON_NAME}",
-                action=Action.UPDATE,
-                invariant=Invariant.SNAT,
-                reason=(
-                    f"vpc-cni add-on configurationValues has {EXTERNAL_SNAT} "
-                    f"{_shown(value_s)} (an add-on update can reset it): pods would be SNATed "
-                    'to their node\'s IP towards on-prem; setting it to "true"'
-                    + (f", keeping {', '.join(kept)}" if kept else "")
-                ),
-                payload={
-                    "op": "update_addon",
-                    "cluster": obs.cluster,
-                    "addon": ADDON_NAME,
-                    "configuration_values": json.dumps(desired, sort_keys=True),
-                    "resolve_conflicts": RESOLVE_CONFLICTS,
-                },
-            )
-        )
-        plan.settle = True  # re-read: the DaemonSet is checked after the update
         return
     if obs.daemonset is None:
         return
@@ -212,8 +196,33 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
             )
         )
         return
-    others = sorted(k for k in env if k != EXTERNAL_SNAT) if isinstance(env, dict) else []
-    others += sorted(k for k in current if k != "env")
+    others = _other_keys(current)
+    _update_addon(
+        obs,
+        plan,
+        current,
+        RESOLVE_OVERWRITE,
+        f"the live aws-node has {EXTERNAL_SNAT} {_shown(live)} although the add-on's "
+        'configurationValues set "true" (edited by hand; an update with PRESERVE would '
+        "keep that): pods are SNATed towards on-prem; repairing through the add-on — "
+        "UpdateAddon with the same configurationValues"
+        + (f" (keeping {', '.join(others)})" if others else "")
+        + " and resolveConflicts OVERWRITE, which also returns any other hand-edited "
+        "add-on field to the add-on's value; the DaemonSet is checked after the update",
+    )
+
+
+def _other_keys(current: dict[str, Any]) -> list[str]:
+    """The configured keys besides EXTERNALSNAT (env keys first), which an update keeps."""
+    env = current.get("env")
+    keys = sorted(k for k in env if k != EXTERNAL_SNAT) if isinstance(env, dict) else []
+    return keys + sorted(k for k in current if k != "env")
+
+
+def _update_addon(
+    obs: SnatObservation, plan: Plan, values: dict[str, Any], resolve: str, reason: str
+) -> None:
+    """An UpdateAddon with the whole ``values`` document; the engine re-reads after it."""
     plan.changes.append(
         Change(
             backend="aws",
@@ -221,25 +230,17 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
             name=f"{obs.cluster}/{ADDON_NAME}",
             action=Action.UPDATE,
             invariant=Invariant.SNAT,
-            reason=(
-                f"the live aws-node has {EXTERNAL_SNAT} {_shown(live)} although the add-on's "
-                'configurationValues set "true" (edited by hand; an update with PRESERVE would '
-                "keep that): pods are SNATed towards on-prem; repairing through the add-on — "
-                "UpdateAddon with the same configurationValues"
-                + (f" (keeping {', '.join(others)})" if others else "")
-                + " and resolveConflicts OVERWRITE, which also returns any other hand-edited "
-                "add-on field to the add-on's value; the DaemonSet is checked after the update"
-            ),
+            reason=reason,
             payload={
                 "op": "update_addon",
                 "cluster": obs.cluster,
                 "addon": ADDON_NAME,
-                "configuration_values": json.dumps(current, sort_keys=True),
-                "resolve_conflicts": RESOLVE_OVERWRITE,
+                "configuration_values": json.dumps(values, sort_keys=True),
+                "resolve_conflicts": resolve,
             },
         )
     )
-    plan.settle = True
+    plan.settle = True  # re-read: the DaemonSet is checked after the update
 
 
 def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
