@@ -145,3 +145,12 @@ def test_the_cli_shows_the_take_over_and_writes_nothing_by_default(
     assert code == 0
     assert f"[planned] update onprem/IPPool/{MANUAL_POOL}" in out
     assert "[planned] update onprem/RemoteClusterConfiguration/aws-cluster" in out
+
+
+def test_the_kill_switch_turns_an_adopt_apply_into_a_plan(
+    manual: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEDKEEPER_MODE", "plan")
+    report = manual.invoke("repair", {"action": "adopt", "mode": "apply"})
+    assert report["mode"] == "plan" and report["changes"]
+    assert manual.emulator_writes().total == 0
