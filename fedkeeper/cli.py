@@ -171,6 +171,34 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.converged or (mode == "plan" and not report.errors) else 1
 
 
+def cmd_adopt(args: argparse.Namespace) -> int:
+    """``fedkeeper adopt [--apply] [--only TARGET]``: see :mod:`fedkeeper.adopt`."""
+    from fedkeeper.adopt import adopt
+    from fedkeeper.service import effective_mode
+
+    cfg = _load(args.config)
+    mode = effective_mode("apply" if args.apply else "plan", cfg, os.environ.get("FEDKEEPER_MODE"))
+    try:
+        if args.sandbox:
+            from fedkeeper.sandbox.scenarios import SCENARIOS
+            from fedkeeper.sandbox.world import Sandbox
+
+            with Sandbox.start(cfg) as sb:
+                if args.scenario:
+                    SCENARIOS[args.scenario].inject(sb)
+                report = adopt(sb.connections(), mode, only=args.only)
+        else:
+            report = adopt(_real_connections(cfg, args), mode, only=args.only)
+    except KeyError:
+        _print_errors("invalid arguments:", [f"--scenario: unknown {args.scenario!r}"])
+        return 2
+    except (FedkeeperError, OSError) as exc:
+        _print_errors("fedkeeper could not run:", [str(exc)])
+        return 1
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
+    return 0 if not report.errors and all(c.error is None for c in report.changes) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fedkeeper.sandbox.demo import run_demo
 
@@ -364,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --sandbox: apply this demo scenario's fault first, to see how it shows",
     )
     st.set_defaults(func=cmd_status)
+
+    ad = sub.add_parser(
+        "adopt",
+        help="list hand-made objects doing fedkeeper's job; --apply "
+        "labels them as owned (names and specs kept)",
+    )
+    _target_args(ad)
+    ad.add_argument("--apply", action="store_true", help="take them over (default: list only)")
+    ad.add_argument("--only", action="append", metavar="TARGET", help="adopt only this target")
+    ad.add_argument("--scenario", help="with --sandbox: apply this demo scenario's fault first")
+    ad.add_argument("--json", action="store_true", help="print the Report as JSON")
+    ad.set_defaults(func=cmd_adopt)
 
     inv = sub.add_parser("invoke", help="invoke the deployed repair Lambda and print its Report")
     inv.add_argument("action", choices=["plan", "apply", "status"])

@@ -5,7 +5,8 @@ The handlers in ``lambdas/`` only wire Powertools and call one function here:
 * :func:`handle_event` — an EventBridge event → :func:`fedkeeper.events.trigger_for` → a
   scoped ``reconcile`` (or a no-op Report when the event asks nothing of fedkeeper);
 * :func:`handle_repair` — the repair function: a scheduled event (full reconcile) or a manual
-  payload (:func:`handle_manual`, ``{"action": "plan"|"apply"|"status", "scope": [...]}``).
+  payload (:func:`handle_manual`, ``{"action": "plan"|"apply"|"status", "scope": [...]}`` or
+  ``{"action": "adopt", "mode": "plan"|"apply"}``).
 
 Every run ends in :func:`finish`: the Report is logged (it holds no secrets; payloads and
 bodies are never logged), turned into metrics, and — when part of the run failed in a way
@@ -232,8 +233,11 @@ def use_runtime(rt: Runtime | None) -> Iterator[Runtime | None]:
 
 InvariantName = Literal["routes", "snat", "ippools", "rcc", "vpn", "checks"]
 INVARIANT_NAMES: tuple[str, ...] = get_args(InvariantName)
-ACTIONS: tuple[str, ...] = ("plan", "apply", "status")
-USAGE = '{"action": "plan" | "apply" | "status", "scope": ["routes", "snat", ...] (optional)}'
+ACTIONS: tuple[str, ...] = ("plan", "apply", "status", "adopt")
+USAGE = (
+    '{"action": "plan" | "apply" | "status", "scope": ["routes", "snat", ...] (optional)} or '
+    '{"action": "adopt", "mode": "plan" | "apply", "only": ["onprem/IPPool/...", ...] (optional)}'
+)
 
 
 class _Command(BaseModel):
@@ -263,15 +267,26 @@ class StatusCommand(_Command):
     action: Literal["status"]
 
 
-ManualCommand = Annotated[PlanCommand | ApplyCommand | StatusCommand, Field(discriminator="action")]
-_manual = TypeAdapter[PlanCommand | ApplyCommand | StatusCommand](ManualCommand)
+class AdoptCommand(BaseModel):
+    """List (mode plan) or take over (mode apply) hand-made objects doing fedkeeper's job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["adopt"]
+    mode: Literal["plan", "apply"] = "plan"
+    only: list[str] | None = Field(None, min_length=1)
+
+
+AnyCommand = PlanCommand | ApplyCommand | StatusCommand | AdoptCommand
+ManualCommand = Annotated[AnyCommand, Field(discriminator="action")]
+_manual = TypeAdapter[AnyCommand](ManualCommand)
 
 
 class InvalidRequestError(ConfigError):
     """A manual payload that cannot be run; ``errors`` names each field and its fix."""
 
 
-def parse_manual(payload: Any) -> PlanCommand | ApplyCommand | StatusCommand:
+def parse_manual(payload: Any) -> AnyCommand:
     """The command in a manual payload, or InvalidRequestError naming every problem."""
     if not isinstance(payload, dict):
         raise InvalidRequestError(
@@ -314,6 +329,9 @@ def _problem(err: Any) -> str:
         return f"action: {_shown(tag)} is not an action; use one of {actions}"
     if kind == "literal_error" and path.startswith("scope["):
         return f"{path}: {_shown(value)} is not an invariant; use one of {invariants}"
+    if kind == "literal_error" and path == "mode":
+        return f'mode: {_shown(value)} is not a mode; use "plan" (list) or "apply" (take over)'
+
     if kind == "list_type":
         return (
             f'{path}: is {_json_type(value)}; write a list such as ["routes", "ippools"] '
@@ -322,7 +340,10 @@ def _problem(err: Any) -> str:
     if kind == "too_short":
         return f"{path}: is empty; list at least one of {invariants}, or leave scope out for all"
     if kind == "extra_forbidden":
-        return f"{path}: is not a known key; remove it (a request has only action and scope)"
+        return (
+            f"{path}: is not a known key; remove it (a request has only action and scope; "
+            "adopt has action, mode and only)"
+        )
     return f"{path or 'request'}: {err['msg']}; expected {USAGE}"
 
 
@@ -370,9 +391,24 @@ def handle_manual(payload: Any) -> dict[str, Any]:
         rt = runtime()
     except ConfigError as exc:
         return _config_failure("repair", exc)
+    if isinstance(command, AdoptCommand):
+        return finish(rt, _adopt(rt, command), "repair")
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
     report = _reconcile(rt, command.scope_of_run(), requested, f"manual {command.action}")
     return finish(rt, report, "repair")
+
+
+def _adopt(rt: Runtime, command: AdoptCommand) -> Report:
+    from fedkeeper.adopt import ADOPT_SCOPE, adopt
+    from fedkeeper.service import effective_mode
+
+    mode = effective_mode(command.mode, rt.config, rt.settings.mode)
+    reason = f"manual adopt {mode}"
+    try:
+        return adopt(rt.connections(), mode, only=command.only, trigger=reason)
+    except FedkeeperError as exc:
+        error = RunError("adopt", str(exc), retryable=isinstance(exc, RetryableError))
+        return Report(mode=mode, scope=ADOPT_SCOPE, errors=[error], trigger=reason)
 
 
 def handle_repair(event: Any, context: object) -> dict[str, Any]:

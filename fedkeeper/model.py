@@ -228,8 +228,14 @@ class Report:
 
     @property
     def converged(self) -> bool:
-        """True when nothing is left to do: no failure, nothing deferred, nothing pending."""
+        """True when nothing is left to do: no failure, nothing deferred, nothing pending.
+
+        An error finding is something broken that fedkeeper will not or cannot write (a
+        covering pool that NATs, an address overlap): never "converged" while it stands.
+        """
         if self.errors or self.deferred:
+            return False
+        if any(f.severity is Severity.ERROR for f in self.findings):
             return False
         return all(c.result is Result.APPLIED for c in self.changes) if self.changes else True
 

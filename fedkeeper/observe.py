@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedkeeper.adapters.kube import KubeCluster
-from fedkeeper.errors import FedkeeperError, UnreachableError
+from fedkeeper.errors import FedkeeperError, PermanentError, UnreachableError
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
@@ -22,6 +22,7 @@ from fedkeeper.invariants.rcc import (
     RccNames,
     RccObservation,
     access_secret_name,
+    access_secret_ref,
     plan_rcc,
 )
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
@@ -39,6 +40,7 @@ from fedkeeper.model import (
     Backend,
     Finding,
     Invariant,
+    Result,
     RouteTable,
     Severity,
     VpnConnection,
@@ -117,7 +119,22 @@ def run_snat(run: Run) -> Plan:
     cluster = run.conns.cluster_name
     addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
     ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
-    return plan_snat(SnatObservation(cluster=cluster, addon=addon, daemonset=ds))
+    # An add-on update this run already applied: the re-read checks what it did.
+    updated = [
+        str(o.change.payload.get("resolve_conflicts"))
+        for o in run.report.changes
+        if o.change.invariant is Invariant.SNAT
+        and o.change.kind == "Addon"
+        and o.result is Result.APPLIED
+    ]
+    return plan_snat(
+        SnatObservation(
+            cluster=cluster,
+            addon=addon,
+            daemonset=ds,
+            updated_with=updated[-1] if updated else None,
+        )
+    )
 
 
 def _calico_api_version(run: Run) -> str:
@@ -130,18 +147,38 @@ def onprem_pools(run: Run) -> list[dict[str, Any]]:
     return pools
 
 
-def run_ippools(run: Run) -> Plan:
+def ippools_observation(run: Run) -> IpPoolsObservation | None:
+    """What invariant 3 reads; None when the VPC (or its CIDRs) cannot be found."""
     vpc = run.vpc()
     if vpc is None or not vpc.cidrs:
-        return _no_vpc(run, "ippools.vpc")
-    obs = IpPoolsObservation(
+        return None
+    return IpPoolsObservation(
         federation=run.config.name,
         api_version=_calico_api_version(run),
         vpc_cidrs=list(vpc.cidrs),
         pools=onprem_pools(run),
         policy=run.config.federation.disabled_pool_policy,
+        onprem_ranges=onprem_ranges(run),
     )
-    return plan_ippools(obs)
+
+
+def run_ippools(run: Run) -> Plan:
+    obs = ippools_observation(run)
+    return plan_ippools(obs) if obs else _no_vpc(run, "ippools.vpc")
+
+
+def onprem_ranges(run: Run) -> list[tuple[str, str]]:
+    """The on-prem host, pod and service ranges a VPC CIDR must not overlap."""
+    onprem = run.config.onprem
+    return [
+        (f"{what} range", str(c))
+        for what, cidrs in (
+            ("host", onprem.host_cidrs),
+            ("pod", onprem.pod_cidrs),
+            ("service", onprem.service_cidrs),
+        )
+        for c in cidrs
+    ]
 
 
 def rcc_names(run: Run) -> RccNames:
@@ -177,6 +214,7 @@ def _cluster_side(
     )
     if access is None:
         access = cluster.get("Secret", secret_name, ns)
+    rccs = cluster.list("RemoteClusterConfiguration")
     return ClusterSide(
         backend=backend,
         name=name,
@@ -189,13 +227,39 @@ def _cluster_side(
         cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
         typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
         typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
-        rccs=cluster.list("RemoteClusterConfiguration"),
+        rccs=rccs,
         access_secret=access,
         owned_access_secrets=owned_secrets,
+        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_secrets, *([access] if access else [])]),
     )
 
 
-def run_rcc(run: Run) -> Plan:
+def rcc_secrets(
+    cluster: KubeCluster, rccs: list[dict[str, Any]], known: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The Secrets the RCCs' clusterAccessSecret refer to, by "namespace/name".
+
+    A Secret fedkeeper may not read (outside the namespaces it manages) is left out: the RCC
+    then counts as pointing nowhere known.
+    """
+    out = {
+        f"{m.get('namespace')}/{m.get('name')}": s for s in known if (m := s.get("metadata") or {})
+    }
+    for rcc in rccs:
+        ref = access_secret_ref(rcc)
+        if ref is None or not ref[0] or f"{ref[0]}/{ref[1]}" in out:
+            continue
+        try:
+            secret = cluster.get("Secret", ref[1], ref[0])
+        except PermanentError:
+            continue
+        if secret is not None:
+            out[f"{ref[0]}/{ref[1]}"] = secret
+    return out
+
+
+def rcc_observation(run: Run) -> RccObservation:
+    """What invariant 4 reads on both clusters (on-prem None, and deferred, when cut off)."""
     names = rcc_names(run)
     cfg = run.config
     eks_info = run.conns.eks_cluster()
@@ -223,7 +287,11 @@ def run_rcc(run: Run) -> Plan:
             raise
         run.defer("onprem", str(exc))
         onprem = None
-    return plan_rcc(RccObservation(names=names, eks=eks, onprem=onprem))
+    return RccObservation(names=names, eks=eks, onprem=onprem)
+
+
+def run_rcc(run: Run) -> Plan:
+    return plan_rcc(rcc_observation(run))
 
 
 def _controllers(cluster: KubeCluster) -> ControllerState:

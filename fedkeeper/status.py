@@ -8,13 +8,14 @@ against the VPC's CIDRs, the RCCs and their Secrets both ways.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fedkeeper.errors import FedkeeperError, UnreachableError
+from fedkeeper.invariants import ippools as ippools_inv
 from fedkeeper.invariants import routes as routes_inv
-from fedkeeper.invariants.ippools import pool_name
 from fedkeeper.invariants.rcc import access_secret_name
 from fedkeeper.invariants.snat import (
     ADDON_NAME,
@@ -157,6 +158,9 @@ def _route_facts(run: Run, sec: Section) -> None:
         states = []
         for cidr in onprem:
             state = routes_inv.route_state(cidr, rt)
+            cov = routes_inv.route_coverage(cidr, rt)
+            if state is None and cov.covered:
+                state = f"active ({len(cov.routes)} routes)"
             states.append(f"{cidr} {state or 'missing'}")
         sec.facts.append(f"{rt.id} {prop} from {obs.vgw_id}: {', '.join(states)}")
 
@@ -180,22 +184,31 @@ def _snat_facts(run: Run, sec: Section) -> None:
 
 
 def _pool_facts(run: Run, sec: Section) -> None:
+    """Per VPC CIDR: the on-prem pools that cover it (Felix does not SNAT towards them)."""
     from fedkeeper.observe import onprem_pools
 
     vpc = run.vpc()
     if vpc is None:
         return
-    pools = {p.get("metadata", {}).get("name"): p for p in onprem_pools(run)}
+    pools = onprem_pools(run)
     for cidr in vpc.cidrs:
-        p = pools.get(pool_name(cidr))
-        if p is None:
-            sec.facts.append(f"VPC {cidr}: no fedkeeper pool on-prem")
-        else:
+        net = ipaddress.ip_network(cidr, strict=False)
+        covering = []
+        for p in pools:
             spec = p.get("spec", {})
-            sec.facts.append(
-                f"VPC {cidr}: pool {pool_name(cidr)} disabled={spec.get('disabled')} "
-                f"natOutgoing={spec.get('natOutgoing')}"
-            )
+            try:
+                pnet = ipaddress.ip_network(str(spec.get("cidr")), strict=False)
+            except ValueError:
+                continue
+            if pnet.version == net.version and pnet.overlaps(net):
+                who = "fedkeeper" if ippools_inv.owned(p) else "not fedkeeper's"
+                covering.append(
+                    f"{p.get('metadata', {}).get('name')} {pnet} ({who}) "
+                    f"disabled={spec.get('disabled')} natOutgoing={spec.get('natOutgoing')}"
+                )
+        sec.facts.append(
+            f"VPC {cidr}: " + ("; ".join(covering) if covering else "no pool covers it on-prem")
+        )
 
 
 def _rcc_facts(run: Run, sec: Section) -> None:
@@ -207,14 +220,22 @@ def _rcc_facts(run: Run, sec: Section) -> None:
     ):
         try:
             cluster = get_cluster()
-            has_rcc = cluster.get("RemoteClusterConfiguration", rcc) is not None
+            rccs = cluster.list("RemoteClusterConfiguration")
             has_secret = cluster.get("Secret", access_secret_name(rcc), ns) is not None
         except UnreachableError:
             sec.facts.append(f"{label}: unreachable")
             continue
+        names = [str(r.get("metadata", {}).get("name")) for r in rccs]
+        others = [
+            f"{r.get('metadata', {}).get('name')}"
+            f"{'' if ippools_inv.owned(r) else ' (not owned by fedkeeper)'}"
+            for r in rccs
+            if r.get("metadata", {}).get("name") != rcc
+        ]
         sec.facts.append(
-            f"{label}: RCC {rcc} {'present' if has_rcc else 'MISSING'}, Secret "
+            f"{label}: RCC {rcc} {'present' if rcc in names else 'MISSING'}, Secret "
             f"{ns}/{access_secret_name(rcc)} {'present' if has_secret else 'MISSING'}"
+            + (f"; other RCCs: {', '.join(others)}" if others else "")
         )
 
 

@@ -1,14 +1,24 @@
 """Invariant 3 — ippools: on-prem does not SNAT traffic to the VPC.
 
-Felix masquerades a packet from a natOutgoing pool only when its destination is in no IP
-pool; so for every IPv4 CIDR of the VPC the on-prem cluster gets one owned, disabled pool
-(``disabled: true, natOutgoing: false, disableBGPExport: true``, no encapsulation) whenever
-an enabled on-prem pool does outgoing NAT (policy ``auto``; ``always``/``never`` force it).
+Felix masquerades a packet from a natOutgoing pool only when its destination lies in no IP
+pool, disabled or not (``felix/dataplane/linux/masq_mgr.go``: every pool's CIDR goes into
+``all-ipam-pools``). So what counts is *coverage*: for every IPv4 CIDR of the VPC, the union
+of on-prem pools covering it. Pools are needed whenever some on-prem pool does outgoing NAT,
+disabled or not (policy ``auto``; ``always``/``never`` force it).
 
-Pools are named ``fedkeeper-aws-<cidr with dashes>`` and labelled as owned; only owned
-pools are patched or deleted, and owned pools are pruned only on a successful, non-empty read
-of the VPC. A pool we do not own that overlaps a VPC CIDR is reported, never touched (Calico
-would reject ours as overlapping anyway).
+* Unowned pools that cover a VPC CIDR are left to do that job (an informational finding
+  names them); fedkeeper owns ``disabled: true, natOutgoing: false, disableBGPExport: true``,
+  no-encapsulation pools for exactly the uncovered remainder, as the smallest set of CIDRs,
+  named ``fedkeeper-aws-<cidr with dashes>``. Never a pool that overlaps an existing one (the
+  Calico API server refuses overlaps).
+* A covering pool that would itself NAT, or is enabled for allocation, is an error finding
+  with the fix: on-prem pods could get VPC addresses, or be masqueraded.
+* A VPC CIDR overlapping the on-prem host, pod or service ranges is an error finding and gets
+  no pool: the networks collide, and no pool can fix that.
+* Pools adopted by ``fedkeeper adopt`` keep their names and are kept like generated ones.
+
+Only pools owned by this federation are patched or deleted, and owned pools are pruned only
+on a successful, non-empty read of the VPC.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ class IpPoolsObservation:
     vpc_cidrs: Sequence[str]  # as observed in EC2 (associated IPv4 CIDRs); empty = unknown
     pools: Sequence[Mapping[str, Any]]  # every IPPool on-prem
     policy: DisabledPoolPolicy
+    # (what, CIDR) of the on-prem host, pod and service ranges, e.g. ("pod range", "10.244.0.0/16")
+    onprem_ranges: Sequence[tuple[str, str]] = ()
 
 
 def pool_name(cidr: str) -> str:
@@ -61,6 +73,12 @@ def pool_name(cidr: str) -> str:
 def owned(obj: Mapping[str, Any]) -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
     return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+
+
+def ours(obj: Mapping[str, Any], federation: str) -> bool:
+    """Owned by fedkeeper for this federation (an unlabelled federation counts as ours)."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return owned(obj) and labels.get(FEDERATION_LABEL) in (None, federation)
 
 
 def opted_out(obj: Mapping[str, Any]) -> bool:
@@ -84,44 +102,151 @@ def _net(cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         return None
 
 
+def _v4(cidr: Any) -> ipaddress.IPv4Network | None:
+    net = _net(cidr)
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def _label(p: Mapping[str, Any]) -> str:
+    return f"{_name(p)} ({_spec(p).get('cidr')})"
+
+
+def generated(obj: Mapping[str, Any]) -> bool:
+    """A pool fedkeeper named itself (adopted pools keep their own names)."""
+    return _name(obj).startswith(POOL_PREFIX)
+
+
 def nat_pools(obs: IpPoolsObservation) -> list[Mapping[str, Any]]:
-    """Enabled, natOutgoing pools on-prem (ours excluded): the reason for disabled pools."""
+    """On-prem pools with outgoing NAT, disabled or not (ours excluded): the reason for ours.
+
+    A disabled pool still NATs the pods it holds (e.g. during a pool migration), so it
+    counts as Felix counts it.
+    """
     return [
-        p
-        for p in obs.pools
-        if not owned(p) and not _spec(p).get("disabled") and _spec(p).get("natOutgoing")
+        p for p in obs.pools if not ours(p, obs.federation) and _spec(p).get("natOutgoing") is True
     ]
 
 
+def pools_needed(obs: IpPoolsObservation) -> bool:
+    if obs.policy is DisabledPoolPolicy.ALWAYS:
+        return True
+    return obs.policy is DisabledPoolPolicy.AUTO and bool(nat_pools(obs))
+
+
+def would_nat_or_allocate(pool: Mapping[str, Any]) -> list[str]:
+    """Why a pool covering the VPC is not a safe no-SNAT pool (empty when it is)."""
+    spec = _spec(pool)
+    out = []
+    if not spec.get("disabled"):
+        out.append("it is enabled, so on-prem pods can get VPC addresses")
+    if spec.get("natOutgoing") is True:
+        out.append("it has natOutgoing true")
+    return out
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One VPC CIDR and what on-prem does about it."""
+
+    vpc_cidr: ipaddress.IPv4Network
+    covering: tuple[Mapping[str, Any], ...]  # pools not ours that overlap it
+    adopted: tuple[Mapping[str, Any], ...]  # ours, under their own names, inside it
+    remainder: tuple[ipaddress.IPv4Network, ...]  # what fedkeeper's generated pools cover
+    collisions: tuple[str, ...]  # overlaps with on-prem ranges or enabled pools
+
+    @property
+    def usable(self) -> bool:
+        return not self.collisions
+
+
+def uncovered(
+    cidr: ipaddress.IPv4Network, taken: Sequence[ipaddress.IPv4Network]
+) -> list[ipaddress.IPv4Network]:
+    """``cidr`` minus ``taken``, as the smallest set of CIDRs."""
+    rest = [cidr]
+    for t in taken:
+        nxt: list[ipaddress.IPv4Network] = []
+        for r in rest:
+            if not r.overlaps(t):
+                nxt.append(r)
+            elif not r.subnet_of(t):  # t lies inside r
+                nxt.extend(r.address_exclude(t))
+        rest = nxt
+    return sorted(ipaddress.collapse_addresses(rest))
+
+
+def coverage(obs: IpPoolsObservation) -> list[Coverage]:
+    """Per IPv4 VPC CIDR: covering pools, adopted pools, the remainder and collisions."""
+    out = []
+    seen: set[ipaddress.IPv4Network] = set()
+    for cidr in obs.vpc_cidrs:
+        vpc = _v4(cidr)
+        if vpc is None or vpc in seen:
+            continue
+        seen.add(vpc)
+        covering, adopted = [], []
+        for p in obs.pools:
+            net = _v4(_spec(p).get("cidr"))
+            if net is None or not net.overlaps(vpc):
+                continue
+            if not ours(p, obs.federation):
+                covering.append(p)
+            elif not generated(p) and net.subnet_of(vpc):
+                adopted.append(p)
+        collisions = [
+            f"the on-prem {what} {rng}"
+            for what, rng in obs.onprem_ranges
+            if (n := _v4(rng)) is not None and n.overlaps(vpc)
+        ]
+        collisions += [
+            f"the enabled on-prem pool {_label(p)}"
+            for p in covering
+            if not _spec(p).get("disabled")
+        ]
+        taken = [n for p in (*covering, *adopted) if (n := _v4(_spec(p).get("cidr")))]
+        out.append(
+            Coverage(
+                vpc_cidr=vpc,
+                covering=tuple(covering),
+                adopted=tuple(adopted),
+                remainder=tuple(uncovered(vpc, taken)),
+                collisions=tuple(collisions),
+            )
+        )
+    return out
+
+
+def _desired_pool(obs: IpPoolsObservation, net: ipaddress.IPv4Network) -> dict[str, Any]:
+    name = pool_name(str(net))
+    return {
+        "apiVersion": obs.api_version,
+        "kind": "IPPool",
+        "metadata": {
+            "name": name,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: obs.federation},
+        },
+        "spec": {"cidr": str(net), **DESIRED_SPEC},
+    }
+
+
 def desired_pools(obs: IpPoolsObservation) -> dict[str, dict[str, Any]]:
-    """Name → desired IPPool object for every VPC CIDR, when the policy calls for pools."""
-    needed = obs.policy is DisabledPoolPolicy.ALWAYS or (
-        obs.policy is DisabledPoolPolicy.AUTO and bool(nat_pools(obs))
-    )
-    if not needed:
+    """Name → desired generated IPPool for the uncovered remainder of every usable VPC CIDR."""
+    if not pools_needed(obs):
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for cidr in obs.vpc_cidrs:
-        net = _net(cidr)
-        if net is None or net.version != 4:
-            continue
-        name = pool_name(str(net))
-        out[name] = {
-            "apiVersion": obs.api_version,
-            "kind": "IPPool",
-            "metadata": {
-                "name": name,
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: obs.federation},
-            },
-            "spec": {"cidr": str(net), **DESIRED_SPEC},
-        }
+    for cov in coverage(obs):
+        if cov.usable:
+            for net in cov.remainder:
+                out[pool_name(str(net))] = _desired_pool(obs, net)
     return out
 
 
 def _why_needed(obs: IpPoolsObservation) -> str:
     if obs.policy is DisabledPoolPolicy.ALWAYS:
         return "disabled_pool_policy is always"
-    names = ", ".join(f"{_name(p)} ({_spec(p).get('cidr')})" for p in nat_pools(obs))
+    names = ", ".join(
+        f"{_label(p)}{' (disabled)' if _spec(p).get('disabled') else ''}" for p in nat_pools(obs)
+    )
     return f"on-prem pool {names} does outgoing NAT, so traffic to AWS pods would be SNATed"
 
 
@@ -159,63 +284,110 @@ def _drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
 
 def plan_ippools(obs: IpPoolsObservation) -> Plan:
     plan = Plan()
+    needed = pools_needed(obs)
+    covs = coverage(obs)
+    for cov in covs:
+        _report_coverage(obs, cov, needed, plan)
     desired = desired_pools(obs)
+    _plan_prune(obs, covs, desired, needed, plan)  # deletes first: never an overlap on create
     by_name = {_name(p): p for p in obs.pools}
     for name, want in desired.items():
-        cidr = want["spec"]["cidr"]
-        want_net = _net(cidr)
-        blockers = [
-            p
-            for p in obs.pools
-            if _name(p) != name
-            and not owned(p)
-            and want_net is not None
-            and (net := _net(_spec(p).get("cidr"))) is not None
-            and net.version == want_net.version
-            and net.overlaps(want_net)
-        ]
-        for p in blockers:
-            plan.findings.append(
-                Finding(
-                    Severity.WARNING,
-                    "ippools.foreign",
-                    f"IP pool {_name(p)} ({_spec(p).get('cidr')}) is not managed by fedkeeper and "
-                    f"overlaps VPC CIDR {cidr}; fedkeeper will not write a pool for {cidr} — "
-                    "if that pool is disabled with natOutgoing false it already does the job, "
-                    "otherwise fix or remove it",
-                )
-            )
         existing = by_name.get(name)
         if existing is None:
-            if blockers:
-                continue
             plan.changes.append(
                 _pool_change(
                     name,
                     Action.CREATE,
-                    (
-                        f"VPC CIDR {cidr} has no disabled IP pool on-prem and {_why_needed(obs)}; "
-                        "creating a disabled pool so Felix does not masquerade it"
-                    ),
+                    f"{_what_it_covers(covs, want['spec']['cidr'])} has no disabled IP pool "
+                    f"on-prem and {_why_needed(obs)}; creating a disabled pool so Felix does "
+                    "not masquerade it",
                     {"op": "create", "body": want},
                 )
             )
-            continue
-        if not owned(existing):
+        elif not ours(existing, obs.federation):
             plan.findings.append(
                 Finding(
                     Severity.WARNING,
                     "ippools.foreign",
-                    f"IP pool {name} exists but is not labelled {MANAGED_BY_LABEL}="
-                    f"{MANAGED_BY_VALUE}; fedkeeper leaves it alone",
+                    f"IP pool {name} ({_spec(existing).get('cidr')}) has the name fedkeeper "
+                    f"would give the pool for {want['spec']['cidr']} but is not owned by this "
+                    "federation; fedkeeper leaves it alone — rename or remove it",
                 )
             )
-            continue
-        if opted_out(existing):
-            continue
-        _plan_owned_drift(existing, want, plan)
-    _plan_prune(obs, desired, plan)
+        elif not opted_out(existing):
+            _plan_owned_drift(existing, want, plan)
+    if needed:
+        for cov in covs:
+            for p in cov.adopted if cov.usable else ():
+                if not opted_out(p):
+                    want = _desired_pool(obs, ipaddress.IPv4Network(str(_spec(p).get("cidr"))))
+                    want["metadata"]["name"] = _name(p)
+                    _plan_owned_drift(p, want, plan)
     return plan
+
+
+def _what_it_covers(covs: Sequence[Coverage], cidr: str) -> str:
+    net = ipaddress.IPv4Network(cidr)
+    for cov in covs:
+        if net == cov.vpc_cidr:
+            return f"VPC CIDR {cidr}"
+        if net.subnet_of(cov.vpc_cidr):
+            return f"{cidr}, the part of VPC CIDR {cov.vpc_cidr} no other pool covers,"
+    return cidr
+
+
+def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan: Plan) -> None:
+    vpc = cov.vpc_cidr
+    if cov.collisions:
+        enabled = [_name(p) for p in cov.covering if not _spec(p).get("disabled")]
+        fix = (
+            f"; if pool {', '.join(enabled)} holds no pods, disabling it also fixes this "
+            f"(kubectl patch ippool {enabled[0]} --type merge -p "
+            '\'{"spec":{"disabled":true,"natOutgoing":false}}\')'
+            if enabled
+            else ""
+        )
+        plan.findings.append(
+            Finding(
+                Severity.ERROR,
+                "ippools.overlap",
+                f"VPC CIDR {vpc} overlaps {', '.join(cov.collisions)}: AWS and on-prem "
+                "addresses collide and federated endpoints would be ambiguous; fedkeeper "
+                f"writes no pool for {vpc} — disassociate it from the VPC or renumber the "
+                f"on-prem range{fix}",
+            )
+        )
+    for p in cov.covering:
+        problems = would_nat_or_allocate(p)
+        if problems and _spec(p).get("disabled"):
+            plan.findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "ippools.coverage",
+                    f"on-prem pool {_label(p)} covers VPC CIDR {vpc} but {'; '.join(problems)} "
+                    f"(fedkeeper does not own it): set natOutgoing false "
+                    f"(kubectl patch ippool {_name(p)} --type merge -p "
+                    '\'{"spec":{"natOutgoing":false}}\'), or let fedkeeper keep it with '
+                    "`fedkeeper adopt --apply`",
+                )
+            )
+    if not needed or not cov.usable or not cov.covering:
+        return
+    names = ", ".join(_label(p) for p in cov.covering)
+    rest = (
+        f"; fedkeeper keeps pools for the rest: {', '.join(str(n) for n in cov.remainder)}"
+        if cov.remainder
+        else "; fedkeeper writes no pool for it"
+    )
+    plan.findings.append(
+        Finding(
+            Severity.INFO,
+            "ippools.coverage",
+            f"VPC CIDR {vpc} is {'partly ' if cov.remainder else ''}covered by on-prem pool "
+            f"{names}, which fedkeeper does not own: Felix masquerades nothing towards a pool's "
+            f"CIDR{rest} (`fedkeeper adopt` can take it over)",
+        )
+    )
 
 
 def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: Plan) -> None:
@@ -279,27 +451,25 @@ def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: P
     )
 
 
-def _plan_prune(obs: IpPoolsObservation, desired: Mapping[str, Any], plan: Plan) -> None:
+def _plan_prune(
+    obs: IpPoolsObservation,
+    covs: Sequence[Coverage],
+    desired: Mapping[str, Any],
+    needed: bool,
+    plan: Plan,
+) -> None:
     if not obs.vpc_cidrs:
         return  # never prune on an empty or failed observation
-    vpc = {str(n) for c in obs.vpc_cidrs if (n := _net(c)) is not None}
+    kept_adopted = {
+        _name(p) for c in covs if c.usable and needed for p in c.adopted if not opted_out(p)
+    }
     for p in obs.pools:
         name = _name(p)
-        if not owned(p) or opted_out(p) or name in desired:
+        if not ours(p, obs.federation) or opted_out(p) or name in desired:
             continue
-        labels = p.get("metadata", {}).get("labels") or {}
-        if labels.get(FEDERATION_LABEL) not in (None, obs.federation):
-            continue  # another federation's pool
-        cidr = str(_spec(p).get("cidr"))
-        net = _net(cidr)
-        if net is not None and str(net) in vpc:
-            why = (
-                "no enabled on-prem pool does outgoing NAT any more"
-                if obs.policy is DisabledPoolPolicy.AUTO
-                else f"disabled_pool_policy is {obs.policy.value}"
-            )
-        else:
-            why = f"its CIDR {cidr} is no longer associated with the VPC"
+        if name in kept_adopted:
+            continue
+        why = _why_pruned(obs, covs, p, needed)
         plan.changes.append(
             _pool_change(
                 name,
@@ -309,3 +479,26 @@ def _plan_prune(obs: IpPoolsObservation, desired: Mapping[str, Any], plan: Plan)
                 p.get("metadata", {}).get("resourceVersion"),
             )
         )
+
+
+def _why_pruned(
+    obs: IpPoolsObservation, covs: Sequence[Coverage], p: Mapping[str, Any], needed: bool
+) -> str:
+    cidr = str(_spec(p).get("cidr"))
+    net = _v4(cidr)
+    cov = next((c for c in covs if net is not None and net.overlaps(c.vpc_cidr)), None)
+    if cov is None:
+        return f"its CIDR {cidr} is no longer associated with the VPC"
+    if not needed:
+        return (
+            "no on-prem pool does outgoing NAT any more"
+            if obs.policy is DisabledPoolPolicy.AUTO
+            else f"disabled_pool_policy is {obs.policy.value}"
+        )
+    if not cov.usable:
+        return f"VPC CIDR {cov.vpc_cidr} overlaps {', '.join(cov.collisions)}"
+    blocks = ", ".join(str(n) for n in cov.remainder) or "nothing"
+    return (
+        f"the part of VPC CIDR {cov.vpc_cidr} no other pool covers is now {blocks}"
+        f" (covered by {', '.join(_label(c) for c in cov.covering) or 'no other pool'})"
+    )

@@ -10,7 +10,15 @@ And on every cluster, for the other to read it: the remote ServiceAccount, its t
 and ClusterRole + ClusterRoleBinding ``tigera-federation-remote-cluster``.
 
 Created when absent, labelled as owned; owned objects that drifted are patched; objects we do
-not own are never written — a finding says what is wrong with them. Kubeconfigs are compared
+not own are never written — a finding says what is wrong with them.
+
+One RCC per remote cluster ("each RemoteClusterConfiguration represents a single remote
+cluster", Tigera docs): an RCC under another name whose access Secret (or inline kubeconfig or
+endpoint) points at the other cluster's API server is the federation's RCC. When fedkeeper
+does not own it, fedkeeper creates no RCC or access Secret of its own and reports it as
+adoptable; once ``fedkeeper adopt`` labels it, it is kept under its own name, with its own
+access Secret. Unowned objects with fedkeeper's names (remote ServiceAccount, token Secret,
+RBAC, access Secret) are used as they are and reported as adoptable. Kubeconfigs are compared
 by meaning (server, CA, token), so an unchanged world causes no write and a rotated token
 updates the Secret. Secret material only ever travels in change payloads, never in reasons.
 """
@@ -22,6 +30,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -110,6 +119,8 @@ class ClusterSide:
     rccs: Sequence[Mapping[str, Any]]  # every RCC on the cluster
     access_secret: Mapping[str, Any] | None
     owned_access_secrets: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    # Secrets the RCCs' clusterAccessSecret refer to, by "namespace/name" (unreadable: absent)
+    rcc_secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,12 @@ def _owned(obj: Mapping[str, Any] | None) -> bool:
 
 def _ignored(obj: Mapping[str, Any] | None) -> bool:
     return str((_meta(obj).get("annotations") or {}).get(IGNORE_ANNOTATION, "")).lower() == "true"
+
+
+def owned_by(obj: Mapping[str, Any] | None, federation: str) -> bool:
+    """Owned by fedkeeper for this federation (no federation label counts as ours)."""
+    labels = _meta(obj).get("labels") or {}
+    return _owned(obj) and labels.get("fedkeeper.io/federation") in (None, federation)
 
 
 def _labels(names: RccNames, role: str | None = None) -> dict[str, str]:
@@ -229,6 +246,76 @@ def kubeconfig_meaning(text: str | None) -> tuple[str, str, str] | None:
     )
 
 
+def normalized_server(url: str | None) -> str | None:
+    """``https://Host:443/`` → ``https://host:443``: one spelling per API server."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if not parts.hostname:
+        return None
+    scheme = parts.scheme or "https"
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+    return f"{scheme}://{parts.hostname.lower()}:{port}"
+
+
+def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the RCC's clusterAccessSecret, if it has one."""
+    ref = (rcc.get("spec") or {}).get("clusterAccessSecret") or {}
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return None
+    return str(ref.get("namespace") or ""), str(ref["name"])
+
+
+def rcc_server(rcc: Mapping[str, Any], side: ClusterSide) -> str | None:
+    """The API server an RCC on ``side`` reads: from its access Secret or inline fields."""
+    spec = rcc.get("spec") or {}
+    ref = access_secret_ref(rcc)
+    if ref is not None:
+        secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}")
+        if secret is None:
+            return None
+        meaning = kubeconfig_meaning(_unb64((secret.get("data") or {}).get("kubeconfig")))
+        return normalized_server(meaning[0]) if meaning else None
+    inline = kubeconfig_meaning(str(spec.get("kubeconfigInline") or ""))
+    if inline is not None and inline[0]:
+        return normalized_server(inline[0])
+    return normalized_server(str(spec.get("k8sAPIEndpoint") or ""))
+
+
+@dataclass(frozen=True)
+class FederationRcc:
+    """The RCC on one side that federates the other cluster, and any duplicates of it."""
+
+    rcc: Mapping[str, Any] | None  # None: none yet
+    duplicates: tuple[Mapping[str, Any], ...]
+
+
+def federation_rcc(side: ClusterSide, other: ClusterSide | None, federation: str) -> FederationRcc:
+    """The configured RCC if present; else one pointing at the other's API server.
+
+    Among RCCs pointing at the same server, one owned by this federation is preferred,
+    then the first unowned one by name; the rest are duplicates.
+    """
+    named = next((r for r in side.rccs if _meta(r).get("name") == side.rcc_name), None)
+    target = normalized_server(other.endpoint) if other is not None else None
+    same = sorted(
+        (
+            r
+            for r in side.rccs
+            if r is not named and target is not None and rcc_server(r, side) == target
+        ),
+        key=lambda r: (not owned_by(r, federation), str(_meta(r).get("name"))),
+    )
+    if named is not None:
+        return FederationRcc(named, tuple(same))
+    if same:
+        return FederationRcc(same[0], tuple(same[1:]))
+    return FederationRcc(None, ())
+
+
 # --- desired objects --------------------------------------------------------------------
 
 
@@ -291,15 +378,19 @@ def desired_typha_access(names: RccNames) -> dict[str, dict[str, Any]]:
     }
 
 
-def desired_rcc(names: RccNames, rcc_name: str) -> dict[str, Any]:
+def desired_rcc(
+    names: RccNames, rcc_name: str, secret: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The RCC; ``secret`` (namespace, name) for one adopted with its own access Secret."""
+    ns, secret_name = secret or (names.access_namespace, access_secret_name(rcc_name))
     return {
         "apiVersion": names.calico_api_version,
         "kind": "RemoteClusterConfiguration",
         "metadata": {"name": rcc_name, "labels": _labels(names)},
         "spec": {
             "clusterAccessSecret": {
-                "name": access_secret_name(rcc_name),
-                "namespace": names.access_namespace,
+                "name": secret_name,
+                "namespace": ns,
                 "kind": "Secret",
             },
             "syncOptions": {"overlayRoutingMode": "Disabled"},
@@ -308,16 +399,20 @@ def desired_rcc(names: RccNames, rcc_name: str) -> dict[str, Any]:
 
 
 def desired_access_secret(
-    names: RccNames, rcc_name: str, kubeconfig: dict[str, Any]
+    names: RccNames,
+    rcc_name: str,
+    kubeconfig: dict[str, Any],
+    secret: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    ns, secret_name = secret or (names.access_namespace, access_secret_name(rcc_name))
     text = yaml.safe_dump(kubeconfig, sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": access_secret_name(rcc_name),
-            "namespace": names.access_namespace,
+            "name": secret_name,
+            "namespace": ns,
             "labels": _labels(names, ACCESS_SECRET_ROLE),
         },
         "data": {"datastoreType": _b64("kubernetes"), "kubeconfig": _b64(text)},
@@ -331,6 +426,8 @@ def desired_access_secret(
 class _Planner:
     names: RccNames
     plan: Plan = field(default_factory=Plan)
+    adoptable: list[str] = field(default_factory=list)  # unowned objects doing fedkeeper's job
+    reported: set[str] = field(default_factory=set)  # of those, already named in a finding
 
     def change(
         self,
@@ -385,14 +482,16 @@ class _Planner:
                 {"op": "create", "body": want},
             )
             return False
+        if not _owned(actual) and not _ignored(actual):
+            self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
         if not drift or _ignored(actual):
             return True
         if not _owned(actual):
             self.finding(
                 Severity.WARNING,
                 "rcc.foreign",
-                f"{label} is not managed by fedkeeper and {'; '.join(drift)}; fix it by hand or "
-                f"label it {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+                f"{label} is not managed by fedkeeper and {'; '.join(drift)}; fix it by hand, "
+                "or take it over with `fedkeeper adopt --apply` so fedkeeper restores it",
             )
             return False
         self.change(
@@ -420,6 +519,15 @@ def plan_rcc(obs: RccObservation) -> Plan:
     for side, other in pairs:
         if side is not None:
             _plan_local(p, side, other)
+    rest = [a for a in dict.fromkeys(p.adoptable) if a not in p.reported]
+    if rest:
+        p.finding(
+            Severity.INFO,
+            "rcc.adoptable",
+            f"not owned by fedkeeper but doing the job of what it would create: "
+            f"{', '.join(rest)}; fedkeeper uses them as they are and "
+            "creates no duplicate — `fedkeeper adopt` lists them, `--apply` takes them over",
+        )
     return p.plan
 
 
@@ -542,12 +650,29 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
         "it binds calico-typha to the secret-access Role",
     )
 
+    found = federation_rcc(side, other, names.federation)
+    actual = found.rcc
+    for dup in found.duplicates:
+        if not owned_by(dup, names.federation):
+            p.finding(
+                Severity.WARNING,
+                "rcc.duplicate",
+                f"{side.backend} RCC {_meta(dup).get('name')} (not owned by fedkeeper) reads the "
+                f"same API server as RCC {_meta(actual).get('name')}: two syncs of one cluster "
+                "give duplicate remote endpoints; delete one of them",
+            )
+    if actual is not None and _meta(actual).get("name") != side.rcc_name:
+        _plan_existing_rcc(p, side, other, actual)
+        _prune_rccs(p, side, keep=str(_meta(actual).get("name")))
+        ref = access_secret_ref(actual)
+        _prune_access_secrets(p, side, keep=ref[1] if ref else "")
+        return
+
     secret_ready = _plan_access_secret(p, side, other)
 
     # The RCC itself, once its access Secret exists (or is being written in this plan), so
     # Typha never sees an RCC pointing at nothing.
     want = desired_rcc(names, side.rcc_name)
-    actual = next((r for r in side.rccs if _meta(r).get("name") == side.rcc_name), None)
     if actual is None and not secret_ready:
         if not p.plan.settle:
             p.plan.deferred.append(
@@ -566,16 +691,69 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
             f"{side.backend} must federate the {other.backend if other else 'other'} cluster "
             f"({side.rcc_name}) to see its endpoints",
         )
-    _prune_rccs(p, side)
+    _prune_rccs(p, side, keep=side.rcc_name)
     _prune_access_secrets(p, side, keep=access_secret_name(side.rcc_name))
 
 
-def _plan_access_secret(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> bool:
-    """Plan the RCC's access Secret; True when it exists or this plan writes it."""
+def _plan_existing_rcc(
+    p: _Planner, side: ClusterSide, other: ClusterSide | None, actual: Mapping[str, Any]
+) -> None:
+    """An RCC under its own name that already federates the other cluster.
+
+    Owned (adopted): kept like ours, with its own access Secret. Not owned: fedkeeper creates
+    nothing of its own and reports it as the federation's RCC, with the way to adopt it.
+    """
+    name = str(_meta(actual).get("name"))
+    ref = access_secret_ref(actual)
+    want = desired_rcc(p.names, name, ref)
+    mine = owned_by(actual, p.names.federation)
+    if not mine and not _ignored(actual):
+        via = f" through Secret {ref[0]}/{ref[1]}" if ref else ""
+        p.reported.add(f"RemoteClusterConfiguration {name} on {side.backend}")
+        if ref:
+            p.reported.add(f"Secret {ref[0]}/{ref[1]} on {side.backend}")
+        p.finding(
+            Severity.INFO,
+            "rcc.adoptable",
+            f"{side.backend} RCC {name} is not owned by fedkeeper but already federates "
+            f"{other.backend if other else 'the other cluster'}{via}: it is the federation's "
+            f"RCC, so fedkeeper creates no {side.rcc_name} beside it — take it over with "
+            "`fedkeeper adopt --apply`",
+        )
+    if ref is not None:
+        secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}")
+        if mine or secret is not None:
+            _plan_access_secret(p, side, other, ref=ref, actual_secret=secret, rcc_name=name)
+    p.ensure(
+        side,
+        want,
+        actual,
+        _rcc_drift(actual, want),
+        _rcc_patch(actual, want),
+        f"{side.backend} must federate the other cluster",
+    )
+
+
+def _plan_access_secret(
+    p: _Planner,
+    side: ClusterSide,
+    other: ClusterSide | None,
+    *,
+    ref: tuple[str, str] | None = None,
+    actual_secret: Mapping[str, Any] | None = None,
+    rcc_name: str | None = None,
+) -> bool:
+    """Plan the RCC's access Secret; True when it exists or this plan writes it.
+
+    ``ref`` (namespace, name) and ``actual_secret`` for an RCC adopted with its own Secret.
+    """
     names = p.names
-    secret_name = access_secret_name(side.rcc_name)
-    target = f"{side.backend}/Secret/{names.access_namespace}/{secret_name}"
-    exists = side.access_secret is not None
+    rcc_name = rcc_name or side.rcc_name
+    ns, secret_name = ref or (names.access_namespace, access_secret_name(side.rcc_name))
+    if ref is None:
+        actual_secret = side.access_secret
+    target = f"{side.backend}/Secret/{ns}/{secret_name}"
+    exists = actual_secret is not None
     if other is None:
         p.plan.deferred.append(
             Deferred(target, "the other cluster is unreachable; its token cannot be read")
@@ -593,8 +771,7 @@ def _plan_access_secret(p: _Planner, side: ClusterSide, other: ClusterSide | Non
             )
         return exists
     kubeconfig = build_kubeconfig(other, token, names.remote_sa)
-    want_secret = desired_access_secret(names, side.rcc_name, kubeconfig)
-    actual_secret = side.access_secret
+    want_secret = desired_access_secret(names, rcc_name, kubeconfig, ref)
     drift: list[str] = []
     if actual_secret is not None:
         data = actual_secret.get("data") or {}
@@ -620,7 +797,7 @@ def _plan_access_secret(p: _Planner, side: ClusterSide, other: ClusterSide | Non
         actual_secret,
         drift,
         {"data": want_secret["data"]},
-        f"the RCC {side.rcc_name} reads {other.backend} through it",
+        f"the RCC {rcc_name} reads {other.backend} through it",
     )
     return True
 
@@ -659,11 +836,11 @@ def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dic
     return {"spec": spec}
 
 
-def _prune_rccs(p: _Planner, side: ClusterSide) -> None:
+def _prune_rccs(p: _Planner, side: ClusterSide, *, keep: str) -> None:
     for r in side.rccs:
         name = _meta(r).get("name")
         labels = _meta(r).get("labels") or {}
-        if name == side.rcc_name or not _owned(r) or _ignored(r):
+        if name == keep or not _owned(r) or _ignored(r):
             continue
         if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
             continue
@@ -672,7 +849,7 @@ def _prune_rccs(p: _Planner, side: ClusterSide) -> None:
             r,
             Action.DELETE,
             f"{side.backend} RCC {name} is owned by fedkeeper but no longer configured "
-            f"(the RCC is now {side.rcc_name}); deleting it",
+            f"(the RCC is now {keep}); deleting it",
             {"op": "delete"},
             _meta(r).get("resourceVersion"),
         )

@@ -1,15 +1,18 @@
 """Invariant 1 — routes: every private route table of the VPC propagates from the VGW.
 
-Status (read-only): each on-prem host and pod CIDR is present in those tables as a
-propagated, active route; a blackhole or a missing route is a finding (BGP is not
-advertising it, or no tunnel is up).
+Status (read-only): each on-prem host and pod CIDR is *covered* in those tables by
+propagated, active routes — one route containing it, or the union of more specific ones
+(an edge router may advertise Calico's per-node /26 blocks). A blackhole, a gap or a missing
+route is a finding (BGP is not advertising it, or no tunnel is up). Coverage by many routes
+is reported with the count against the VGW's limit of 100 dynamic routes per VPN
+connection (AWS Site-to-Site VPN quotas): routes beyond it are not propagated.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fedkeeper.invariants import Plan
 from fedkeeper.model import Action, Change, Finding, Invariant, RouteTable, Severity
@@ -50,6 +53,67 @@ def route_state(cidr: str, rt: RouteTable) -> str | None:
         ):
             best = (net.prefixlen, r.state)
     return best[1] if best else None
+
+
+VGW_DYNAMIC_ROUTE_LIMIT = 100  # dynamic routes a VGW accepts per VPN connection
+NEAR_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class RouteCoverage:
+    """How the propagated routes of one table cover one on-prem CIDR."""
+
+    cidr: str
+    routes: tuple[str, ...]  # the active propagated routes that cover it (or part of it)
+    missing: tuple[str, ...]  # the parts no active propagated route covers
+    inactive: tuple[str, ...] = field(default_factory=tuple)  # non-active routes over it
+
+    @property
+    def covered(self) -> bool:
+        return not self.missing
+
+
+def _propagated_v4(rt: RouteTable) -> list[tuple[ipaddress.IPv4Network, str]]:
+    out = []
+    for r in rt.routes:
+        if not r.propagated:
+            continue
+        try:
+            net = ipaddress.ip_network(r.destination)
+        except ValueError:
+            continue
+        if isinstance(net, ipaddress.IPv4Network):
+            out.append((net, r.state))
+    return out
+
+
+def route_coverage(cidr: str, rt: RouteTable) -> RouteCoverage:
+    """Which active propagated routes cover ``cidr`` in ``rt``, and what they leave out."""
+    want = ipaddress.IPv4Network(cidr)
+    routes = _propagated_v4(rt)
+    containing = sorted(
+        (n for n, state in routes if state == "active" and want.subnet_of(n)),
+        key=lambda n: n.prefixlen,
+    )
+    inactive = tuple(
+        f"{n} {state}" for n, state in routes if state != "active" and n.overlaps(want)
+    )
+    if containing:
+        return RouteCoverage(cidr, (str(containing[-1]),), (), inactive)
+    inside = sorted(n for n, state in routes if state == "active" and n.subnet_of(want))
+    rest = [want]
+    for n in inside:
+        rest = [part for r in rest for part in _minus(r, n)]
+    missing = tuple(str(n) for n in ipaddress.collapse_addresses(rest))
+    return RouteCoverage(cidr, tuple(str(n) for n in inside), missing, inactive)
+
+
+def _minus(net: ipaddress.IPv4Network, hole: ipaddress.IPv4Network) -> list[ipaddress.IPv4Network]:
+    if not net.overlaps(hole):
+        return [net]
+    if net.subnet_of(hole):
+        return []
+    return list(net.address_exclude(hole))
 
 
 def plan_routes(obs: RoutesObservation) -> Plan:
@@ -108,23 +172,60 @@ def plan_routes(obs: RoutesObservation) -> Plan:
             )
             continue
         for cidr in obs.onprem_cidrs:
-            state = route_state(cidr, rt)
-            if state is None:
-                plan.findings.append(
-                    Finding(
-                        Severity.WARNING,
-                        "routes.propagated",
-                        f"route table {_label(rt)} has no propagated route for on-prem "
-                        f"{cidr}: the on-prem router is not advertising it over BGP",
-                    )
-                )
-            elif state != "active":
-                plan.findings.append(
-                    Finding(
-                        Severity.WARNING,
-                        "routes.propagated",
-                        f"the propagated route for on-prem {cidr} in route table {_label(rt)} "
-                        f"is {state} (no VPN tunnel up?)",
-                    )
-                )
+            _report_coverage(route_coverage(cidr, rt), rt, plan)
     return plan
+
+
+def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
+    cidr, label = cov.cidr, _label(rt)
+    if cov.covered and len(cov.routes) == 1:
+        return
+    if cov.covered:
+        total = len(_propagated_v4(rt))
+        near = total >= NEAR_LIMIT
+        plan.findings.append(
+            Finding(
+                Severity.WARNING if near else Severity.INFO,
+                "routes.coverage",
+                f"on-prem {cidr} is covered in route table {label} by {len(cov.routes)} "
+                f"propagated routes (more specific ones, e.g. {cov.routes[0]}); the table has "
+                f"{total} propagated routes against the VGW's limit of "
+                f"{VGW_DYNAMIC_ROUTE_LIMIT} dynamic routes per VPN connection"
+                + (
+                    "; close to it: routes beyond it are dropped — summarise on the on-prem router"
+                    if near
+                    else ""
+                ),
+            )
+        )
+        return
+    if cov.inactive and not cov.routes:
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "routes.propagated",
+                f"the propagated route for on-prem {cidr} in route table {label} is not "
+                f"active: {', '.join(cov.inactive)} (no VPN tunnel up?)",
+            )
+        )
+        return
+    if not cov.routes:
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "routes.propagated",
+                f"route table {label} has no propagated route for on-prem "
+                f"{cidr}: the on-prem router is not advertising it over BGP",
+            )
+        )
+        return
+    shown = ", ".join(cov.missing[:3]) + (" ..." if len(cov.missing) > 3 else "")
+    plan.findings.append(
+        Finding(
+            Severity.WARNING,
+            "routes.propagated",
+            f"on-prem {cidr} is only partly routed in route table {label}: "
+            f"{len(cov.routes)} propagated routes cover part of it, {shown} "
+            "is not advertised over BGP",
+        )
+    )

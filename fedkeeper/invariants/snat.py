@@ -2,8 +2,18 @@
 
 With ``AWS_VPC_K8S_CNI_EXTERNALSNAT=true`` pods keep their own IPs towards the VPN, so the
 on-prem cluster sees (and federates) real EKS pod IPs. When vpc-cni is a managed add-on, EKS
-owns the aws-node env through server-side apply, so the setting is enforced through
-``UpdateAddon`` (the user's other keys kept) and the live DaemonSet is only verified. A
+owns the aws-node env through server-side apply, so the setting is enforced through the
+add-on, never by editing aws-node:
+
+* configurationValues lack ``"true"``: ``UpdateAddon`` with the merged document (every other
+  key kept) and ``resolveConflicts: PRESERVE``, which keeps what others changed by hand;
+* configurationValues say ``"true"`` but the live aws-node does not (a hand edit, which
+  PRESERVE would keep): ``UpdateAddon`` re-sending the same configurationValues with
+  ``resolveConflicts: OVERWRITE``, which takes hand-edited add-on fields back to the
+  add-on's values (EKS API reference, UpdateAddon).
+
+After an add-on update the engine re-reads (``settle``) and the DaemonSet is checked again;
+one that still disagrees after an OVERWRITE is an error finding, not another update. A
 self-managed vpc-cni gets a strategic-merge patch of the aws-node container env. fedkeeper
 never writes ``"false"``: flipping external SNAT off breaks running pods' routes.
 """
@@ -34,6 +44,8 @@ DAEMONSET_NAMESPACE = "kube-system"
 CONTAINER = "aws-node"
 # PRESERVE keeps values the user set on the cluster for fields we do not send.
 RESOLVE_CONFLICTS = "PRESERVE"
+# OVERWRITE takes hand-edited add-on fields back to the add-on's values.
+RESOLVE_OVERWRITE = "OVERWRITE"
 _BUSY_STATUSES = frozenset({"CREATING", "UPDATING", "DELETING"})
 
 
@@ -42,6 +54,8 @@ class SnatObservation:
     cluster: str
     addon: Addon | None
     daemonset: dict[str, Any] | None
+    # resolveConflicts of an add-on update this run already applied (None: none yet)
+    updated_with: str | None = None
 
 
 def parse_configuration_values(text: str) -> dict[str, Any]:
@@ -141,56 +155,92 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
     env = current.get("env") if isinstance(current.get("env"), dict) else {}
     value = env.get(EXTERNAL_SNAT) if isinstance(env, dict) else None
     value_s = None if value is None else str(value).lower()
-    if value_s != "true":
-        if addon.status in _BUSY_STATUSES:
+    if addon.status in _BUSY_STATUSES:
+        live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None
+        if value_s != "true" or live != "true":
             plan.findings.append(
                 Finding(
                     Severity.WARNING,
                     "snat.addon",
-                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)}; "
-                    "will re-check when the operation finishes",
+                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)} "
+                    f"(aws-node has {_shown(live)}); will re-check when the operation finishes",
                 )
             )
-            return
-        desired = merged_configuration(current)
-        kept = sorted(k for k in (env or {}) if k != EXTERNAL_SNAT) + sorted(
-            k for k in current if k != "env"
+        return
+    if value_s != "true":
+        kept = _other_keys(current)
+        _update_addon(
+            obs,
+            plan,
+            merged_configuration(current),
+            RESOLVE_CONFLICTS,
+            f"vpc-cni add-on configurationValues has {EXTERNAL_SNAT} "
+            f"{_shown(value_s)} (an add-on update can reset it): pods would be SNATed "
+            'to their node\'s IP towards on-prem; setting it to "true"'
+            + (f", keeping {', '.join(kept)}" if kept else ""),
         )
-        plan.changes.append(
-            Change(
-                backend="aws",
-                kind="Addon",
-                name=f"{obs.cluster}/{ADDON_NAME}",
-                action=Action.UPDATE,
-                invariant=Invariant.SNAT,
-                reason=(
-                    f"vpc-cni add-on configurationValues has {EXTERNAL_SNAT} "
-                    f"{_shown(value_s)} (an add-on update can reset it): pods would be SNATed "
-                    'to their node\'s IP towards on-prem; setting it to "true"'
-                    + (f", keeping {', '.join(kept)}" if kept else "")
-                ),
-                payload={
-                    "op": "update_addon",
-                    "cluster": obs.cluster,
-                    "addon": ADDON_NAME,
-                    "configuration_values": json.dumps(desired, sort_keys=True),
-                    "resolve_conflicts": RESOLVE_CONFLICTS,
-                },
+        return
+    if obs.daemonset is None:
+        return
+    live = daemonset_env(obs.daemonset)
+    if live == "true":
+        return
+    if obs.updated_with == RESOLVE_OVERWRITE:
+        plan.findings.append(
+            Finding(
+                Severity.ERROR,
+                "snat.daemonset",
+                f"after an add-on update with resolveConflicts OVERWRITE the live aws-node still "
+                f"has {EXTERNAL_SNAT} {_shown(live)}: pods are SNATed towards on-prem; check the "
+                "add-on's health (DescribeAddon issues) and who else manages aws-node",
             )
         )
         return
-    if obs.daemonset is not None:
-        live = daemonset_env(obs.daemonset)
-        if live != "true":
-            plan.findings.append(
-                Finding(
-                    Severity.WARNING,
-                    "snat.daemonset",
-                    f'the vpc-cni add-on sets {EXTERNAL_SNAT}="true" but the live aws-node '
-                    f"DaemonSet has {_shown(live)} (add-on update still rolling out, or the "
-                    "DaemonSet was edited by hand)",
-                )
-            )
+    others = _other_keys(current)
+    _update_addon(
+        obs,
+        plan,
+        current,
+        RESOLVE_OVERWRITE,
+        f"the live aws-node has {EXTERNAL_SNAT} {_shown(live)} although the add-on's "
+        'configurationValues set "true" (edited by hand; an update with PRESERVE would '
+        "keep that): pods are SNATed towards on-prem; repairing through the add-on — "
+        "UpdateAddon with the same configurationValues"
+        + (f" (keeping {', '.join(others)})" if others else "")
+        + " and resolveConflicts OVERWRITE, which also returns any other hand-edited "
+        "add-on field to the add-on's value; the DaemonSet is checked after the update",
+    )
+
+
+def _other_keys(current: dict[str, Any]) -> list[str]:
+    """The configured keys besides EXTERNALSNAT (env keys first), which an update keeps."""
+    env = current.get("env")
+    keys = sorted(k for k in env if k != EXTERNAL_SNAT) if isinstance(env, dict) else []
+    return keys + sorted(k for k in current if k != "env")
+
+
+def _update_addon(
+    obs: SnatObservation, plan: Plan, values: dict[str, Any], resolve: str, reason: str
+) -> None:
+    """An UpdateAddon with the whole ``values`` document; the engine re-reads after it."""
+    plan.changes.append(
+        Change(
+            backend="aws",
+            kind="Addon",
+            name=f"{obs.cluster}/{ADDON_NAME}",
+            action=Action.UPDATE,
+            invariant=Invariant.SNAT,
+            reason=reason,
+            payload={
+                "op": "update_addon",
+                "cluster": obs.cluster,
+                "addon": ADDON_NAME,
+                "configuration_values": json.dumps(values, sort_keys=True),
+                "resolve_conflicts": resolve,
+            },
+        )
+    )
+    plan.settle = True  # re-read: the DaemonSet is checked after the update
 
 
 def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:

@@ -49,6 +49,7 @@ Only one sandbox can be active in a process at a time (moto's mock is process-wi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -59,6 +60,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -67,6 +69,7 @@ from xml.sax.saxutils import escape
 import boto3
 import botocore.loaders
 import botocore.session
+import jsonschema
 import yaml
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import UnknownServiceError
@@ -98,7 +101,17 @@ _HANDLER_PREFIX = "fedkeeper-sandbox"
 _LOADER = botocore.loaders.create_loader()
 
 InvokeHook = Callable[[str, str, bytes], tuple[bytes, str | None]]
-AddonHook = Callable[[str, str, dict[str, Any]], None]
+# (cluster, add-on, parsed configurationValues, resolveConflicts of the operation)
+AddonHook = Callable[[str, str, dict[str, Any], str | None], None]
+# The aws-node env the vpc-cni add-on applies where configurationValues leave a key out
+# (upstream config/master/aws-k8s-cni.yaml, for the keys the sandbox's aws-node carries).
+ADDON_DEFAULT_ENV: dict[str, dict[str, str]] = {
+    "vpc-cni": {
+        "AWS_VPC_K8S_CNI_EXTERNALSNAT": "false",
+        "AWS_VPC_K8S_CNI_LOGLEVEL": "DEBUG",
+        "WARM_ENI_TARGET": "1",
+    }
+}
 
 
 # --------------------------------------------------------------------------- state records
@@ -319,25 +332,66 @@ def _parse_configuration_values(addon: str, text: str) -> dict[str, Any]:
             f"validation failed with error: expected type object, found {type(value).__name__}",
             addonName=addon,
         )
-    env = value.get("env")
-    if addon == "vpc-cni" and env is not None:
-        # The vpc-cni configuration schema types every env value as a string.
-        if not isinstance(env, dict):
-            problem = f"$.env: {type(env).__name__} found, object expected"
-        else:
-            bad = {k: v for k, v in env.items() if not isinstance(v, str)}
-            problem = ", ".join(
-                f"$.env.{k}: {type(v).__name__} found, string expected" for k, v in bad.items()
-            )
-        if problem:
-            raise _ApiError(
-                400,
-                "InvalidParameterException",
-                "ConfigurationValue provided in request is not supported: Json schema "
-                f"validation failed with error: [{problem}]",
-                addonName=addon,
-            )
+    problems = schema_problems(addon, value)
+    if problems:
+        raise _ApiError(
+            400,
+            "InvalidParameterException",
+            "ConfigurationValue provided in request is not supported: Json schema "
+            f"validation failed with error: [{', '.join(problems)}]",
+            addonName=addon,
+        )
     return value
+
+
+# The add-on configuration schemas the sandbox holds (DescribeAddonConfiguration answers),
+# by add-on name. Only vpc-cni v1.15.1-eksbuild.1's is stored: it is used for every vpc-cni
+# version (newer versions add keys, so a key only they know would be refused here).
+_SCHEMA_FILES = {"vpc-cni": "vpc-cni-v1.15.1-eksbuild.1.configuration-schema.json"}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}
+
+
+@functools.cache
+def configuration_schema(addon: str) -> dict[str, Any] | None:
+    """The stored configuration schema of ``addon`` (None: not held, nothing validated)."""
+    name = _SCHEMA_FILES.get(addon)
+    if name is None:
+        return None
+    text = resources.files("fedkeeper.sandbox").joinpath("data", name).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)["configurationSchema"]
+    return schema
+
+
+def schema_problems(addon: str, value: dict[str, Any]) -> list[str]:
+    """``configurationValues`` checked against the add-on's schema, as EKS words each problem.
+
+    EKS answers in the style of its JSON-schema validator: ``$.env.FOO: is not defined in the
+    schema and the schema does not allow additional properties``, ``$.env.X: integer found,
+    string expected``. Formats (``"format": "boolean"``) are not checked, as EKS does not.
+    """
+    schema = configuration_schema(addon)
+    if schema is None:
+        return []
+    validator = jsonschema.Draft6Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = set(err.schema.get("properties") or {})
+            extra = sorted(k for k in err.instance if k not in allowed)
+            out += [
+                f"{path}.{k}: is not defined in the schema and the schema does not allow "
+                "additional properties"
+                for k in extra
+            ]
+        elif err.validator == "type":
+            found = _JSON_TYPES.get(type(err.instance), type(err.instance).__name__)
+            want = err.validator_value
+            want = "/".join(want) if isinstance(want, list) else want
+            out.append(f"{path}: {found} found, {want} expected")
+        else:
+            out.append(f"{path}: {err.message}")
+    return out
 
 
 # --------------------------------------------------------------------------- the sandbox
@@ -381,6 +435,8 @@ class SandboxAws:
             self._vpn_options: dict[str, dict[str, Any]] = {}
             self._addons: dict[tuple[str, str, str], _Addon] = {}
             self._updates: dict[str, _Update] = {}
+            # What EKS last applied to each add-on's workload env, by (cluster, add-on).
+            self._applied_env: dict[tuple[str, str], dict[str, str]] = {}
             self._cluster_vpc: dict[tuple[str, str], str] = {}
             self._cluster_access: dict[tuple[str, str], dict[str, Any]] = {}
             self._faults: list[_Fault] = []
@@ -983,10 +1039,44 @@ class SandboxAws:
         body = json.dumps(payload, default=_json_default).encode()
         return _response(request.url, status, {"content-type": "application/json"}, body)
 
-    def _notify_addon(self, cluster: str, name: str, configuration_values: str) -> None:
+    def _notify_addon(
+        self, cluster: str, name: str, configuration_values: str, resolve: str | None = None
+    ) -> None:
         hook = self.on_addon_configured
         if hook is not None:
-            hook(cluster, name, _parse_configuration_values(name, configuration_values))
+            hook(cluster, name, _parse_configuration_values(name, configuration_values), resolve)
+
+    def addon_env(
+        self,
+        cluster: str,
+        name: str,
+        live: dict[str, str],
+        values: dict[str, Any],
+        resolve: str | None,
+    ) -> dict[str, str]:
+        """The workload env after EKS applies the add-on: ``live`` with the add-on's values.
+
+        EKS applies add-on fields by server-side apply. A field whose live value differs
+        from what EKS last applied was changed by someone else (``kubectl set env``):
+        ``OVERWRITE`` takes it back to the add-on's value, ``PRESERVE`` keeps the hand edit,
+        and so does ``NONE`` here (EKS "doesn't change the value; the update might fail" —
+        the failure is not emulated). The first apply (no earlier one) sets every value.
+        Source: EKS API reference, UpdateAddon ``resolveConflicts``.
+        """
+        env = values.get("env")
+        if not isinstance(env, dict):
+            env = {}
+        desired = {**ADDON_DEFAULT_ENV.get(name, {}), **{k: str(v) for k, v in env.items()}}
+        with self._lock:
+            applied = self._applied_env.get((cluster, name))
+            out = dict(live)
+            for key, value in desired.items():
+                edited = applied is not None and key in applied and live.get(key) != applied[key]
+                if edited and (resolve or "NONE").upper() != "OVERWRITE":
+                    continue
+                out[key] = value
+            self._applied_env[(cluster, name)] = desired
+        return out
 
     def _create_addon(self, request: Any) -> AWSResponse:
         """Imitates EKS ``CreateAddon``.
@@ -1075,7 +1165,8 @@ class SandboxAws:
             update = _Update(str(uuid.uuid4()), cluster, name, params, addon.modified_at)
             self._updates[update.id] = update
             current = addon.configuration_values
-        self._notify_addon(cluster, name, current)
+            resolve = body.get("resolveConflicts")
+        self._notify_addon(cluster, name, current, resolve)
         return self._eks_json(request, {"update": update.shape("InProgress")})
 
     def _describe_update(self, request: Any) -> AWSResponse:
@@ -1182,14 +1273,14 @@ class SandboxAws:
     def reset_addon_configuration(
         self, cluster: str, name: str, configuration_values: str = ""
     ) -> None:
-        """What an add-on version update that loses the configuration does."""
+        """What an add-on version update that loses the configuration does (OVERWRITE)."""
         with self._lock:
             addon = self._addons.get((self.region, cluster, name))
             if addon is None:
                 raise ValueError(f"cluster {cluster} has no add-on {name}")
             addon.configuration_values = configuration_values
             addon.modified_at = _now()
-        self._notify_addon(cluster, name, configuration_values)
+        self._notify_addon(cluster, name, configuration_values, "OVERWRITE")
 
     def delete_addon_state(self, cluster: str, name: str) -> None:
         """Forget the add-on without any hook (vpc-cni becomes self-managed)."""

@@ -10,6 +10,7 @@ needs none.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from typing import Any
 import yaml
 
 from fedkeeper.events import tunnel_alarm_name
-from fedkeeper.invariants.ippools import pool_name
-from fedkeeper.invariants.rcc import access_secret_name
+from fedkeeper.invariants.ippools import FEDERATION_LABEL, pool_name
+from fedkeeper.invariants.rcc import ROLE_LABEL, TYPHA_ACCESS, access_secret_name
 from fedkeeper.invariants.snat import ADDON_NAME, EXTERNAL_SNAT, daemonset_env
-from fedkeeper.model import Report, Result
+from fedkeeper.model import MANAGED_BY_LABEL, Report, Result
 from fedkeeper.sandbox import event_factory as ev
 from fedkeeper.sandbox.world import Sandbox
 
@@ -38,6 +39,8 @@ class Scenario:
     prelude: Callable[[Sandbox], list[Report]] | None = None
     # False when fedkeeper must refuse to write (e.g. a pool it does not own) and only report.
     expects_repair: bool = True
+    # Instead of delivering ``event``: what the operator does (e.g. a manual invoke); its Report.
+    act: Callable[[Sandbox], Report] | None = None
 
 
 @dataclass
@@ -351,7 +354,7 @@ register(
     Scenario(
         name="foreign-overlapping-pool",
         description=f"a pool fedkeeper does not own already covers new VPC CIDR {FOREIGN}: "
-        "refused and reported, nothing written",
+        "left to it and reported (Felix does not masquerade towards any pool), nothing written",
         inject=_seed_foreign,
         event=_cidr_event("AssociateVpcCidrBlock", FOREIGN),
         verify=_foreign_untouched,
@@ -485,12 +488,174 @@ register(
 )
 
 
+# --- adoption ----------------------------------------------------------------------------------
+
+# The manual procedure's names. Tigera's AWS example asks for "an IP Pool covering the AWS
+# cluster VPC with disabled set to true"; its cluster-mesh guide names the access Secret
+# remote-cluster-secret-<cluster> and the remote ServiceAccount, ClusterRole and binding
+# tigera-federation-remote-cluster (the names fedkeeper uses too).
+MANUAL_POOL = "aws-cluster-vpc"
+MANUAL_RCC = {"eks": "onprem-cluster", "onprem": "aws-cluster"}
+_OWNERSHIP = (MANAGED_BY_LABEL, FEDERATION_LABEL, ROLE_LABEL)
+
+
+def _hand_made(obj: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A copy of ``obj`` as an operator would have applied it: no ownership, fresh metadata."""
+    meta = obj["metadata"]
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _OWNERSHIP}
+    fresh = {"name": name or meta["name"], **({"labels": labels} if labels else {})}
+    if meta.get("namespace"):
+        fresh["namespace"] = meta["namespace"]
+    if meta.get("annotations"):
+        fresh["annotations"] = dict(meta["annotations"])
+    return {**obj, "metadata": fresh}
+
+
+def _disown(obj: dict[str, Any]) -> None:
+    labels = obj["metadata"].get("labels") or {}
+    obj["metadata"]["labels"] = {k: v for k, v in labels.items() if k not in _OWNERSHIP}
+
+
+def _manual_setup(sb: Sandbox) -> None:
+    """The end state of the manual procedure, on a converged sandbox.
+
+    Each cluster's RCC and access Secret were made by hand under their own names; the remote
+    ServiceAccount, its token Secret and RBAC, and Typha's Role under the documented names
+    but without fedkeeper's labels; on-prem a hand-made disabled pool covers the VPC; and
+    external SNAT was set with ``kubectl set env`` on aws-node, not in the add-on.
+    """
+    api, cfg = _calico(sb), sb.config
+    ns, sa = cfg.federation.access_secret_namespace, cfg.federation.remote_service_account
+    servers = (
+        ("eks", sb.eks_server, cfg.eks_rcc_name),
+        ("onprem", sb.onprem_server, cfg.onprem_rcc_name),
+    )
+    for backend, server, rcc_name in servers:
+        manual = MANUAL_RCC[backend]
+        secret = server.get_object("v1", "Secret", access_secret_name(rcc_name), ns)
+        rcc = server.get_object(api, "RemoteClusterConfiguration", rcc_name)
+        assert secret is not None and rcc is not None
+        server.delete_object(api, "RemoteClusterConfiguration", rcc_name)
+        server.delete_object("v1", "Secret", access_secret_name(rcc_name), ns)
+        server.seed(_hand_made(secret, access_secret_name(manual)))
+        rcc = _hand_made(rcc, manual)
+        rcc["spec"]["clusterAccessSecret"]["name"] = access_secret_name(manual)
+        server.seed(rcc)
+        for api_version, kind, name, namespace in (
+            ("v1", "ServiceAccount", sa.name, sa.namespace),
+            ("v1", "Secret", sa.name, sa.namespace),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole", sa.name, None),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", sa.name, None),
+            ("rbac.authorization.k8s.io/v1", "Role", TYPHA_ACCESS, ns),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding", TYPHA_ACCESS, ns),
+        ):
+            server.mutate(api_version, kind, name, namespace, _disown)
+    for pool in sb.onprem_server.list_objects(api, "IPPool"):
+        if pool["metadata"]["name"].startswith("fedkeeper-aws-"):
+            sb.onprem_server.delete_object(api, "IPPool", pool["metadata"]["name"])
+    sb.onprem_server.seed(
+        {
+            "apiVersion": api,
+            "kind": "IPPool",
+            "metadata": {"name": MANUAL_POOL},
+            "spec": {"cidr": str(cfg.aws.vpc.cidr), "disabled": True, "natOutgoing": False},
+        }
+    )
+    sb.aws.reset_addon_configuration(_cluster(sb), ADDON_NAME, "{}")
+
+    def set_env(ds: dict[str, Any]) -> None:  # kubectl set env ... EXTERNALSNAT=true
+        for c in ds["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == "aws-node":
+                c["env"] = [e for e in c["env"] if e["name"] != EXTERNAL_SNAT]
+                c["env"].append({"name": EXTERNAL_SNAT, "value": "true"})
+
+    sb.eks_server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", set_env)
+
+
+def federation_objects(sb: Sandbox) -> dict[str, dict[str, int]]:
+    """Objects doing the federation's job on each cluster, split into owned and unowned."""
+    api, cfg = _calico(sb), sb.config
+    ns, sa = cfg.federation.access_secret_namespace, cfg.federation.remote_service_account
+    rbac = "rbac.authorization.k8s.io/v1"
+    out: dict[str, dict[str, int]] = {}
+    for backend, server in (("eks", sb.eks_server), ("onprem", sb.onprem_server)):
+        objs = [
+            *server.list_objects(api, "RemoteClusterConfiguration"),
+            *server.list_objects("v1", "Secret", ns),
+            *(server.list_objects(api, "IPPool") if backend == "onprem" else []),
+        ]
+        objs = [o for o in objs if o["metadata"]["name"] != "default-ipv4-ippool"]
+        for api_version, kind, name, namespace in (
+            ("v1", "ServiceAccount", sa.name, sa.namespace),
+            (rbac, "ClusterRole", sa.name, None),
+            (rbac, "ClusterRoleBinding", sa.name, None),
+            (rbac, "Role", TYPHA_ACCESS, ns),
+            (rbac, "RoleBinding", TYPHA_ACCESS, ns),
+        ):
+            obj = server.get_object(api_version, kind, name, namespace)
+            if obj is not None:
+                objs.append(obj)
+        owned = sum(1 for o in objs if (o["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL))
+        out[backend] = {"owned": owned, "unowned": len(objs) - owned, "total": len(objs)}
+    return out
+
+
+def _adopt_then_schedule(sb: Sandbox) -> Report:
+    """The operator invokes the repair Lambda's adopt; the next scheduled run follows."""
+    reports: list[Report] = []
+    sb.invoke("repair", {"action": "adopt", "mode": "apply"}, on_report=reports.append)
+    sb.deliver(ev.scheduled(sb.config.aws.region))
+    return reports[0]
+
+
+def _taken_over(sb: Sandbox) -> bool:
+    api = _calico(sb)
+    for backend, server in (("eks", sb.eks_server), ("onprem", sb.onprem_server)):
+        rccs = server.list_objects(api, "RemoteClusterConfiguration")
+        if [r["metadata"]["name"] for r in rccs] != [MANUAL_RCC[backend]]:
+            return False
+    vpc = ipaddress.ip_network(str(sb.config.aws.vpc.cidr))
+    covering = [
+        p["metadata"]["name"]
+        for p in sb.onprem_server.list_objects(api, "IPPool")
+        if ipaddress.ip_network(p["spec"]["cidr"]).overlaps(vpc)
+    ]
+    counts = federation_objects(sb)
+    return (
+        covering == [MANUAL_POOL]
+        and all(c["unowned"] == 0 for c in counts.values())
+        and _snat_restored(sb)
+    )
+
+
+def _back_to_fedkeepers_names(sb: Sandbox) -> None:
+    api, ns = _calico(sb), sb.config.federation.access_secret_namespace
+    for backend, server in (("eks", sb.eks_server), ("onprem", sb.onprem_server)):
+        server.delete_object(api, "RemoteClusterConfiguration", MANUAL_RCC[backend])
+        server.delete_object("v1", "Secret", access_secret_name(MANUAL_RCC[backend]), ns)
+    sb.onprem_server.delete_object(api, "IPPool", MANUAL_POOL)
+
+
+register(
+    Scenario(
+        name="adopt-manual-setup",
+        description="a federation set up by hand (own RCC, Secret and pool names, aws-node "
+        "edited by hand) is adopted through the repair Lambda: no duplicates, then kept",
+        inject=_manual_setup,
+        event=lambda sb: ev.scheduled(sb.config.aws.region),
+        act=_adopt_then_schedule,
+        verify=_taken_over,
+        cleanup=_back_to_fedkeepers_names,
+    )
+)
+
+
 def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
     """Inject, deliver the event, verify, then prove convergence with a full rerun."""
     scenario.inject(sb)
     prelude = scenario.prelude(sb) if scenario.prelude else []
     sb.clear_logs()
-    report = sb.deliver(scenario.event(sb))
+    report = scenario.act(sb) if scenario.act else sb.deliver(scenario.event(sb))
     writes = sb.emulator_writes().total
     verified = scenario.verify(sb)
     sb.clear_logs()

@@ -351,19 +351,23 @@ class Sandbox:
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:
         return self.eks_server.url, self.eks_server.ca_data
 
-    def _addon_configured(self, cluster: str, addon: str, values: dict[str, Any]) -> None:
-        """The add-on manager writes the add-on's env into the live aws-node DaemonSet."""
+    def _addon_configured(
+        self, cluster: str, addon: str, values: dict[str, Any], resolve: str | None
+    ) -> None:
+        """The add-on manager applies the add-on's env to the live aws-node DaemonSet."""
         if addon != "vpc-cni":
             return
-        env = dict(values.get("env") or {})
-        value = str(env.get(EXTERNAL_SNAT, "false"))
 
         def follow(ds: dict[str, Any]) -> None:
             for c in ds["spec"]["template"]["spec"]["containers"]:
                 if c["name"] == "aws-node":
-                    entries = [e for e in c.get("env", []) if e["name"] != EXTERNAL_SNAT]
-                    entries.append({"name": EXTERNAL_SNAT, "value": value})
-                    c["env"] = entries
+                    entries = c.get("env", [])
+                    live = {e["name"]: str(e["value"]) for e in entries if "value" in e}
+                    env = self.aws.addon_env(cluster, addon, live, values, resolve)
+                    for e in entries:
+                        if e["name"] in env and "value" in e:
+                            e["value"] = env.pop(e["name"])
+                    c["env"] = entries + [{"name": k, "value": v} for k, v in env.items()]
 
         if self.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system"):
             self.eks_server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", follow)

@@ -22,12 +22,16 @@ EXPECTED = {
     "vpc-secondary-cidr": ("ippools", "10.101.0.0/16"),
     "vpc-cidr-removed": ("ippools", "no longer associated"),
     "onprem-pool-drifted": ("ippools", "natOutgoing"),
-    "foreign-overlapping-pool": ("ippools", "not managed by fedkeeper"),
+    "foreign-overlapping-pool": ("ippools", "covered by on-prem pool team-b-aws-range"),
     "rcc-deleted-onprem": ("rcc", "RemoteClusterConfiguration fed-eks is missing"),
     "rcc-deleted-eks": ("rcc", "RemoteClusterConfiguration onprem is missing"),
     "token-rotated": ("rcc", "token rotated"),
     "tunnels-down-then-up": ("vpn", "no VPN tunnel is up"),
+    # Set by hand with kubectl, not in the add-on: the next add-on update would reset it.
+    "adopt-manual-setup": ("snat", "AWS_VPC_K8S_CNI_EXTERNALSNAT"),
 }
+# Faults that are no fault: an unowned pool that covers a VPC CIDR does the job (reported).
+HEALTHY_BY_DESIGN = {"foreign-overlapping-pool"}
 
 
 @pytest.fixture
@@ -56,6 +60,10 @@ def test_status_names_the_broken_thing(fresh: Sandbox, name: str) -> None:
     status = federation_status(fresh.connections())
     section, word = EXPECTED[name]
     sec = next(s for s in status.sections if s.invariant == section)
-    assert sec.health in {"broken", "degraded"}, render_status(status)
-    assert any(word in r for r in sec.reasons), render_status(status)
+    if name in HEALTHY_BY_DESIGN:
+        assert sec.health == "healthy", render_status(status)
+        assert any(word in f for f in sec.facts), render_status(status)
+    else:
+        assert sec.health in {"broken", "degraded"}, render_status(status)
+        assert any(word in r for r in sec.reasons), render_status(status)
     assert fresh.emulator_writes().total == 0  # status never writes

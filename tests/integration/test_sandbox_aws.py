@@ -587,7 +587,7 @@ class TestEks:
     ) -> None:
         # Given a hook standing in for the add-on manager that rewrites aws-node
         seen: list[tuple[str, str, dict[str, Any]]] = []
-        sandbox.on_addon_configured = lambda c, n, v: seen.append((c, n, v))
+        sandbox.on_addon_configured = lambda c, n, v, _resolve: seen.append((c, n, v))
         # When the add-on is created, updated, and its configuration lost in a version update
         eks.create_addon(
             clusterName="fed-eks",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
 from fedkeeper.invariants.vpn import VpnObservation, assess_vpn
 from fedkeeper.model import Invariant, Route, RouteTable, Tunnel, VpnConnection
@@ -158,3 +160,44 @@ def test_static_vpn_warns() -> None:
         VpnObservation(VGW, [VpnConnection("vpn-1", "available", (tunnel("a", True),), True)])
     )
     assert [f.check for f in v.plan.findings] == ["vpn.routing"]
+
+
+# --- routes by coverage -----------------------------------------------------------------------
+
+
+def blocks(cidr: str, prefix: int = 26) -> tuple[Route, ...]:
+
+    return tuple(prop(str(n)) for n in ipaddress.ip_network(cidr).subnets(new_prefix=prefix))
+
+
+def test_a_cidr_covered_by_per_node_26_blocks_counts_as_advertised() -> None:
+    per_node = blocks("10.244.0.0/24")  # four /26 blocks
+    o = RoutesObservation(
+        "vpc-1",
+        VGW,
+        [table("rtb-a", routes=(LEARNED[0], *per_node))],
+        ["192.168.0.0/16", "10.244.0.0/24"],
+    )
+    plan = plan_routes(o)
+    [finding] = plan.findings
+    assert finding.severity.value == "info" and finding.check == "routes.coverage"
+    assert "by 4 propagated routes" in finding.message
+    assert "5 propagated routes against the VGW's limit of 100" in finding.message
+
+
+def test_a_gap_in_the_26_blocks_is_reported_with_what_is_missing() -> None:
+    per_node = blocks("10.244.0.0/24")[:3]
+    o = RoutesObservation("vpc-1", VGW, [table("rtb-a", routes=per_node)], ["10.244.0.0/24"])
+    [finding] = plan_routes(o).findings
+    assert finding.severity.value == "warning" and "only partly routed" in finding.message
+    assert "10.244.0.192/26" in finding.message
+
+
+def test_coverage_close_to_the_vgw_route_limit_is_a_warning() -> None:
+    per_node = blocks("10.244.0.0/20")  # 64 /26 blocks
+    extra = blocks("10.245.0.0/21")  # 32 more
+    o = RoutesObservation(
+        "vpc-1", VGW, [table("rtb-a", routes=(*per_node, *extra))], ["10.244.0.0/20"]
+    )
+    [finding] = plan_routes(o).findings
+    assert finding.severity.value == "warning" and "96 propagated routes" in finding.message

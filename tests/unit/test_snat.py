@@ -89,10 +89,27 @@ def test_busy_addon_is_left_alone() -> None:
     assert "UPDATING" in plan.findings[0].message
 
 
-def test_daemonset_disagreeing_with_addon_is_a_finding_not_a_write() -> None:
-    plan = plan_snat(obs(addon(json.dumps({"env": {EXTERNAL_SNAT: "true"}})), daemonset("false")))
+def test_hand_edited_daemonset_is_repaired_through_the_addon_with_overwrite() -> None:
+    values = {"env": {EXTERNAL_SNAT: "true", "WARM_IP_TARGET": "5"}, "enableNetworkPolicy": "true"}
+    plan = plan_snat(obs(addon(json.dumps(values)), daemonset("false")))
+    [change] = plan.changes
+    assert change.target == "aws/Addon/fed-eks/vpc-cni"
+    assert change.payload["resolve_conflicts"] == "OVERWRITE"
+    assert json.loads(change.payload["configuration_values"]) == values  # every value kept
+    assert "edited by hand" in change.reason and "checked after the update" in change.reason
+    assert plan.settle  # the engine re-reads and checks the DaemonSet after the update
+
+
+def test_daemonset_still_wrong_after_an_overwrite_is_an_error_not_another_update() -> None:
+    a = addon(json.dumps({"env": {EXTERNAL_SNAT: "true"}}))
+    plan = plan_snat(SnatObservation("fed-eks", a, daemonset("false"), updated_with="OVERWRITE"))
     assert plan.changes == []
-    assert plan.findings[0].check == "snat.daemonset"
+    [finding] = plan.findings
+    assert finding.check == "snat.daemonset" and finding.severity.value == "error"
+
+
+def test_addon_restored_with_preserve_is_followed_by_a_check() -> None:
+    assert plan_snat(obs(addon("{}"), daemonset("false"))).settle
 
 
 def test_self_managed_cni_gets_a_strategic_patch_of_the_container_env_only() -> None:

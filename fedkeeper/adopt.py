@@ -1,0 +1,284 @@
+"""Adoption: take over a federation set up by hand, as an explicit, reviewable step.
+
+``fedkeeper adopt`` (and the repair Lambda's ``{"action": "adopt", "mode": ...}``) lists every
+object fedkeeper does not own that does the job of one it would create: the on-prem IP pools
+covering the VPC, the RCC on each cluster that reads the other cluster's API server and its
+access Secret, the remote ServiceAccount with its token Secret and RBAC, and Typha's Role and
+RoleBinding. In mode ``apply`` it labels them as owned by this federation
+(``app.kubernetes.io/managed-by: fedkeeper``, ``fedkeeper.io/federation: <name>``), keeping
+their names and specs; from then on the invariants keep them like anything fedkeeper
+created (drift restored, pruned when no longer needed). Nothing is ever adopted by a
+reconcile: only this command labels an object fedkeeper did not create.
+
+The plan runs through the engine (:func:`fedkeeper.service.reconcile`) with adoption
+runners, so it gets the same Report, conflict handling (a write carries the object's
+``resourceVersion``), call counting and kill switch as every other run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from fedkeeper.invariants import Plan
+from fedkeeper.invariants.ippools import (
+    FEDERATION_LABEL,
+    IpPoolsObservation,
+    coverage,
+    pools_needed,
+)
+from fedkeeper.invariants.rcc import (
+    ACCESS_SECRET_ROLE,
+    ROLE_LABEL,
+    ClusterSide,
+    RccObservation,
+    access_secret_ref,
+    federation_rcc,
+)
+from fedkeeper.model import (
+    IGNORE_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    Action,
+    Backend,
+    Change,
+    Finding,
+    Invariant,
+    Report,
+    Scope,
+    Severity,
+)
+from fedkeeper.service import Connections, ModeName, Run, Runner, reconcile
+
+ADOPT_SCOPE = Scope.of(Invariant.IPPOOLS, Invariant.RCC)
+
+
+def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (obj or {}).get("metadata") or {}
+
+
+def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return _meta(obj).get("labels") or {}
+
+
+def _takeable(obj: Mapping[str, Any] | None) -> bool:
+    """Present, not owned by fedkeeper (for any federation), not opted out."""
+    if obj is None:
+        return False
+    annotations = _meta(obj).get("annotations") or {}
+    if str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true":
+        return False
+    return _labels(obj).get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE
+
+
+def adoption_change(
+    backend: Backend,
+    kind: str,
+    obj: Mapping[str, Any],
+    federation: str,
+    invariant: Invariant,
+    job: str,
+    *,
+    role: str | None = None,
+) -> Change:
+    """A merge patch adding fedkeeper's ownership labels, nothing else; name and spec kept."""
+    meta = _meta(obj)
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: federation}
+    if role:
+        labels[ROLE_LABEL] = role
+    return Change(
+        backend=backend,
+        kind=kind,
+        name=str(meta.get("name")),
+        namespace=meta.get("namespace"),
+        action=Action.UPDATE,
+        invariant=invariant,
+        reason=f"{job}: labelling it as owned by federation {federation}, name and spec kept",
+        payload={"op": "patch", "patch_type": "merge", "patch": {"metadata": {"labels": labels}}},
+        resource_version=meta.get("resourceVersion"),
+    )
+
+
+def plan_pool_adoption(obs: IpPoolsObservation) -> Plan:
+    """Unowned disabled pools inside a VPC CIDR; the others are findings saying why not."""
+    plan = Plan()
+    needed = pools_needed(obs)
+    for cov in coverage(obs):
+        for p in cov.covering:
+            if not _takeable(p):
+                continue
+            name, cidr = _meta(p).get("name"), (p.get("spec") or {}).get("cidr")
+            why_not = None
+            if not cov.usable:
+                why_not = f"VPC CIDR {cov.vpc_cidr} overlaps {', '.join(cov.collisions)}"
+            elif not (p.get("spec") or {}).get("disabled"):
+                why_not = "it is enabled for allocation"
+            elif not _inside(str(cidr), cov.vpc_cidr):
+                why_not = f"it covers more than VPC CIDR {cov.vpc_cidr}"
+            elif not needed:
+                why_not = (
+                    "no on-prem pool does outgoing NAT, so fedkeeper would delete it as unneeded"
+                )
+            if why_not:
+                plan.findings.append(
+                    Finding(
+                        Severity.INFO,
+                        "adopt.skipped",
+                        f"on-prem IP pool {name} ({cidr}) is not adopted: {why_not}",
+                    )
+                )
+                continue
+            plan.changes.append(
+                adoption_change(
+                    "onprem",
+                    "IPPool",
+                    p,
+                    obs.federation,
+                    Invariant.IPPOOLS,
+                    f"on-prem IP pool {name} ({cidr}) keeps Felix from masquerading traffic to "
+                    f"VPC CIDR {cov.vpc_cidr}",
+                )
+            )
+    return plan
+
+
+def _inside(cidr: str, vpc: ipaddress.IPv4Network) -> bool:
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return isinstance(net, ipaddress.IPv4Network) and net.subnet_of(vpc)
+
+
+def plan_rcc_adoption(obs: RccObservation) -> Plan:
+    """On each reachable cluster: its RCC for the other and the objects that serve it."""
+    plan = Plan()
+    fed = obs.names.federation
+    pairs = ((obs.eks, obs.onprem), (obs.onprem, obs.eks))
+    for side, other in pairs:
+        if side is None:
+            continue
+        found = federation_rcc(side, other, fed)
+        rcc = found.rcc
+        ref = access_secret_ref(rcc) if rcc is not None else None
+        secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}") if ref else side.access_secret
+        if rcc is not None and ref is None:
+            plan.findings.append(
+                Finding(
+                    Severity.INFO,
+                    "adopt.skipped",
+                    f"{side.backend} RCC {_meta(rcc).get('name')} is not adopted: it sets its "
+                    "datastore inline; fedkeeper keeps only RCCs with a clusterAccessSecret",
+                )
+            )
+            rcc = secret = None
+        other_name = other.backend if other else "the other cluster"
+        rcc_name = str(_meta(rcc).get("name")) if rcc else side.rcc_name
+        wanted: list[tuple[str, Mapping[str, Any] | None, str, str | None]] = [
+            ("RemoteClusterConfiguration", rcc, f"it federates {other_name}", None),
+            (
+                "Secret",
+                secret,
+                f"RCC {rcc_name} reads {other_name} through it",
+                ACCESS_SECRET_ROLE,
+            ),
+            *_remote_access(side),
+        ]
+        for kind, obj, job, role in wanted:
+            if _takeable(obj):
+                assert obj is not None
+                plan.changes.append(
+                    adoption_change(
+                        side.backend,
+                        kind,
+                        {**obj, "kind": kind},
+                        fed,
+                        Invariant.RCC,
+                        f"{side.backend} {kind} {_meta(obj).get('name')}: {job}",
+                        role=role,
+                    )
+                )
+    return plan
+
+
+def _remote_access(
+    side: ClusterSide,
+) -> list[tuple[str, Mapping[str, Any] | None, str, str | None]]:
+    return [
+        ("ServiceAccount", side.service_account, "the other cluster's Typha reads as it", None),
+        ("Secret", side.token_secret, "the remote service account's token", None),
+        ("ClusterRole", side.cluster_role, "it grants the remote service account's reads", None),
+        ("ClusterRoleBinding", side.cluster_role_binding, "it binds that ClusterRole", None),
+        ("Role", side.typha_role, "Typha may read access Secrets", None),
+        ("RoleBinding", side.typha_binding, "it binds Typha to that Role", None),
+    ]
+
+
+def _select(plan: Plan, only: Collection[str] | None) -> Plan:
+    """Keep the changes the operator accepted (by target); say which were left."""
+    if not only:
+        return plan
+    kept = [c for c in plan.changes if c.target in only]
+    left = [c.target for c in plan.changes if c.target not in only]
+    findings = list(plan.findings)
+    if left:
+        findings.append(
+            Finding(
+                Severity.INFO,
+                "adopt.skipped",
+                f"not selected, left unowned: {', '.join(left)}",
+            )
+        )
+    return Plan(changes=kept, findings=findings, deferred=plan.deferred)
+
+
+def adoption_runners(only: Collection[str] | None = None) -> dict[Invariant, Runner]:
+    """Engine runners that plan adoption instead of repair, per invariant."""
+    from fedkeeper import observe
+
+    def pools(run: Run) -> Plan:
+        obs = observe.ippools_observation(run)
+        if obs is None:
+            return Plan(
+                findings=[Finding(Severity.ERROR, "adopt.vpc", "no VPC found: nothing to adopt")]
+            )
+        return _select(plan_pool_adoption(obs), only)
+
+    def rcc(run: Run) -> Plan:
+        return _select(plan_rcc_adoption(observe.rcc_observation(run)), only)
+
+    return {Invariant.IPPOOLS: pools, Invariant.RCC: rcc}
+
+
+def adopt(
+    conns: Connections,
+    mode: ModeName,
+    *,
+    only: Collection[str] | None = None,
+    trigger: str | None = None,
+) -> Report:
+    """List (mode plan) or take over (mode apply) the unowned objects doing fedkeeper's job.
+
+    ``only``: targets (as the plan prints them, e.g. ``onprem/IPPool/aws-vpc``) the operator
+    accepts; None accepts every listed object.
+    """
+    report = reconcile(
+        conns,
+        ADOPT_SCOPE,
+        mode,
+        trigger=trigger or f"adopt {mode}",
+        runners=adoption_runners(only),
+    )
+    listed = {c.change.target for c in report.changes}
+    unknown = sorted(t for t in only or () if t not in listed)
+    if unknown:
+        report.findings.append(
+            Finding(
+                Severity.WARNING,
+                "adopt.unknown",
+                f"not in the adoption plan (a typo, or already owned): {', '.join(unknown)}; "
+                "run `fedkeeper adopt` to see the targets",
+            )
+        )
+    return report
