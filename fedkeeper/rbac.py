@@ -166,3 +166,9 @@ def reconciler_objects(
             }
         )
     return objects
+
+
+def eks_reconciler_objects(config: FederationConfig) -> list[dict[str, Any]]:
+    """The EKS manifest: :func:`reconciler_objects` bound to the access entry's group."""
+    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": _RBAC}
+    return reconciler_objects(config, "eks", subject)

@@ -153,7 +153,7 @@ def test_a_storm_of_409s_is_bounded_and_the_next_run_converges(sandbox: Sandbox)
 
 def test_two_reconciles_racing_on_one_object_both_converge(sandbox: Sandbox) -> None:
     _drift_everything(sandbox)
-    other = Connections(sandbox.config, sandbox.aws.session())
+    other = Connections(sandbox.config, sandbox.reconciler_session())  # another container
     reports: list[Any] = []
     with guarded(sandbox):
         barrier = threading.Barrier(2)

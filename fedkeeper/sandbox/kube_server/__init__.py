@@ -13,10 +13,11 @@ Imitated (Kubernetes API conventions):
   writes keep the stored status, status writes keep everything else); ``/version``,
   ``/healthz``, minimal discovery (``/api``, ``/apis``, ``/apis/G``, ``/api/v1``,
   ``/apis/G/V``); unknown paths answer a 404 ``Status``.
-* Bearer-token auth (401 ``Status`` otherwise). The admin token is accepted, and so is any
-  service-account token currently stored in a token Secret (no RBAC: every valid token may
-  do everything), so a rotated-away token stops working; ``accept_token`` (an optional
-  predicate attribute) accepts more, e.g. EKS IAM tokens.
+* Authentication (:mod:`.authn`): a bearer token becomes an identity (user, groups) or a
+  401 ``Status``: the admin token (``system:masters``), a live service-account token (a
+  token Secret holds it and its ServiceAccount exists: deleting either revokes it), or a
+  token one of :attr:`FakeKubeServer.token_reviews` accepts (the sandbox's EKS IAM token
+  review, which expires tokens 15 minutes after signing on the server's ``clock``).
 * ``Status`` error bodies with ``reason``/``details``/``code``; create 201 with ``uid``,
   ``resourceVersion`` (one global counter), ``creationTimestamp``, ``generation``;
   ``generateName``; 409 ``AlreadyExists``; 404 ``NotFound`` (also for a missing namespace);
@@ -78,11 +79,21 @@ from fedkeeper.sandbox.kube_server.api import (
     ResourceType,
     builtin_types,
 )
+from fedkeeper.sandbox.kube_server.authn import (
+    AccessEntry,
+    AwsCaller,
+    EksTokenReview,
+    Identity,
+)
 from fedkeeper.sandbox.kube_server.server import FakeKubeServer
 
 __all__ = [
     "BUILTIN_TYPES",
+    "AccessEntry",
+    "AwsCaller",
+    "EksTokenReview",
     "FakeKubeServer",
+    "Identity",
     "RequestRecord",
     "ResourceType",
     "builtin_types",

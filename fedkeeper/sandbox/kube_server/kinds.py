@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import copy
 import json
 import secrets
@@ -135,7 +134,9 @@ class Kinds:
             return
         annotations = secret.get("metadata", {}).get("annotations") or {}
         sa_name = annotations.get(SA_NAME_ANNOTATION)
-        sa = self.store.kind("v1", "ServiceAccount").get((ns, str(sa_name)))
+        sa = self.store.objects[self.store.by_kind[("v1", "ServiceAccount")]].get(
+            (ns, str(sa_name))
+        )
         data = secret.get("data") or {}
         if sa is None or (data.get("token") and "ca.crt" in data and "namespace" in data):
             return
@@ -149,15 +150,6 @@ class Kinds:
         new_data.setdefault("ca.crt", b64(self.ca_pem))
         new_data.setdefault("namespace", b64(ns))
         self.store.commit(secrets_rt, new)
-
-    def sa_tokens(self) -> set[str]:
-        tokens: set[str] = set()
-        for secret in self.store.objects[self.store.by_kind[("v1", "Secret")]].values():
-            raw = (secret.get("data") or {}).get("token")
-            if secret.get("type") == SA_TOKEN_TYPE and raw:
-                with contextlib.suppress(ValueError, binascii.Error):
-                    tokens.add(base64.b64decode(raw).decode())
-        return tokens
 
     def make_token(self, ns: str, sa_name: str, sa_uid: str, secret_name: str) -> str:
         header = {"alg": "RS256", "kid": self.token_kid}

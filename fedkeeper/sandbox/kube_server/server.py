@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hmac
 import json
 import socket
 import threading
@@ -30,6 +31,12 @@ from fedkeeper.sandbox.kube_server.api import (
     not_found,
     now_iso,
     status_body,
+)
+from fedkeeper.sandbox.kube_server.authn import (
+    ADMIN,
+    Identity,
+    TokenReview,
+    service_account_token_identity,
 )
 from fedkeeper.sandbox.kube_server.http import HTTPServer, discovery, route
 from fedkeeper.sandbox.kube_server.kinds import SA_NAME_ANNOTATION, Kinds
@@ -63,11 +70,13 @@ class FakeKubeServer:
         token: str = "sandbox-token",  # noqa: S107
         calico_group: str = "projectcalico.org",
         calico_version: str = "v3",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
-        self.token = token
-        # Extra bearer tokens to accept (e.g. EKS IAM tokens ``k8s-aws-v1.*``); None: none.
-        self.accept_token: Callable[[str], bool] | None = None
+        self.token = token  # the admin token (system:masters)
+        self.clock = clock  # wall-clock seconds: token lifetimes
+        # More ways to authenticate a bearer token (e.g. EKS IAM tokens): (token, now).
+        self.token_reviews: list[TokenReview] = []
         self.calico_group = calico_group
         self.calico_version = calico_version
         self._lock = threading.RLock()  # the store, the log, the faults
@@ -351,14 +360,28 @@ class FakeKubeServer:
             self._store.commit(rt, new)
             return token
 
-    def authenticates(self, token: str) -> bool:
-        """Whether a bearer token is accepted: the admin token, a stored SA token, or one
-        :attr:`accept_token` (an optional predicate) accepts."""
+    def authenticate(self, token: str) -> Identity | None:
+        """The identity a bearer token stands for, None if unknown, expired or revoked: the
+        admin token, a live service-account token, or one a :attr:`token_reviews` entry
+        accepts."""
+        if not token:
+            return None
+        if hmac.compare_digest(token, self.token):
+            return ADMIN
         with self._lock:
-            if token == self.token or token in self._kinds.sa_tokens():
-                return True
-        hook = self.accept_token
-        return bool(hook is not None and hook(token))
+            identity = service_account_token_identity(self._store, token)
+        if identity is not None:
+            return identity
+        now = self.clock()
+        for review in list(self.token_reviews):
+            identity = review(token, now)
+            if identity is not None:
+                return identity
+        return None
+
+    def authenticates(self, token: str) -> bool:
+        """Whether a bearer token is accepted now."""
+        return self.authenticate(token) is not None
 
     # --- request log and faults ----------------------------------------------------------
 
@@ -435,7 +458,8 @@ class FakeKubeServer:
             if fault is not None:
                 raise ApiError(fault.status, fault.message)
             scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not self.authenticates(token.strip()):
+            identity = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+            if identity is None:
                 raise ApiError(401, "Unauthorized")
             status, result = self._serve(method, path, query, content_type, body)
             if isinstance(result, str):
