@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import routes as routes_inv
 from fedkeeper.invariants.ippools import pool_name
@@ -194,7 +195,7 @@ def _pool_facts(run: Run, sec: Section) -> None:
             spec = p.get("spec", {})
             sec.facts.append(
                 f"VPC {cidr}: pool {pool_name(cidr)} disabled={spec.get('disabled')} "
-                f"natOutgoing={spec.get('natOutgoing')}"
+                f"natOutgoing={ippool_field(spec, 'natOutgoing')}"
             )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from fedkeeper.calico_v3 import served_rcc_spec
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
     IGNORE_ANNOTATION,
@@ -628,7 +629,7 @@ def _plan_access_secret(p: _Planner, side: ClusterSide, other: ClusterSide | Non
 def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
     if actual is None:
         return []
-    spec = actual.get("spec") or {}
+    spec = served_rcc_spec(actual.get("spec") or {})  # as the API server serves it
     drift = []
     ref = spec.get("clusterAccessSecret") or {}
     want_ref = want["spec"]["clusterAccessSecret"]

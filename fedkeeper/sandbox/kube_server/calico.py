@@ -1,4 +1,5 @@
-"""Calico v3 kinds as the Calico API server stores them: defaulting and validation."""
+"""Calico v3 kinds as the Calico API server stores them: defaulting, validation, and the
+served form (:mod:`fedkeeper.calico_v3`: ``omitempty`` zero values left out)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import ipaddress
 import json
 from typing import Any
 
+from fedkeeper.calico_v3 import served_ippool_spec, served_rcc_spec
 from fedkeeper.sandbox.kube_server.api import ApiError, JSONObj, ResourceType, invalid_error
 from fedkeeper.sandbox.kube_server.store import Store
 
 
-def prepare_ippool(
+def _check_ippool(
     store: Store,
     rt: ResourceType,
     name: str,
@@ -142,3 +144,25 @@ def validate_rcc(rt: ResourceType, name: str, obj: JSONObj) -> None:
                 f"{inline}: must be empty when clusterAccessSecret is set",
                 "ClusterAccessSecret",
             )
+
+
+def prepare_ippool(
+    store: Store,
+    rt: ResourceType,
+    name: str,
+    obj: JSONObj,
+    existing: JSONObj | None,
+    *,
+    validate: bool,
+) -> None:
+    """Default and validate an IPPool as clientv3 does, then keep it in its served form."""
+    _check_ippool(store, rt, name, obj, existing, validate=validate)
+    obj["spec"] = served_ippool_spec(obj["spec"])
+
+
+def prepare_rcc(rt: ResourceType, name: str, obj: JSONObj, *, validate: bool) -> None:
+    """Validate a RemoteClusterConfiguration, then keep it in its served form."""
+    if validate:
+        validate_rcc(rt, name, obj)
+    spec = obj.get("spec")
+    obj["spec"] = served_rcc_spec(spec if isinstance(spec, dict) else {})

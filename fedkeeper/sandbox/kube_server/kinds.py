@@ -20,7 +20,7 @@ from fedkeeper.sandbox.kube_server.api import (
     bad_request,
     invalid_error,
 )
-from fedkeeper.sandbox.kube_server.calico import prepare_ippool, validate_rcc
+from fedkeeper.sandbox.kube_server.calico import prepare_ippool, prepare_rcc
 from fedkeeper.sandbox.kube_server.store import Store
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -50,8 +50,8 @@ class Kinds:
         elif rt.group == self.calico_group:
             if rt.plural == "ippools":
                 prepare_ippool(self.store, rt, name, obj, existing, validate=validate)
-            elif rt.plural == "remoteclusterconfigurations" and validate:
-                validate_rcc(rt, name, obj)
+            elif rt.plural == "remoteclusterconfigurations":
+                prepare_rcc(rt, name, obj, validate=validate)
 
     @staticmethod
     def fold_string_data(obj: JSONObj) -> None:

@@ -40,6 +40,12 @@ from fedkeeper.sandbox.kube_server.authn import (
 )
 from fedkeeper.sandbox.kube_server.http import HTTPServer, discovery, route
 from fedkeeper.sandbox.kube_server.kinds import SA_NAME_ANNOTATION, Kinds
+from fedkeeper.sandbox.kube_server.rbac import (
+    Attributes,
+    authorize,
+    check_escalation,
+    request_verb,
+)
 from fedkeeper.sandbox.kube_server.store import Store
 
 
@@ -334,8 +340,8 @@ class FakeKubeServer:
                 meta["namespace"] = key[0]
             if new.get("spec") != existing.get("spec"):
                 meta["generation"] = int(existing["metadata"].get("generation", 1)) + 1
-            if rt.plural == "secrets" and rt.group == "":
-                self._kinds.fold_string_data(new)
+            # Stored as the API server would serve it (no validation: another actor's edit).
+            self._kinds.prepare(rt, name, new, existing, validate=False)
             self._store.commit(rt, new)
             self._kinds.after_write(rt, new)
             return copy.deepcopy(self._store.objects[rt][key])
@@ -461,7 +467,7 @@ class FakeKubeServer:
             identity = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
             if identity is None:
                 raise ApiError(401, "Unauthorized")
-            status, result = self._serve(method, path, query, content_type, body)
+            status, result = self._serve(identity, method, path, query, content_type, body)
             if isinstance(result, str):
                 payload, ctype = result.encode(), "text/plain; charset=utf-8"
             else:
@@ -481,14 +487,31 @@ class FakeKubeServer:
         return status, payload, ctype
 
     def _serve(
-        self, method: str, path: str, query: str, content_type: str, raw: bytes
+        self,
+        identity: Identity,
+        method: str,
+        path: str,
+        query: str,
+        content_type: str,
+        raw: bytes,
     ) -> tuple[int, Any]:
         segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
         special = self._discovery(method, segments)
         if special is not None:
-            return 200, special
+            return 200, special  # discovery: any authenticated user (system:discovery)
         route = self._route(segments)
         params = parse_qs(query, keep_blank_values=True)
+        watch = params.get("watch", [""])[0] in ("true", "1")
+        attrs = Attributes(
+            request_verb(method, route.name, watch=watch),
+            route.rt.group,
+            route.rt.plural,
+            route.subresource or "",
+            route.namespace or "",
+            route.name or "",
+        )
+        with self._lock:
+            authorize(self._store, identity, attrs)
         body: Any = None
         if raw.strip():
             try:
@@ -502,9 +525,15 @@ class FakeKubeServer:
                     raise conflict(route.rt, route.name or "")
             dry_run = "All" in params.get("dryRun", [])
             saved = (copy.deepcopy(self._store.objects), self._store.rv) if dry_run else None
+
+            def admit(rt: ResourceType, ns: str, name: str, obj: JSONObj) -> None:
+                check_escalation(self._store, identity, rt, ns, name, obj)
+
+            self._store.admit = admit
             try:
                 return self._serve_resource(method, route, params, content_type, body)
             finally:
+                self._store.admit = None
                 if saved is not None:
                     self._store.objects, self._store.rv = saved
 

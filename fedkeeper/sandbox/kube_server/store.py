@@ -59,6 +59,10 @@ class Store:
         self.rv = 0
         self.status_types = status_types
         self._kinds: KindRules | None = None
+        # Admission of the request being served (RBAC escalation prevention): (type,
+        # namespace, the name in the request URL - "" for a create -, the object to store);
+        # raises ApiError to refuse.
+        self.admit: Callable[[ResourceType, str, str, JSONObj], None] | None = None
 
     @property
     def kinds(self) -> KindRules:
@@ -216,6 +220,8 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         meta["generation"] = 1
+        if self.admit is not None:
+            self.admit(rt, ns or "", "", obj)  # a create's request names no object
         self.kinds.prepare(rt, name, obj, None, validate=True)
         self.commit(rt, obj)
         created = copy.deepcopy(self.objects[rt][(ns or "", name)])
@@ -320,6 +326,8 @@ class Store:
                 meta[key] = old_meta[key]
         if new.get("spec") != existing.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if self.admit is not None:
+            self.admit(rt, ns, name, new)
         self.kinds.prepare(rt, name, new, existing, validate=True)
         self.commit(rt, new)
         updated = copy.deepcopy(self.objects[rt][(ns, name)])
