@@ -25,7 +25,7 @@ from aws_cdk.lambda_layer_kubectl_v33 import KubectlV33Layer
 from constructs import Construct
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.rbac import RECONCILER_GROUP, reconciler_objects
+from fedkeeper.rbac import RECONCILER_GROUP, eks_reconciler_objects
 from stacks.compliance import acknowledge
 from stacks.network import PRIVATE, NetworkStack
 
@@ -250,11 +250,9 @@ def calico_values(config: FederationConfig) -> dict[str, Any]:
 
 
 def reconciler_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.reconciler_objects`.
+    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.eks_reconciler_objects`.
 
-    The one source the on-prem bootstrap uses too: a ClusterRole for what is cluster-scoped
-    (RCCs, pools, the remote ClusterRole) and a Role per managed namespace for Secrets,
-    ServiceAccounts and Roles, with ``bind``/``escalate`` only on the federation's roles.
+    The one source the on-prem bootstrap and the sandbox use too: least privilege, holding
+    every permission it grants, no ``bind``/``escalate``/``*`` (see :mod:`fedkeeper.rbac`).
     """
-    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
-    return reconciler_objects(config, "eks", subject)
+    return eks_reconciler_objects(config)

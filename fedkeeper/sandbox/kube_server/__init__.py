@@ -18,6 +18,10 @@ Imitated (Kubernetes API conventions):
   token Secret holds it and its ServiceAccount exists: deleting either revokes it), or a
   token one of :attr:`FakeKubeServer.token_reviews` accepts (the sandbox's EKS IAM token
   review, which expires tokens 15 minutes after signing on the server's ``clock``).
+* Authorization (:mod:`.rbac`): RBAC from the Role/ClusterRole/RoleBinding/
+  ClusterRoleBinding objects held, a 403 ``Status`` worded as the API server's, and
+  privilege-escalation prevention on role and binding writes (``escalate``, ``bind``).
+  Discovery paths are open to any authenticated identity.
 * ``Status`` error bodies with ``reason``/``details``/``code``; create 201 with ``uid``,
   ``resourceVersion`` (one global counter), ``creationTimestamp``, ``generation``;
   ``generateName``; 409 ``AlreadyExists``; 404 ``NotFound`` (also for a missing namespace);
@@ -45,12 +49,15 @@ Imitated (Kubernetes API conventions):
   ServiceAccount appears; deleting a ServiceAccount deletes its token Secrets.
 * Deleting a Namespace deletes every object in it (at once, no ``Terminating`` phase).
 * Calico v3 ``IPPool`` (as Calico's API server does): defaulting (``blockSize`` 26 / 122,
-  ``ipipMode``/``vxlanMode`` ``Never``, ``natOutgoing``/``disabled`` false, ``nodeSelector``
-  ``all()``, ``allowedUses`` ``[Workload, Tunnel]``), a valid network CIDR, block size range,
+  ``ipipMode``/``vxlanMode`` ``Never``, ``nodeSelector`` ``all()``, ``allowedUses``
+  ``[Workload, Tunnel]``, ``assignmentMode`` ``Automatic``) and the served form of
+  :mod:`fedkeeper.calico_v3` (``omitempty`` false booleans such as ``natOutgoing``,
+  ``disabled``, ``disableBGPExport`` left out), a valid network CIDR, block size range,
   minimum pool size for enabled pools, on create no overlap with ANY existing pool
   (``IPPool(<new>) CIDR overlaps with IPPool(<other>) CIDR <cidr>``), ``cidr`` and
   ``blockSize`` immutable - all answered 422 ``Invalid``. ``RemoteClusterConfiguration``:
-  with ``clusterAccessSecret`` every inline datastore field must be empty; enum checks.
+  with ``clusterAccessSecret`` every inline datastore field must be empty; enum checks;
+  empty fields left out and ``syncOptions.overlayRoutingMode`` defaulted to ``Disabled``.
 * Faults: :meth:`FakeKubeServer.fail_next` (any status, e.g. 503, before auth),
   :meth:`FakeKubeServer.conflict_next` (409 on writes), :meth:`FakeKubeServer.set_unreachable`
   (the listener and every kept-alive connection are closed, so clients get connection
@@ -59,16 +66,18 @@ Imitated (Kubernetes API conventions):
 * A thread-safe request log (method, path, query, status) of every HTTP request.
 
 Not imitated: watches (400), pagination (``limit``/``continue`` are ignored and the whole
-list is returned), server-side apply, ``deletecollection``, admission webhooks, RBAC
-authorization, finalizers and graceful deletion (objects go at once), garbage collection
-of ``ownerReferences``, controllers other than the token controller (nothing fills
-``status`` or creates default ServiceAccounts), field selectors restricted per kind, TLS
+list is returned), server-side apply, ``deletecollection``, admission webhooks, aggregated
+ClusterRoles, non-resource URL rules, finalizers and graceful deletion (objects go at
+once), garbage collection of ``ownerReferences``, controllers other than the token
+controller (nothing fills ``status`` or creates default ServiceAccounts), field selectors
+restricted per kind, TLS
 (``ca_data`` is decorative: the server speaks plain HTTP), protobuf, YAML bodies,
 multi-version conversion.
 
 The direct helpers (:meth:`~FakeKubeServer.seed`, :meth:`~FakeKubeServer.mutate`, ...) act
-on the store like a privileged actor: they skip validation (IPPool defaulting still applies),
-are not logged, and :meth:`~FakeKubeServer.seed` creates a missing namespace.
+on the store like a privileged actor: they skip authorization and validation (defaulting and
+the Calico served form still apply), are not logged, and :meth:`~FakeKubeServer.seed`
+creates a missing namespace.
 """
 
 from __future__ import annotations
