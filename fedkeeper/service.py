@@ -74,7 +74,7 @@ class Connections:
     refreshed before it expires (``clock``: monotonic seconds, injectable); the on-prem
     client from the kubeconfig in Secrets Manager (or from a kubeconfig given directly,
     e.g. a local context for the CLI). A 401 from on-prem (the credentials were rotated)
-    re-reads the secret once and retries.
+    re-reads the secret once and retries; a 401 from EKS mints a new token once and retries.
     """
 
     def __init__(
@@ -125,7 +125,15 @@ class Connections:
             kubeconfig = eks_kubeconfig(self.eks_cluster(), self._tokens.token())
             self._eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
             keep_bearer_token_fresh(self._eks.api.configuration, self._tokens.token)
+            self._eks.reauthenticate = self._remint_eks_token
         return self._eks
+
+    def _remint_eks_token(self) -> Any:  # a kubernetes ApiClient
+        """After a 401 (e.g. a container frozen past the token's life): mint a new token."""
+        self._tokens.discard()
+        if self._eks is None:
+            raise PermanentError("eks: no client to re-authenticate")
+        return self._eks.api
 
     def onprem(self) -> KubeCluster:
         if self._onprem is None:

@@ -78,6 +78,10 @@ class EksTokenSource:
             self._minted_at = now
         return self._token
 
+    def discard(self) -> None:
+        """Forget the cached token (the server refused it): the next call mints anew."""
+        self._token = ""
+
 
 def keep_bearer_token_fresh(configuration: Any, token: Callable[[], str]) -> None:
     """Make a kubernetes client ``Configuration`` ask ``token()`` before every request.

@@ -144,8 +144,9 @@ def api_client_from_kubeconfig(
 class KubeCluster:
     """Get, list, create, patch, replace and delete objects on one cluster.
 
-    With ``reauthenticate``, a 401 (credentials rotated or revoked since the client was
-    built) asks it once for a client with fresh credentials and retries the request.
+    With ``reauthenticate``, a 401 (credentials rotated, revoked or expired since the client
+    was built) asks it once for a client with fresh credentials (possibly the same client,
+    its token source reset) and retries the request.
     """
 
     def __init__(
@@ -211,9 +212,10 @@ class KubeCluster:
         except UnauthorizedError:
             if self.reauthenticate is None:
                 raise
-            fresh = self.reauthenticate()  # re-read the credentials once, then retry
-            self.api.close()
-            self.api = fresh
+            fresh = self.reauthenticate()  # fresh credentials once, then retry
+            if fresh is not self.api:
+                self.api.close()
+                self.api = fresh
             return self._call_once(
                 method, path, what=what, body=body, query=query, content_type=content_type
             )

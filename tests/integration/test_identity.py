@@ -16,9 +16,11 @@ from typing import Any
 
 from fedkeeper.adapters.auth import eks_token
 from fedkeeper.bootstrap import NAMESPACE, SERVICE_ACCOUNT, TOKEN_SECRET
+from fedkeeper.model import Scope
 from fedkeeper.rbac import RECONCILER_GROUP
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.sandbox.kube_server import FakeKubeServer
+from fedkeeper.service import Connections, reconcile
 
 FIFTEEN_MINUTES = 15 * 60
 
@@ -122,3 +124,19 @@ def test_an_onprem_credentials_rotation_is_picked_up_on_the_next_run(sandbox: Sa
     statuses = [r.status for r in sandbox.onprem_server.requests]
     assert statuses[0] == 401  # the old token, once
     assert all(s == 200 for s in statuses[1:])
+
+
+def test_an_eks_token_refused_before_its_refresh_time_is_reminted_once(sandbox: Sandbox) -> None:
+    # A container whose clock stood still (frozen) while the token expired.
+    conns = Connections(sandbox.config, sandbox.reconciler_session(), clock=lambda: 0.0)
+    try:
+        assert not reconcile(conns, Scope.of("snat"), "plan").errors
+        sandbox.advance_time(FIFTEEN_MINUTES + 60)
+        sandbox.clear_logs()
+
+        report = reconcile(conns, Scope.of("snat"), "plan")
+
+        assert report.errors == []
+        assert [r.status for r in sandbox.eks_server.requests][:2] == [401, 200]
+    finally:
+        conns.close()
