@@ -117,3 +117,36 @@ def test_the_deployed_rbac_converges_and_repairs_everything(
         assert (repair.errors, _forbidden(repair)) == ([], [])
         assert {c.result for c in repair.changes} == {Result.APPLIED}
         assert sb.reconcile(None, "apply").converged
+
+
+def test_the_reconciler_cannot_widen_the_role_it_manages(sandbox: Sandbox) -> None:
+    from fedkeeper.errors import PermanentError
+
+    eks = sandbox.connections().eks()
+    remote = sandbox.config.federation.remote_service_account.name
+    everything = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    with pytest.raises(PermanentError, match=r"HTTP 403: .*not currently held"):
+        eks.patch("ClusterRole", remote, {"rules": [everything]})
+
+
+def test_the_reconciler_cannot_bind_itself_to_a_role_it_does_not_hold(sandbox: Sandbox) -> None:
+    from fedkeeper.errors import PermanentError
+
+    sandbox.eks_server.seed(
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRole",
+            "metadata": {"name": "cluster-admin"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+        }
+    )
+    binding = {
+        "apiVersion": RBAC,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "fedkeeper-admin"},
+        "roleRef": {"apiGroup": RBAC.split("/", maxsplit=1)[0], "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "fedkeeper-reconciler", "apiGroup": RBAC.split("/", maxsplit=1)[0]}],
+    }
+    with pytest.raises(PermanentError, match="HTTP 403"):
+        sandbox.connections().eks().create(binding)
+    assert sandbox.eks_server.get_object(RBAC, "ClusterRoleBinding", "fedkeeper-admin") is None
