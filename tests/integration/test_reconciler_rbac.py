@@ -144,8 +144,18 @@ def test_the_reconciler_cannot_bind_itself_to_a_role_it_does_not_hold(sandbox: S
         "apiVersion": RBAC,
         "kind": "ClusterRoleBinding",
         "metadata": {"name": "fedkeeper-admin"},
-        "roleRef": {"apiGroup": RBAC.split("/", maxsplit=1)[0], "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "Group", "name": "fedkeeper-reconciler", "apiGroup": RBAC.split("/", maxsplit=1)[0]}],
+        "roleRef": {
+            "apiGroup": RBAC.split("/", maxsplit=1)[0],
+            "kind": "ClusterRole",
+            "name": "cluster-admin",
+        },
+        "subjects": [
+            {
+                "kind": "Group",
+                "name": "fedkeeper-reconciler",
+                "apiGroup": RBAC.split("/", maxsplit=1)[0],
+            }
+        ],
     }
     with pytest.raises(PermanentError, match="HTTP 403"):
         sandbox.connections().eks().create(binding)
