@@ -7,12 +7,15 @@ import json
 import pytest
 
 from fedkeeper.cli import main
+from tests.conftest import EXAMPLE
 
 
 def test_demo_command_json_lists_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [
             "demo",
+            "-c",
+            str(EXAMPLE),
             "--json",
             "--scenario",
             "route-propagation-disabled",
@@ -36,5 +39,5 @@ def test_demo_command_json_lists_every_scenario(capsys: pytest.CaptureFixture[st
 
 
 def test_demo_rejects_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--scenario", "nope"]) == 2
+    assert main(["demo", "-c", str(EXAMPLE), "--scenario", "nope"]) == 2
     assert "unknown scenario" in capsys.readouterr().err
