@@ -11,6 +11,7 @@ dependencies come from the ``.build/lambda-deps`` cache once it is filled).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ NO_CONFIG = (
 def config_source(context_value: object, argv: list[str]) -> Path | None:
     """``-c config=…`` (from the CDK CLI, or on ``python app.py``'s own command line) or
     ./federation.yaml; None when neither is given (never the example)."""
-    for flag, value in zip(argv, argv[1:], strict=False):
+    for flag, value in itertools.pairwise(argv):
         if flag in ("-c", "--context") and value.startswith("config="):
             return Path(value.removeprefix("config=")).resolve()
     if isinstance(context_value, str) and context_value:
