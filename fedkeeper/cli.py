@@ -548,6 +548,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             body, error = call(session)
     except FedkeeperError as exc:
         raise Failure(f"could not invoke {function}: {exc}") from None
+    if (
+        not args.json
+        and args.action == "apply"
+        and isinstance(body, dict)
+        and body.get("mode") == "plan"
+    ):
+        print(
+            "KILL SWITCH ON in the deployed function (mode: plan in its config or "
+            "FEDKEEPER_MODE=plan): it planned only, nothing was written"
+        )
     if args.json or not isinstance(body, dict) or "mode" not in body:
         print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
     elif args.action == "status":

@@ -236,3 +236,12 @@ def test_demo_exits_0_when_its_scenario_heals(capsys: pytest.CaptureFixture[str]
         "region eu-west-1"
     )
     assert "\033[" not in "\n".join(lines)  # not a terminal: no colour codes
+
+
+def test_invoke_apply_says_when_the_deployed_kill_switch_is_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "federation.yaml"
+    cfg.write_text(EXAMPLE.read_text().replace("mode: apply", "mode: plan"))
+    assert main(["invoke", "apply", "--sandbox", "--scope", "vpn", "-c", str(cfg)]) == 0
+    assert "KILL SWITCH ON in the deployed function" in capsys.readouterr().out
