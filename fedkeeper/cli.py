@@ -267,9 +267,14 @@ def aws_session(args: argparse.Namespace, cfg: FederationConfig) -> tuple[Any, s
             f"AWS refused the credentials ({code}); refresh them (`aws sso login` or "
             "`aws configure`), or pass another --profile"
         ) from None
-    except bex.BotoCoreError as exc:
+    except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as exc:
         raise Failure(
             f"cannot reach AWS STS in {region} ({exc}); check the network or proxy"
+        ) from None
+    except bex.BotoCoreError as exc:  # expired SSO token, a failing credential_process, …
+        raise UsageError(
+            f"AWS credentials could not be used ({exc}); refresh them (`aws sso login` or "
+            "`aws configure`), or pass another --profile"
         ) from None
     return session, account
 

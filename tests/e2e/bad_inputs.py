@@ -70,6 +70,7 @@ def make_files(d: Path) -> None:
     (d / "event-broken.json").write_text("{not json")
     (d / "event-list.json").write_text("[1, 2]")
     (d / "taken.yaml").write_text("# already here\n")
+    (d / "aws-config").write_text("[profile broken]\ncredential_process = /bin/false\n")
     # A stand-in for an install without the sandbox extra: `import moto` fails as it would.
     shim = d / "no-extras" / "moto"
     shim.mkdir(parents=True)
@@ -159,6 +160,13 @@ CASES: list[Case] = [
         env={"AWS_PROFILE": "nope"},
     ),
     Case("invoke-unknown-profile", ("invoke", "plan", "--profile", "x", *C), 2, "list-profiles"),
+    Case(
+        "failing-credential-process",
+        ("plan", "--profile", "broken", *C),
+        2,
+        "aws configure",
+        env={"AWS_CONFIG_FILE": "{workdir}/aws-config"},
+    ),
     Case("no-credentials-plan", ("plan", *C), 2, NO_CREDENTIALS),
     Case("no-credentials-apply", ("apply", *C), 2, NO_CREDENTIALS),
     Case("no-credentials-status", ("status", *C), 2, NO_CREDENTIALS),
@@ -258,7 +266,7 @@ def case_env(case: Case, workdir: Path, base_pythonpath: str = "") -> dict[str, 
         paths.insert(0, str(workdir / "no-extras"))
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.update(case.env)
+    env.update({k: v.replace("{workdir}", str(workdir)) for k, v in case.env.items()})
     return env
 
 
