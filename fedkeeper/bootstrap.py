@@ -13,15 +13,17 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from fedkeeper.adapters.kube import KubeCluster
 from fedkeeper.config import FederationConfig
 from fedkeeper.errors import PermanentError
 from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from fedkeeper.rbac import reconciler_objects
+
+if TYPE_CHECKING:
+    from fedkeeper.adapters.kube import KubeCluster
 
 NAMESPACE = "fedkeeper"
 SERVICE_ACCOUNT = "fedkeeper"

@@ -440,17 +440,16 @@ def _phase_reporter(progress: Progress) -> Callable[[str], None]:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from fedkeeper.service import reconcile
-
     loaded = _load(args)
     scope = _scope(args)
     choice = choose_mode(args.command, loaded)
     _prepare_target(args)
+    scenario = _scenario(args)
     note = kill_switch_line(args.command, choice)
     progress = Progress()
     if args.sandbox:
-        scenario = _scenario(args)
         from fedkeeper.sandbox.world import Sandbox
+        from fedkeeper.service import reconcile
 
         _print_header(args, header(args.command, loaded, "sandbox", loaded.config.aws.region), note)
         progress.show("starting the sandbox…")
@@ -463,6 +462,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             )
     else:
         session, account = aws_session(args, loaded.config)
+        from fedkeeper.service import reconcile
+
         region = session.region_name
         _print_header(args, header(args.command, loaded, account, region), note)
         conns = _connections(args, loaded, session)
@@ -481,15 +482,14 @@ def _report_code(report: Report | dict[str, Any]) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fedkeeper.status import federation_status
-
     loaded = _load(args)
     env_mode()
     _prepare_target(args)
+    scenario = _scenario(args)
     progress = Progress()
     if args.sandbox:
-        scenario = _scenario(args)
         from fedkeeper.sandbox.world import Sandbox
+        from fedkeeper.status import federation_status
 
         _print_header(args, header("status", loaded, "sandbox", loaded.config.aws.region))
         progress.show("starting the sandbox…")
@@ -500,6 +500,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             status = federation_status(sb.connections())
     else:
         session, account = aws_session(args, loaded.config)
+        from fedkeeper.status import federation_status
+
         _print_header(args, header("status", loaded, account, session.region_name))
         progress.show("reading every invariant…")
         status = federation_status(_connections(args, loaded, session))
@@ -637,10 +639,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fedkeeper.sandbox.demo import DemoInputError, run_demo, run_event_demo
-
     loaded = _load(args)
     env_mode()
+    from fedkeeper.sandbox.demo import DemoInputError, run_demo, run_event_demo
+
     first = header("demo", loaded, "sandbox", loaded.config.aws.region)
     try:
         if args.event:

@@ -10,7 +10,6 @@ from typing import Any
 from fedkeeper.config import FederationConfig
 from fedkeeper.render import colour_wanted, paint, render_report, table, yes_no
 from fedkeeper.sandbox.scenarios import SCENARIOS, ScenarioResult, run_scenario
-from fedkeeper.sandbox.world import Sandbox, matching_rules
 
 
 class DemoInputError(ValueError):
@@ -60,6 +59,8 @@ def run_demo(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise _unknown(unknown)
+    from fedkeeper.sandbox.world import Sandbox
+
     quiet = as_json
     colour = colour_wanted()
     started = time.perf_counter()
@@ -169,6 +170,7 @@ def run_event_demo(
     if scenario is not None and scenario not in SCENARIOS:
         raise _unknown([scenario])
     from fedkeeper.events import event_summary
+    from fedkeeper.sandbox.world import Sandbox, matching_rules
 
     colour = colour_wanted()
     quiet = as_json

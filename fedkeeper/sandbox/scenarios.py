@@ -14,7 +14,7 @@ import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,7 +25,9 @@ from fedkeeper.invariants.rcc import access_secret_name
 from fedkeeper.invariants.snat import ADDON_NAME, EXTERNAL_SNAT, daemonset_env
 from fedkeeper.model import Report, Result
 from fedkeeper.sandbox import event_factory as ev
-from fedkeeper.sandbox.world import Sandbox
+
+if TYPE_CHECKING:
+    from fedkeeper.sandbox.world import Sandbox
 
 
 @dataclass(frozen=True)
