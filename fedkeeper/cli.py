@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fedkeeper.config import REGION_PATTERN, FederationConfig, Mode, ModeName, load_config
-from fedkeeper.errors import ConfigError, FedkeeperError
+from fedkeeper.errors import ConfigError, FedkeeperError, UnreachableError
 from fedkeeper.model import ALL_INVARIANTS, Report, Scope
 from fedkeeper.render import Progress, colour_wanted, render_report, render_status
 
@@ -625,8 +625,16 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         for line in bootstrap.apply_plan(cluster, diffs):
             print(line)
         out = bootstrap.fedkeeper_kubeconfig(cluster, cfg)
+    except UnreachableError as exc:
+        raise Failure(
+            f"bootstrap failed, the API server is unreachable ({exc}); check the context with "
+            f"`kubectl --context {args.context} get namespaces`"
+        ) from None
     except FedkeeperError as exc:
-        raise Failure(f"bootstrap failed: {exc}") from None
+        raise Failure(
+            f"bootstrap failed: {exc}; the context's user needs to create Namespaces, RBAC and "
+            "Secrets (use a cluster-admin context)"
+        ) from None
     import yaml
 
     fd = os.open(args.write_kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

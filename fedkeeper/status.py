@@ -159,7 +159,7 @@ def _vpn_facts(run: Run, sec: Section) -> None:
     for conn in vpn_connections(run, vgw):
         for i, t in enumerate(conn.tunnels, 1):
             state = "UP" if t.up else "DOWN"
-            since = f" since {ago(t.last_change)}" if t.last_change else ""
+            since = f" (changed {ago(t.last_change)})" if t.last_change else ""
             sec.facts.append(
                 f"{conn.id} tunnel {i} {t.outside_ip}: {state}{since}, "
                 f"{t.accepted_routes} route(s) accepted"

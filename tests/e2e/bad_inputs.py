@@ -228,6 +228,12 @@ CASES: list[Case] = [
         2,
         "--write-kubeconfig",
     ),
+    Case(
+        "bootstrap-cluster-unreachable",
+        BOOT,
+        1,
+        "kubectl --context site-a get namespaces",
+    ),
     Case("init-refuses-to-overwrite", ("init", "taken.yaml"), 2, "another path"),
     Case("init-folder-missing", ("init", "missing/dir/federation.yaml"), 2, "mkdir"),
     # Missing extras, closed pipes, Ctrl-C.

@@ -31,6 +31,8 @@ def test_bad_input_gets_one_line_naming_the_fix(case: Case, tmp_path: Path) -> N
         assert len(lines) == 1, outcome.stderr
         assert lines[0].startswith("fedkeeper: ")
         assert case.fix in lines[0]
-    if case.kind == "run":
-        assert outcome.stdout == ""
+    if case.kind == "run" and case.code == 2:
+        assert outcome.stdout == ""  # refused before it started
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing was written
+    if case.code == 1 and case.kind == "run":
+        assert outcome.stdout.startswith("fedkeeper ")  # the header: what it acted on
