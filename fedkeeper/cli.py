@@ -828,7 +828,9 @@ def package_version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="fedkeeper",
-        description="Keep a Calico Enterprise federation between EKS and on-prem consistent.",
+        description="Keep a Calico Enterprise federation between EKS and on-prem consistent. "
+        "Start with `fedkeeper init` (writes federation.yaml to edit), or try it with no AWS "
+        "account: `fedkeeper demo -c federation.example.yaml`.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
