@@ -245,11 +245,13 @@ def reconcile(
     trigger: str | None = None,
     runners: dict[Invariant, Runner] | None = None,
     run: Run | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
     Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its facts
-    from the same observations); by default each call starts fresh.
+    from the same observations); by default each call starts fresh. ``on_phase`` is told
+    each invariant as its turn comes (the CLI shows it as progress).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -263,6 +265,8 @@ def reconcile(
         runner = table.get(inv)
         if runner is None:
             continue
+        if on_phase is not None:
+            on_phase(inv.value)
         _run_invariant(run, inv, runner)
     report.api = conns.counter.since(before)
     report.duration_ms = int((time.perf_counter() - started) * 1000)
