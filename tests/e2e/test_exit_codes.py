@@ -28,6 +28,7 @@ def test_every_commands_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[
         "plan",
         "apply",
         "status",
+        "adopt",
         "invoke",
         "onprem-bootstrap",
         "demo",
