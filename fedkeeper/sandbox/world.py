@@ -25,6 +25,8 @@ import contextlib
 import importlib
 import io
 import json
+import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from logging import StreamHandler
@@ -48,6 +50,7 @@ from fedkeeper.sandbox.clock import SandboxClock
 from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview, FakeKubeServer
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
+from fedkeeper.watch import Watcher, WatchState, watcher_for
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
 NODE_AGENT_IMAGE = (
@@ -161,6 +164,7 @@ class Sandbox:
         self.function_logs: list[str] = []
         self._session: boto3.Session | None = None
         self._conns: Connections | None = None
+        self.watch_state: WatchState | None = None
         self._stack = contextlib.ExitStack()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -250,6 +254,41 @@ class Sandbox:
     def onprem_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
         return new_client_from_config_dict(self.onprem_server.kubeconfig())
+
+    @contextlib.contextmanager
+    def watching(self, **options: Any) -> Iterator[Watcher]:
+        """The watch function running in the background (as its Lambda would), until exit.
+
+        It runs on its own connections as the reconciler, on the sandbox clock, and resumes
+        from :attr:`watch_state` (what the previous one saw), as invocations do.
+        """
+        conns = Connections(
+            self.config, self.reconciler_session(), targets=Targets(), clock=self.clock.monotonic
+        )
+        watcher = watcher_for(
+            conns,
+            "apply",
+            state=self.watch_state,
+            clock=self.clock.monotonic,
+            wall=self.clock.time,
+            **options,
+        )
+        self.watch_state = watcher.state
+        thread = threading.Thread(
+            target=watcher.run, args=(math.inf,), name="sandbox-watch", daemon=True
+        )
+        thread.start()
+        try:
+            yield watcher
+        finally:
+            watcher.stop()
+            for _ in range(200):  # end the streams the server holds open, as a timeout would
+                self.eks_server.end_watches()
+                self.onprem_server.end_watches()
+                thread.join(timeout=0.05)
+                if not thread.is_alive():
+                    break
+            conns.close()
 
     def reconcile(self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply") -> Report:
         """One reconcile through production code, as a Lambda or the CLI would run it."""

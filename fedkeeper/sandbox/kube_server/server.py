@@ -200,7 +200,6 @@ class FakeKubeServer:
             raise RuntimeError(f"cannot listen on port {self._port}: {last_error}")
         self._port = int(httpd.server_address[1])
         self._httpd = httpd
-        self._events.closed = False
         self._serve_thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -215,7 +214,7 @@ class FakeKubeServer:
             return
         httpd.shutdown()
         httpd.server_close()
-        self._events.close()  # open watches end (their clients see the stream cut)
+        self._events.end_watches()  # their clients see the stream cut
         if thread is not None:
             thread.join(timeout=5)
         with self._conn_lock:
@@ -434,6 +433,10 @@ class FakeKubeServer:
         """Forget every pending injected fault."""
         with self._lock:
             self._faults.clear()
+
+    def end_watches(self) -> None:
+        """End every open watch cleanly, as the server does when ``timeoutSeconds`` pass."""
+        self._events.end_watches()
 
     def compact(self) -> None:
         """Simulate etcd compaction: a watch from any earlier resourceVersion gets 410."""

@@ -63,7 +63,7 @@ class EventLog:
         self.events: deque[Event] = deque(maxlen=window)
         self.oldest = 0  # the oldest resourceVersion a watch may start from
         self.paused = False  # a dry-run write records nothing
-        self.closed = False
+        self.generation = 0  # bumped to end every open watch (server stopped or cut)
 
     def record(self, kind: str, rt: ResourceType, obj: JSONObj, old: JSONObj | None) -> None:
         """Called (under the server's lock) for every committed write."""
@@ -81,9 +81,10 @@ class EventLog:
             self.events.clear()
             self.oldest = current_rv
 
-    def close(self) -> None:
+    def end_watches(self) -> None:
+        """End every open watch cleanly (as the server does at a watch's timeout)."""
         with self.cond:
-            self.closed = True
+            self.generation += 1
             self.cond.notify_all()
 
 
@@ -162,6 +163,8 @@ def open_watch(
             },
         )
 
+    generation = log.generation
+
     def stream() -> Iterator[bytes]:
         yield from initial
         seen = start
@@ -171,10 +174,10 @@ def open_watch(
             expired: bytes | None = None
             with log.cond:
                 pending = [e for e in log.events if e.rv > seen and e.rt == req.rt]
-                if not pending and not log.closed:
+                if not pending and log.generation == generation:
                     log.cond.wait(_POLL)
                     pending = [e for e in log.events if e.rv > seen and e.rt == req.rt]
-                closed = log.closed
+                closed = log.generation != generation
                 if seen < log.oldest:  # fell out of the window while we were writing
                     expired = _too_old(seen, log.oldest)
                 latest = log.events[-1].rv if log.events else seen
