@@ -142,7 +142,7 @@ def test_the_cli_shows_the_take_over_and_writes_nothing_by_default(
 
     code = main(["adopt", "--sandbox", "--scenario", "adopt-manual-setup", "-c", str(EXAMPLE)])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # the CLI's contract: 1 = drift planned (a take-over is pending)
     assert f"[planned] update onprem/IPPool/{MANUAL_POOL}" in out
     assert "[planned] update onprem/RemoteClusterConfiguration/aws-cluster" in out
 
