@@ -175,6 +175,7 @@ class Watcher:
         max_delay: float = 1.0,
         server_timeout: int = SERVER_TIMEOUT,
         grace: float = 5.0,
+        backoff: tuple[float, float] = BACKOFF,
         on_reconcile: Callable[[Scope, Report], None] | None = None,
     ) -> None:
         self._clusters = clusters
@@ -189,6 +190,7 @@ class Watcher:
         self.max_delay = max_delay
         self.server_timeout = server_timeout
         self.grace = grace
+        self.backoff = backoff
         self._on_reconcile = on_reconcile
         # (target, the event's object key with its resourceVersion; None after a list)
         self._queue: queue.Queue[tuple[WatchTarget, OwnKey | None]] = queue.Queue()
@@ -325,9 +327,9 @@ class Watcher:
                 failures += 1
                 with self._lock:
                     self.summary.reconnects += 1
-                wait = min(BACKOFF[1], BACKOFF[0] * 2 ** (failures - 1))
+                wait = min(self.backoff[1], self.backoff[0] * 2 ** (failures - 1))
                 if isinstance(exc, PermanentError):
-                    wait = BACKOFF[1]  # forbidden or misconfigured: do not hammer
+                    wait = self.backoff[1]  # forbidden or misconfigured: do not hammer
                 self._sleep(wait)
 
     def _watch_once(self, target: WatchTarget, timeout: int) -> None:

@@ -16,6 +16,7 @@ and write only that parameter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -23,11 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fedkeeper.adapters.aws import AwsAdapter
+from fedkeeper.config import FederationConfig
 from fedkeeper.errors import FedkeeperError, RetryableError
 from fedkeeper.lambda_runtime import Runtime, finish, logger, runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.service import effective_mode
-from fedkeeper.watch import WatchState, watcher_for
+from fedkeeper.watch import Watcher, WatchState, watcher_for
 
 MARGIN_S = 30.0  # stop watching this long before Lambda's timeout
 CHECKPOINT_S = 60.0  # store the state this often while watching (fedkeeper status reads it)
@@ -65,10 +67,21 @@ def handle_watch(event: Any, context: Any) -> dict[str, Any]:
     return watch_for(rt, time.monotonic() + remaining - MARGIN_S)
 
 
+def state_parameter_name(config: FederationConfig) -> str:
+    """The SSM parameter the stack creates for the watch state."""
+    return f"/fedkeeper/{config.name}/watch-state"
+
+
 def watch_for(
-    rt: Runtime, deadline: float, *, clock: Callable[[], float] = time.monotonic
+    rt: Runtime,
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    started: Callable[[Watcher], None] | None = None,
 ) -> dict[str, Any]:
-    """Watch until ``deadline`` (on ``clock``), reconciling changes as they come."""
+    """Watch until ``deadline`` (on ``clock``), reconciling changes as they come;
+    ``started`` is handed the :class:`Watcher` (to stop it early)."""
     conns = rt.connections()
     name = rt.settings.watch_state_parameter
     store = ParameterState(conns.aws, name) if name else None
@@ -77,12 +90,14 @@ def watch_for(
 
     def reported(scope: Scope, report: Report) -> None:
         del scope
-        try:
-            finish(rt, report, "watch")  # logged, counted and notified like every run
-        except RetryableError:
-            pass  # the next change or the schedule retries; the watch goes on
+        # Logged, counted and notified like every run; a retryable failure is retried by
+        # the next change or the schedule, and the watch goes on.
+        with contextlib.suppress(RetryableError):
+            finish(rt, report, "watch")
 
-    watcher = watcher_for(conns, mode, state=state, clock=clock, on_reconcile=reported)
+    watcher = watcher_for(conns, mode, state=state, clock=clock, wall=wall, on_reconcile=reported)
+    if started is not None:
+        started(watcher)
     stop_checkpoints = threading.Event()
 
     def checkpoints() -> None:

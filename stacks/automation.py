@@ -45,7 +45,7 @@ from constructs import Construct
 
 from fedkeeper.config import CloudTrailMode, FederationConfig
 from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
-from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
+from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S, state_parameter_name
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack
 from stacks.compliance import acknowledge
@@ -55,6 +55,8 @@ from stacks.network import PRIVATE, NetworkStack
 # it supports SnapStart, and every dependency ships manylinux wheels for it.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ALIAS_NAME = "live"
+HANDLER_TIMEOUT = cdk.Duration.minutes(5)
+HANDLER_EVENT_AGE = cdk.Duration.hours(1)
 CONFIG_PATH_IN_LAMBDA = "/var/task/federation.yaml"
 METRICS_NAMESPACE = "Fedkeeper"
 METRICS_DIMENSIONS = {"service": "fedkeeper"}
@@ -304,9 +306,9 @@ class AutomationStack(cdk.Stack):
         role: iam.IRole,
         environment: dict[str, str],
         *,
-        timeout: cdk.Duration = cdk.Duration.minutes(5),
+        timeout: cdk.Duration = HANDLER_TIMEOUT,
         memory_mb: int = 512,
-        max_event_age: cdk.Duration = cdk.Duration.hours(1),
+        max_event_age: cdk.Duration = HANDLER_EVENT_AGE,
     ) -> HandlerFunction:
         construct = "".join(part.capitalize() for part in name.split("_"))
         function_name = f"{self.config.name}-{name.replace('_', '-')}"
@@ -363,7 +365,7 @@ class AutomationStack(cdk.Stack):
         state = ssm.StringParameter(
             self,
             "WatchState",
-            parameter_name=f"/fedkeeper/{self.config.name}/watch-state",
+            parameter_name=state_parameter_name(self.config),
             description="fedkeeper watch: last resourceVersion per watch, cluster liveness",
             string_value="{}",
         )

@@ -89,7 +89,7 @@ def test_a_version_the_server_no_longer_holds_410_is_answered_by_a_relist_that_r
 def test_an_onprem_outage_mid_watch_leaves_the_eks_watch_repairing_and_is_retried(
     sandbox: Sandbox,
 ) -> None:
-    with sandbox.watching() as w:
+    with sandbox.watching(backoff=(0.05, 0.2)) as w:
         _settled(w)
         sandbox.onprem_server.set_unreachable(True)
         _wait(lambda: not w.state.clusters["onprem"].live)

@@ -226,8 +226,11 @@ class FakeKubeServer:
         with self._conn_lock:
             threads = list(self._threads)
             self._threads.clear()
-        for t in threads:
-            t.join(timeout=5)
+        deadline = time.monotonic() + 5
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            self._events.end_watches()  # a watch opened on a kept-alive connection meanwhile
+            for t in threads:
+                t.join(timeout=0.02)
         self._httpd = None
         self._serve_thread = None
 
