@@ -198,6 +198,7 @@ class Watcher:
         self._own: set[OwnKey] = set()
         self._opened: dict[str, bool] = {}  # target key → watch open now
         self.summary = WatchSummary()
+        self.busy = False  # changes are waiting for, or in, a reconcile
 
     # --- own writes -----------------------------------------------------------------------
 
@@ -260,18 +261,21 @@ class Watcher:
             except queue.Empty:
                 pass
             else:
+                self.busy = True
                 now = self._clock()
                 if not dirty:
                     first = now
                 last = now
                 dirty.append(item)
-                continue
+                if now - first < self.max_delay:
+                    continue  # a steady trickle still runs once max_delay has passed
             now = self._clock()
             if dirty and (done or now - last >= self.debounce or now - first >= self.max_delay):
                 self._run_reconcile(dirty)
                 dirty = []
             if done and not any(t.is_alive() for t in threads):
                 break
+            self.busy = bool(dirty)
             if done_at is not None and time.monotonic() - done_at > self.grace:
                 break  # a stream the server has not ended yet: its thread ends with it
             if done:
