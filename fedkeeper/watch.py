@@ -87,6 +87,34 @@ def watch_targets(config: FederationConfig) -> list[WatchTarget]:
     return targets
 
 
+def state_parameter_name(config: FederationConfig) -> str:
+    """The SSM parameter the automation stack creates for the watch state."""
+    return f"/fedkeeper/{config.name}/watch-state"
+
+
+STALE_S = 180.0  # a live state not refreshed this long means the watch function stopped
+
+
+def liveness(state: WatchState, now: datetime) -> list[str]:
+    """One line per cluster: is its watch live, and when did it last see a change."""
+    updated = _parse_iso(state.updated)
+    fresh = updated is not None and (now - updated).total_seconds() <= STALE_S
+    lines = []
+    for name, c in sorted(state.clusters.items()):
+        live = "live" if c.live and fresh else "NOT live"
+        seen = f"last change seen {c.last_event}" if c.last_event else "no change seen yet"
+        error = f"; last error: {c.error}" if c.error and not (c.live and fresh) else ""
+        lines.append(f"watch on {name}: {live} (state of {state.updated}); {seen}{error}")
+    return lines or ["watch: no state stored yet (the watch function has not run)"]
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
 @dataclass
 class ClusterWatch:
     """Whether a cluster's watches are live, and when one last delivered a change."""
@@ -154,7 +182,7 @@ Reconcile = Callable[[Scope], Report]
 OwnKey = tuple[str, str, str, str, str]  # backend, kind, namespace, name, resourceVersion
 
 
-def _now_iso(wall: Callable[[], float]) -> str:
+def now_iso(wall: Callable[[], float]) -> str:
     return datetime.fromtimestamp(wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -284,7 +312,7 @@ class Watcher:
             dirty.append(self._queue.get())
         if dirty:
             self._run_reconcile(dirty)
-        self.state.updated = _now_iso(self._wall)
+        self.state.updated = now_iso(self._wall)
         return self.summary
 
     def _run_reconcile(self, dirty: list[tuple[WatchTarget, OwnKey | None]]) -> None:
@@ -365,7 +393,7 @@ class Watcher:
                 continue
             with self._lock:
                 self.summary.events += 1
-            state.last_event = _now_iso(self._wall)
+            state.last_event = now_iso(self._wall)
             self._queue.put((target, self._event_key(target, event)))
 
 

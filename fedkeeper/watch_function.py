@@ -24,12 +24,17 @@ from collections.abc import Callable
 from typing import Any
 
 from fedkeeper.adapters.aws import AwsAdapter
-from fedkeeper.config import FederationConfig
 from fedkeeper.errors import FedkeeperError, RetryableError
 from fedkeeper.lambda_runtime import Runtime, finish, logger, runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.service import effective_mode
-from fedkeeper.watch import Watcher, WatchState, watcher_for
+from fedkeeper.watch import (
+    Watcher,
+    WatchState,
+    now_iso,
+    state_parameter_name,
+    watcher_for,
+)
 
 MARGIN_S = 30.0  # stop watching this long before Lambda's timeout
 CHECKPOINT_S = 60.0  # store the state this often while watching (fedkeeper status reads it)
@@ -67,11 +72,6 @@ def handle_watch(event: Any, context: Any) -> dict[str, Any]:
     return watch_for(rt, time.monotonic() + remaining - MARGIN_S)
 
 
-def state_parameter_name(config: FederationConfig) -> str:
-    """The SSM parameter the stack creates for the watch state."""
-    return f"/fedkeeper/{config.name}/watch-state"
-
-
 def watch_for(
     rt: Runtime,
     deadline: float,
@@ -101,8 +101,12 @@ def watch_for(
     stop_checkpoints = threading.Event()
 
     def checkpoints() -> None:
-        while store is not None and not stop_checkpoints.wait(CHECKPOINT_S):
-            store.save(watcher.state)
+        saved = False  # first as soon as the watches are open, then every CHECKPOINT_S
+        while store is not None and not stop_checkpoints.wait(CHECKPOINT_S if saved else 0.2):
+            if saved or watcher.ready():
+                watcher.state.updated = now_iso(wall)
+                store.save(watcher.state)
+                saved = True
 
     saver = threading.Thread(target=checkpoints, name="watch-checkpoints", daemon=True)
     saver.start()
@@ -125,3 +129,6 @@ def watch_for(
     }
     logger.info("watch invocation finished", extra={"handler": "watch", "summary": out})
     return out
+
+
+__all__ = ["handle_watch", "state_parameter_name", "watch_for"]

@@ -45,7 +45,8 @@ from constructs import Construct
 
 from fedkeeper.config import CloudTrailMode, FederationConfig
 from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
-from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S, state_parameter_name
+from fedkeeper.watch import state_parameter_name
+from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack
 from stacks.compliance import acknowledge

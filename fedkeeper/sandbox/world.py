@@ -50,8 +50,7 @@ from fedkeeper.sandbox.clock import SandboxClock
 from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview, FakeKubeServer
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
-from fedkeeper.watch import Watcher
-from fedkeeper.watch_function import state_parameter_name
+from fedkeeper.watch import Watcher, state_parameter_name
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
 NODE_AGENT_IMAGE = (

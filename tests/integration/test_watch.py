@@ -218,3 +218,24 @@ def test_every_watch_verb_the_reconciler_holds_is_needed_by_a_watch(sandbox: San
         finally:
             server.mutate(RBAC, kind, RECONCILER, ns, put_back)
     conns.close()
+
+
+def test_status_shows_whether_the_watch_is_live_on_each_cluster(sandbox: Sandbox) -> None:
+    from fedkeeper.status import federation_status
+
+    def facts() -> list[str]:
+        status = federation_status(sandbox.connections())
+        return [f for s in status.sections for f in s.facts if f.startswith("watch")]
+
+    assert facts() == ["watch: no state stored yet (the watch function has not run)"]
+    with sandbox.watching() as w:
+        _wait(w.ready)
+        _wait(lambda: any(f.startswith("watch on eks: live") for f in facts()))
+        _delete_rcc(sandbox, "onprem")
+        _wait(lambda: _rcc(sandbox, "onprem") is not None)
+    after = facts()
+    assert [f.split(" (")[0] for f in after] == [
+        "watch on eks: NOT live",
+        "watch on onprem: NOT live",
+    ]
+    assert "last change seen 20" in after[1]

@@ -39,3 +39,21 @@ def test_the_state_survives_a_round_trip_and_a_damaged_document_starts_afresh() 
     assert WatchState.from_dict(state.to_dict()).to_dict() == state.to_dict()
     assert WatchState.from_dict("not json").resource_versions == {}
     assert WatchState.from_dict({"resource_versions": [1, 2]}).resource_versions == {}
+
+
+def test_liveness_says_live_only_while_the_state_is_fresh() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fedkeeper.watch import liveness
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    state = WatchState(
+        clusters={"eks": ClusterWatch(True, "2026-01-01T11:58:00Z")},
+        updated=(now - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    assert liveness(state, now)[0].startswith("watch on eks: live")
+    assert "last change seen 2026-01-01T11:58:00Z" in liveness(state, now)[0]
+    assert liveness(state, now + timedelta(minutes=10))[0].startswith("watch on eks: NOT live")
+    assert liveness(WatchState(), now) == [
+        "watch: no state stored yet (the watch function has not run)"
+    ]
