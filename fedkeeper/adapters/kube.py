@@ -241,13 +241,19 @@ class KubeCluster:
         except UnauthorizedError:
             if self.reauthenticate is None:
                 raise
-            fresh = self.reauthenticate()  # fresh credentials once, then retry
-            if fresh is not self.api:
-                self.api.close()
-                self.api = fresh
+            self._reauthenticate()  # fresh credentials once, then retry
             return self._call_once(
                 method, path, what=what, body=body, query=query, content_type=content_type
             )
+
+    def _reauthenticate(self) -> None:
+        """A client with fresh credentials (possibly the same one, its token reset)."""
+        if self.reauthenticate is None:
+            raise PermanentError(f"{self.backend}: no way to renew the credentials")
+        fresh = self.reauthenticate()
+        if fresh is not self.api:
+            self.api.close()
+            self.api = fresh
 
     def _call_once(
         self,
@@ -356,10 +362,7 @@ class KubeCluster:
                 resp = self._open(rt.path(None, namespace), query, timeout_seconds)
             except ApiException as exc:
                 if exc.status == 401 and self.reauthenticate is not None:
-                    fresh = self.reauthenticate()
-                    if fresh is not self.api:
-                        self.api.close()
-                        self.api = fresh
+                    self._reauthenticate()
                     resp = self._open(rt.path(None, namespace), query, timeout_seconds)
                 elif exc.status == 410:
                     raise ExpiredError(f"{self.backend}: {what}: {_status_message(exc)}") from exc
