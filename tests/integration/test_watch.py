@@ -239,3 +239,32 @@ def test_status_shows_whether_the_watch_is_live_on_each_cluster(sandbox: Sandbox
         "watch on onprem: NOT live",
     ]
     assert "last change seen 20" in after[1]
+
+
+def test_the_watch_lambda_watches_until_its_margin_then_stores_where_it_stopped(
+    sandbox: Sandbox,
+) -> None:
+    import json
+
+    from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
+    from fedkeeper.sandbox.lambda_context import FakeLambdaContext
+    from fedkeeper.watch import state_parameter_name, watch_targets
+    from fedkeeper.watch_function import MARGIN_S
+    from lambdas.watch import handler
+
+    name = state_parameter_name(sandbox.config)
+    settings = Settings.from_env().model_copy(update={"watch_state_parameter": name})
+    context = FakeLambdaContext(function_name="fed-demo-watch", timeout_s=int(MARGIN_S) + 2)
+    with use_runtime(Runtime(settings, sandbox.config, connections=sandbox.connections())):
+        started = time.perf_counter()
+        out = handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+    took = time.perf_counter() - started
+
+    assert 1.5 < took < 10  # two seconds of watching, then home
+    stored = json.loads(
+        sandbox.aws_session().client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+    )
+    assert stored == out["state"]
+    assert set(stored["resource_versions"]) == {t.key for t in watch_targets(sandbox.config)}
+    assert {c["live"] for c in stored["clusters"].values()} == {False}  # until the next one
+    assert out["writes"] == 0
