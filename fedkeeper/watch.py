@@ -226,7 +226,7 @@ class Watcher:
         self._own: set[OwnKey] = set()
         self._opened: dict[str, bool] = {}  # target key → watch open now
         self.summary = WatchSummary()
-        self.busy = False  # changes are waiting for, or in, a reconcile
+        self._pending = 0  # changes queued and not yet reconciled
 
     # --- own writes -----------------------------------------------------------------------
 
@@ -242,6 +242,11 @@ class Watcher:
         )
         with self._lock:
             self._own.add(key)
+
+    def _enqueue(self, target: WatchTarget, key: OwnKey | None) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put((target, key))
 
     @staticmethod
     def _event_key(target: WatchTarget, event: WatchEvent) -> OwnKey:
@@ -259,6 +264,11 @@ class Watcher:
     def ready(self) -> bool:
         """Whether every target's watch is open."""
         return all(self._opened.get(t.key) for t in self.targets)
+
+    def idle(self) -> bool:
+        """No change waits for a reconcile and none is running."""
+        with self._lock:
+            return self._pending == 0
 
     def stop(self) -> None:
         """Ask the watches to end (each ends when the server closes its stream)."""
@@ -289,7 +299,6 @@ class Watcher:
             except queue.Empty:
                 pass
             else:
-                self.busy = True
                 now = self._clock()
                 if not dirty:
                     first = now
@@ -303,7 +312,6 @@ class Watcher:
                 dirty = []
             if done and not any(t.is_alive() for t in threads):
                 break
-            self.busy = bool(dirty)
             if done_at is not None and time.monotonic() - done_at > self.grace:
                 break  # a stream the server has not ended yet: its thread ends with it
             if done:
@@ -316,6 +324,13 @@ class Watcher:
         return self.summary
 
     def _run_reconcile(self, dirty: list[tuple[WatchTarget, OwnKey | None]]) -> None:
+        try:
+            self._reconcile_changes(dirty)
+        finally:
+            with self._lock:
+                self._pending -= len(dirty)
+
+    def _reconcile_changes(self, dirty: list[tuple[WatchTarget, OwnKey | None]]) -> None:
         # An event can arrive before the answer to the write that caused it: by now (the
         # debounce) that answer has come, so the echoes of fedkeeper's own writes drop out.
         with self._lock:
@@ -375,7 +390,7 @@ class Watcher:
             with self._lock:
                 self.state.resource_versions[target.key] = rv
             # Nothing says what changed before this list: check the target's invariant once.
-            self._queue.put((target, None))
+            self._enqueue(target, None)
         events = cluster.watch(
             target.kind,
             target.namespace,
@@ -394,7 +409,7 @@ class Watcher:
             with self._lock:
                 self.summary.events += 1
             state.last_event = now_iso(self._wall)
-            self._queue.put((target, self._event_key(target, event)))
+            self._enqueue(target, self._event_key(target, event))
 
 
 def watcher_for(conns: Connections, mode: ModeName, **options: Any) -> Watcher:

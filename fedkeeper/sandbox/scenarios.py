@@ -797,7 +797,7 @@ def _watched(sb: Sandbox, scenario: Scenario) -> _Partial:
     with sb.watching() as watch:
         _until(watch.ready)
         time.sleep(watch.debounce)  # changes replayed from the last stored version arrive
-        _until(lambda: not watch.busy)
+        _until(watch.idle)
         before = len(watch.summary.reports)
         sb.clear_logs()
         started = time.perf_counter()
@@ -805,7 +805,7 @@ def _watched(sb: Sandbox, scenario: Scenario) -> _Partial:
         _until(lambda: scenario.verify(sb), WATCH_REPAIR_TIMEOUT_S)
         repaired_s = time.perf_counter() - started
         time.sleep(watch.debounce)  # the echo of its own write, if any, is skipped
-        _until(lambda: not watch.busy)
+        _until(watch.idle)
         reports = watch.summary.reports[before:]
     report = next((r for r in reports if r.changes), reports[-1] if reports else None)
     if report is None:

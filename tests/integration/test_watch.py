@@ -34,8 +34,9 @@ def _wait(condition: Callable[[], bool], seconds: float = 10.0) -> float:
 
 def _settled(w: Watcher) -> int:
     """Wait until the watches are open and the start-up check has run; its report count."""
-    _wait(w.ready)
+    _wait(w.ready)  # every target listed (each list queued a check) and watching
     _wait(lambda: len(w.summary.reports) >= 1)
+    _wait(w.idle)
     return len(w.summary.reports)
 
 
