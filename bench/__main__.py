@@ -3,7 +3,8 @@
 1. API calls of a converged reconcile vs world size, of each scoped event reconcile, and
    event → converged time per demo scenario (bench/reconcile_calls.py);
 2. handler cold import and first invocation (bench/handler_cold_start.py);
-3. `python app.py` synth time and the Lambda code asset's size (bench/synth.py).
+3. `python app.py` synth time and the Lambda code asset's size (bench/synth.py);
+4. time to repair per demo scenario, before the watch and with it (bench/time_to_repair.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> int:
     print(
         f"machine: {platform.machine()} {cpu} · {os.cpu_count()} cores · Python {platform.python_version()}\n"
     )
-    from bench import reconcile_calls, synth
+    from bench import reconcile_calls, synth, time_to_repair
 
     reconcile_calls.main()
     print("\nHandler cold start (fresh processes, medians)", flush=True)
@@ -39,6 +40,8 @@ def main() -> int:
     )
     print()
     synth.main()
+    print("\nTime to repair per demo scenario", flush=True)
+    time_to_repair.main()
     return code
 
 

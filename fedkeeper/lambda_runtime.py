@@ -103,6 +103,7 @@ class Settings(BaseModel):
     cluster_name: str | None = Field(None, alias="FEDKEEPER_CLUSTER_NAME")
     onprem_secret_arn: str | None = Field(None, alias="FEDKEEPER_ONPREM_SECRET_ARN")
     topic_arn: str | None = Field(None, alias="FEDKEEPER_TOPIC_ARN")
+    watch_state_parameter: str | None = Field(None, alias="FEDKEEPER_WATCH_STATE_PARAMETER")
 
     @field_validator("config_path", mode="before")
     @classmethod

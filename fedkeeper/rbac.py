@@ -21,6 +21,10 @@ the Typha Role's rules, taken from :mod:`fedkeeper.invariants.rcc` — and needs
   ``fedkeeper adopt`` takes them over (and an owned RCC left under an old name is pruned),
   so RCC patch/delete and Secret patch in that one namespace are not narrowed either.
   fedkeeper's code still writes only objects labelled as owned by its federation.
+* ``watch`` (and ``list`` by name) for the watch function (:mod:`fedkeeper.watch`), on
+  exactly what it watches: on-prem IP pools and RCCs (any name, as above), and by name the
+  remote ClusterRole/binding, the Typha Role/binding, the access and token Secrets and
+  ``aws-node``. The remote ServiceAccount is read through the remote ClusterRole's rules.
 * Secrets, ServiceAccounts, Roles and RoleBindings only in the namespaces fedkeeper
   manages (a Role per namespace), never cluster-wide.
 """
@@ -39,6 +43,9 @@ RECONCILER_GROUP = "fedkeeper-reconciler"
 CALICO_SYSTEM = "calico-system"  # calico-kube-controllers lives here (checks)
 AWS_NODE = ("aws-node", "kube-system")
 _RBAC = "rbac.authorization.k8s.io"
+# The watch function lists then watches each object it owns by name (a metadata.name field
+# selector, which the API server authorizes as a request for that name).
+WATCH_VERBS = ("list", "watch")
 
 
 def _rcc_name(config: FederationConfig, side: Side) -> str:
@@ -71,7 +78,7 @@ def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any
         {
             "apiGroups": [_RBAC],
             "resources": ["clusterroles", "clusterrolebindings"],
-            "verbs": ["get", "patch"],
+            "verbs": ["get", "patch", *WATCH_VERBS],
             "resourceNames": [remote],
         },
         # Any name: an RCC made by hand keeps its operator's name when `fedkeeper adopt`
@@ -80,7 +87,7 @@ def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any
         {
             "apiGroups": [calico],
             "resources": ["remoteclusterconfigurations"],
-            "verbs": ["list", "create", "patch", "delete"],
+            "verbs": ["list", "create", "patch", "delete", "watch"],
         },
         {
             "apiGroups": [calico],
@@ -93,7 +100,7 @@ def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any
         rules.append({"apiGroups": [calico], "resources": ["ippools"], "verbs": ["list"]})
     else:
         rules.append({"apiGroups": [calico], "resources": ["bgppeers"], "verbs": ["list"]})
-        pool_verbs = ["list", "create", "patch", "delete"]
+        pool_verbs = ["list", "create", "patch", "delete", "watch"]
         rules.append({"apiGroups": [calico], "resources": ["ippools"], "verbs": pool_verbs})
     return rules
 
@@ -114,7 +121,7 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
             {
                 "apiGroups": [_RBAC],
                 "resources": ["roles", "rolebindings"],
-                "verbs": ["get", "patch"],
+                "verbs": ["get", "patch", *WATCH_VERBS],
                 "resourceNames": [TYPHA_ACCESS],
             }
         )
@@ -141,7 +148,7 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
             {
                 "apiGroups": [""],
                 "resources": ["secrets"],
-                "verbs": ["get", "patch", "delete"],
+                "verbs": ["get", "patch", "delete", "watch"],
                 "resourceNames": sorted(set(secrets)),
             }
         )
@@ -160,7 +167,7 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
             {
                 "apiGroups": ["apps"],
                 "resources": ["daemonsets"],
-                "verbs": ["get", "patch"],
+                "verbs": ["get", "patch", *WATCH_VERBS],
                 "resourceNames": [AWS_NODE[0]],
             }
         )

@@ -141,6 +141,11 @@ def federation_status(conns: Connections) -> Status:
             sections[name].facts.append(f"({exc.target or 'a backend'} unreachable)")
         except FedkeeperError as exc:
             sections[name].facts.append(f"(facts unavailable: {exc})")
+    for name in _WATCHED:
+        try:
+            _watch_facts(run, sections[name])
+        except FedkeeperError as exc:
+            sections[name].facts.append(f"(watch state unavailable: {exc})")
     return Status(
         sections=[sections[n] for n in _ORDER],
         report=report,
@@ -262,6 +267,26 @@ def _rcc_facts(run: Run, sec: Section) -> None:
         )
 
 
+def _watch_facts(run: Run, sec: Section) -> None:
+    """Whether the watch function is live on each cluster (its stored state)."""
+    import json
+    from datetime import UTC, datetime
+
+    from fedkeeper.errors import NotFoundError
+    from fedkeeper.watch import WatchState, liveness, state_parameter_name
+
+    try:
+        text = run.conns.aws.parameter(state_parameter_name(run.config))
+    except NotFoundError:
+        sec.facts.append("watch: not deployed (no state parameter)")
+        return
+    try:
+        state = WatchState.from_dict(json.loads(text))
+    except ValueError:
+        state = WatchState()
+    sec.facts.extend(liveness(state, datetime.now(UTC)))
+
+
 _FACTS = {
     "vpn": _vpn_facts,
     "routes": _route_facts,
@@ -269,3 +294,4 @@ _FACTS = {
     "ippools": _pool_facts,
     "rcc": _rcc_facts,
 }
+_WATCHED = ("rcc",)  # the section that also shows the watch function's liveness

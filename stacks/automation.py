@@ -39,11 +39,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from fedkeeper.config import CloudTrailMode, FederationConfig
 from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
+from fedkeeper.watch import state_parameter_name
+from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack
 from stacks.compliance import acknowledge
@@ -53,6 +56,8 @@ from stacks.network import PRIVATE, NetworkStack
 # it supports SnapStart, and every dependency ships manylinux wheels for it.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ALIAS_NAME = "live"
+HANDLER_TIMEOUT = cdk.Duration.minutes(5)
+HANDLER_EVENT_AGE = cdk.Duration.hours(1)
 CONFIG_PATH_IN_LAMBDA = "/var/task/federation.yaml"
 METRICS_NAMESPACE = "Fedkeeper"
 METRICS_DIMENSIONS = {"service": "fedkeeper"}
@@ -190,9 +195,10 @@ class AutomationStack(cdk.Stack):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        self.handlers = {
+        self.handlers: dict[str, HandlerFunction] = {
             name: self._handler_function(name, code, role, environment) for name in HANDLERS
         }
+        self.watch_state = self._watch_function(code, role, environment)
         self.policy = self._reconciler_policy(cluster, messaging_key, secret_key)
         for handler in self.handlers.values():
             # Lambda checks the role's VPC and DLQ permissions when it creates the function.
@@ -300,6 +306,10 @@ class AutomationStack(cdk.Stack):
         code: lambda_.Code,
         role: iam.IRole,
         environment: dict[str, str],
+        *,
+        timeout: cdk.Duration = HANDLER_TIMEOUT,
+        memory_mb: int = 512,
+        max_event_age: cdk.Duration = HANDLER_EVENT_AGE,
     ) -> HandlerFunction:
         construct = "".join(part.capitalize() for part in name.split("_"))
         function_name = f"{self.config.name}-{name.replace('_', '-')}"
@@ -320,8 +330,8 @@ class AutomationStack(cdk.Stack):
             handler=f"lambdas.{name}.handler",
             code=code,
             role=role,
-            memory_size=512,
-            timeout=cdk.Duration.minutes(5),
+            memory_size=memory_mb,
+            timeout=timeout,
             # One reconcile at a time per trigger: runs never race each other's writes.
             reserved_concurrent_executions=1,
             tracing=lambda_.Tracing.ACTIVE,
@@ -344,10 +354,46 @@ class AutomationStack(cdk.Stack):
             alias_name=ALIAS_NAME,
             version=function.current_version,
             # Events are hints and the schedule repairs anyway: give up on stale ones.
-            max_event_age=cdk.Duration.hours(1),
+            max_event_age=max_event_age,
             retry_attempts=2,
         )
         return HandlerFunction(name, function, alias, log_group)
+
+    def _watch_function(
+        self, code: lambda_.Code, role: iam.IRole, environment: dict[str, str]
+    ) -> ssm.StringParameter:
+        """lambdas/watch.py: one instance always watching (fedkeeper/watch_function.py)."""
+        state = ssm.StringParameter(
+            self,
+            "WatchState",
+            parameter_name=state_parameter_name(self.config),
+            description="fedkeeper watch: last resourceVersion per watch, cluster liveness",
+            string_value="{}",
+        )
+        env = {**environment, "FEDKEEPER_WATCH_STATE_PARAMETER": state.parameter_name}
+        watch = self._handler_function(
+            "watch",
+            code,
+            role,
+            env,
+            timeout=cdk.Duration.seconds(TIMEOUT_S),
+            memory_mb=MEMORY_MB,
+            # A start throttled by the running instance is dropped, not queued.
+            max_event_age=cdk.Duration.seconds(60),
+        )
+        self.handlers["watch"] = watch
+        events.Rule(
+            self,
+            "WatchScheduleRule",
+            rule_name=f"{self.config.name}-watch",
+            description="start the watch function; reserved concurrency 1 keeps one running",
+            schedule=events.Schedule.expression(SCHEDULE),
+        ).add_target(
+            targets.LambdaFunction(
+                watch.alias, max_event_age=cdk.Duration.seconds(60), retry_attempts=0
+            )
+        )
+        return state
 
     def _reconciler_policy(
         self, cluster: ClusterStack, messaging_key: kms.IKey, secret_key: kms.IKey | None
@@ -403,6 +449,11 @@ class AutomationStack(cdk.Stack):
                 sid="ReadOnpremKubeconfig",
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[_secret_policy_arn(self.onprem_secret)],
+            ),
+            iam.PolicyStatement(
+                sid="WatchResumePoint",
+                actions=["ssm:GetParameter", "ssm:PutParameter"],
+                resources=[self.watch_state.parameter_arn],
             ),
             iam.PolicyStatement(
                 sid="Notify",

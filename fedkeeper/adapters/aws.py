@@ -287,6 +287,16 @@ class AwsAdapter:
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         self.client("sns").publish(TopicArn=topic_arn, Subject=subject, Message=message)
 
+    # --- SSM Parameter Store (the watch function's resume point) ---------------------------
+
+    @_translated
+    def parameter(self, name: str) -> str:
+        return str(self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+
+    @_translated
+    def put_parameter(self, name: str, value: str) -> None:
+        self.client("ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
     # --- Secrets Manager ------------------------------------------------------------------
 
     @_translated

@@ -41,6 +41,26 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 REQUEST_TIMEOUT = (3.0, 15.0)
 
 
+Items = list[dict[str, Any]]
+Query = list[tuple[str, str]]
+
+
+class ExpiredError(RetryableError):
+    """A watch's resourceVersion fell out of the server's window (410 Gone): relist."""
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One line of a watch stream: ADDED, MODIFIED, DELETED or BOOKMARK."""
+
+    type: str
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str:
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
+
+
 @dataclass(frozen=True)
 class ResourceType:
     """Where a kind lives in the API."""
@@ -99,6 +119,11 @@ def resource_types(calico_group: str, calico_version: str) -> dict[str, Resource
     return types
 
 
+def _selectors(labels: str | None, fields: str | None) -> list[tuple[str, str]]:
+    query = [("labelSelector", labels)] if labels else []
+    return query + ([("fieldSelector", fields)] if fields else [])
+
+
 def _status_message(exc: ApiException) -> str:
     body = exc.body
     if isinstance(body, bytes):
@@ -134,6 +159,7 @@ def api_client_from_kubeconfig(
     try:
         configuration = Configuration()
         configuration.retries = 1  # connection errors: one quick retry, then report
+        configuration.connection_pool_maxsize = 24  # the watch function holds ~9 streams
         return new_client_from_config_dict(
             dict(kubeconfig), context=context, client_configuration=configuration
         )
@@ -163,6 +189,9 @@ class KubeCluster:
         self.types = types
         self.counter = counter if counter is not None else ApiCounter()
         self.reauthenticate = reauthenticate
+        # Told of every object written (create/replace/patch answer): a watcher skips the
+        # events of fedkeeper's own writes.
+        self.on_write: Callable[[str, dict[str, Any]], None] | None = None
 
     @classmethod
     def from_kubeconfig(
@@ -212,13 +241,19 @@ class KubeCluster:
         except UnauthorizedError:
             if self.reauthenticate is None:
                 raise
-            fresh = self.reauthenticate()  # fresh credentials once, then retry
-            if fresh is not self.api:
-                self.api.close()
-                self.api = fresh
+            self._reauthenticate()  # fresh credentials once, then retry
             return self._call_once(
                 method, path, what=what, body=body, query=query, content_type=content_type
             )
+
+    def _reauthenticate(self) -> None:
+        """A client with fresh credentials (possibly the same one, its token reset)."""
+        if self.reauthenticate is None:
+            raise PermanentError(f"{self.backend}: no way to renew the credentials")
+        fresh = self.reauthenticate()
+        if fresh is not self.api:
+            self.api.close()
+            self.api = fresh
 
     def _call_once(
         self,
@@ -282,17 +317,107 @@ class KubeCluster:
             item.setdefault("kind", kind)
         return [i for i in items if isinstance(i, dict)]
 
+    def list_at(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[Items, str]:
+        """The items and the list's resourceVersion (where a watch picks up)."""
+        rt = self.type_of(kind)
+        query = _selectors(label_selector, field_selector)
+        data = self._call("GET", rt.path(None, namespace), what=f"list {kind}", query=query)
+        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+        return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Stream changes after ``resource_version`` until the server ends the watch.
+
+        Bookmarks are asked for. A 410 (as an ``ERROR`` event or a status) raises
+        :class:`ExpiredError`; a cut connection :class:`UnreachableError`.
+        """
+        rt = self.type_of(kind)
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(timeout_seconds)),
+            *_selectors(label_selector, field_selector),
+        ]
+        what = f"watch {kind}"
+        self.counter.count(self.backend, write=False)
+        with self._errors(what):
+            try:
+                resp = self._open(rt.path(None, namespace), query, timeout_seconds)
+            except ApiException as exc:
+                if exc.status == 401 and self.reauthenticate is not None:
+                    self._reauthenticate()
+                    resp = self._open(rt.path(None, namespace), query, timeout_seconds)
+                elif exc.status == 410:
+                    raise ExpiredError(f"{self.backend}: {what}: {_status_message(exc)}") from exc
+                else:
+                    raise
+            try:
+                buffer = b""
+                for chunk in resp.stream(2**16):
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield self._event(line, what)
+            finally:
+                resp.release_conn()
+
+    def _open(self, path: str, query: Query, timeout_seconds: int) -> Any:
+        return self.api.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
+        )
+
+    def _event(self, line: bytes, what: str) -> WatchEvent:
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            raise RetryableError(f"{self.backend}: {what}: an event is not JSON") from None
+        kind, obj = raw.get("type"), raw.get("object")
+        if not isinstance(obj, dict) or not isinstance(kind, str):
+            raise RetryableError(f"{self.backend}: {what}: an event without type or object")
+        if kind == "ERROR":
+            message = f"{self.backend}: {what}: HTTP {obj.get('code')}: {obj.get('message')}"
+            if obj.get("code") == 410:
+                raise ExpiredError(message)
+            raise RetryableError(message)
+        return WatchEvent(kind, obj)
+
     # --- writes ---------------------------------------------------------------------------
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         kind = str(body.get("kind"))
         rt = self.type_of(kind)
         meta = body.get("metadata", {})
-        return self._call(
-            "POST",
-            rt.path(None, meta.get("namespace")),
-            what=f"create {kind} {meta.get('name')}",
-            body=dict(body),
+        return self._wrote(
+            self._call(
+                "POST",
+                rt.path(None, meta.get("namespace")),
+                what=f"create {kind} {meta.get('name')}",
+                body=dict(body),
+            )
         )
 
     def replace(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -300,11 +425,13 @@ class KubeCluster:
         kind = str(body.get("kind"))
         rt = self.type_of(kind)
         meta = body.get("metadata", {})
-        return self._call(
-            "PUT",
-            rt.path(meta["name"], meta.get("namespace")),
-            what=f"replace {kind} {meta['name']}",
-            body=dict(body),
+        return self._wrote(
+            self._call(
+                "PUT",
+                rt.path(meta["name"], meta.get("namespace")),
+                what=f"replace {kind} {meta['name']}",
+                body=dict(body),
+            )
         )
 
     def patch(
@@ -322,13 +449,20 @@ class KubeCluster:
         if resource_version and isinstance(patch, dict):
             patch = {**patch, "metadata": {**patch.get("metadata", {})}}
             patch["metadata"]["resourceVersion"] = resource_version
-        return self._call(
-            "PATCH",
-            rt.path(name, namespace),
-            what=f"patch {kind} {name}",
-            body=patch,
-            content_type=_PATCH_CONTENT_TYPES[patch_type],
+        return self._wrote(
+            self._call(
+                "PATCH",
+                rt.path(name, namespace),
+                what=f"patch {kind} {name}",
+                body=patch,
+                content_type=_PATCH_CONTENT_TYPES[patch_type],
+            )
         )
+
+    def _wrote(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if self.on_write is not None:
+            self.on_write(self.backend, obj)
+        return obj
 
     def delete(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from fedkeeper.events import tunnel_alarm_name
 from fedkeeper.invariants.ippools import FEDERATION_LABEL, pool_name
 from fedkeeper.invariants.rcc import ROLE_LABEL, TYPHA_ACCESS, access_secret_name
 from fedkeeper.invariants.snat import ADDON_NAME, EXTERNAL_SNAT, daemonset_env
-from fedkeeper.model import MANAGED_BY_LABEL, Report, Result
+from fedkeeper.model import MANAGED_BY_LABEL, Report, Result, Scope
 from fedkeeper.sandbox import event_factory as ev
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ class Scenario:
     expects_repair: bool = True
     # Instead of delivering ``event``: what the operator does (e.g. a manual invoke); its Report.
     act: Callable[[Sandbox], Report] | None = None
+    # Drift inside a cluster: the watch function finds and repairs it (``event`` is what the
+    # schedule would have delivered before the watch existed).
+    watched: bool = False
 
 
 @dataclass
@@ -59,6 +63,11 @@ class ScenarioResult:
     rerun: Report
     writes: int
     prelude: list[Report]
+    trigger: str = ""  # what detected the drift: watch, cloudtrail, alarm, schedule, manual
+    time_to_repair_s: float = 0.0  # drift written → repair written (modelled: see below)
+    handler_s: float = 0.0  # the measured part: the handler's (or the watch's) own time
+    modelled: bool = False  # time_to_repair_s adds a documented delivery latency
+    latency_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,11 @@ class ScenarioResult:
             "repaired": self.repaired,
             "converged": self.converged,
             "writes_on_rerun": self.writes_on_rerun,
+            "trigger": self.trigger,
+            "time_to_repair_s": round(self.time_to_repair_s, 3),
+            "handler_s": round(self.handler_s, 3),
+            "modelled": self.modelled,
+            **({"latency_source": self.latency_source} if self.latency_source else {}),
             "report": self.report.to_dict(),
             **({"prelude": [r.to_dict() for r in self.prelude]} if self.prelude else {}),
         }
@@ -220,11 +234,12 @@ register(
     Scenario(
         name="snat-reset-self-managed",
         description="self-managed vpc-cni: re-applying the upstream manifest sets external "
-        "SNAT back to false (found by the schedule)",
+        "SNAT back to false (found by the watch on aws-node)",
         inject=_go_self_managed,
         event=lambda sb: ev.scheduled(sb.config.aws.region),
         verify=_self_managed_restored,
         cleanup=_restore_managed_addon,
+        watched=True,
     )
 )
 
@@ -356,10 +371,11 @@ register(
     Scenario(
         name="onprem-pool-drifted",
         description="someone edits fedkeeper's disabled pool on-prem: natOutgoing on, "
-        "disabled off (found by the schedule)",
+        "disabled off (found by the watch on IP pools)",
         inject=_drift_pool,
         event=lambda sb: ev.scheduled(sb.config.aws.region),
         verify=lambda sb: _good_pool(_pool(sb, str(sb.config.aws.vpc.cidr))),
+        watched=True,
     )
 )
 
@@ -422,6 +438,7 @@ register(
         ),
         event=lambda sb: ev.scheduled(sb.config.aws.region),
         verify=lambda sb: _rcc_exists(sb.onprem_server, _calico(sb), sb.config.onprem_rcc_name),
+        watched=True,
     )
 )
 register(
@@ -439,6 +456,7 @@ register(
             sb.config.aws.region,
         ),
         verify=lambda sb: _rcc_exists(sb.eks_server, _calico(sb), sb.config.eks_rcc_name),
+        watched=True,
     )
 )
 
@@ -473,6 +491,7 @@ register(
         inject=_rotate,
         event=lambda sb: ev.scheduled(sb.config.aws.region),
         verify=lambda sb: _access_token(sb) == _onprem_token(sb),
+        watched=True,
     )
 )
 
@@ -691,12 +710,117 @@ register(
 )
 
 
+# --- triggers and their delivery latency -------------------------------------------------------
+
+CLOUDTRAIL_S = 300.0
+CLOUDTRAIL_SOURCE = (
+    "CloudTrail delivers an event 'within an average of about 5 minutes of an API call' "
+    "(https://aws.amazon.com/cloudtrail/faqs/, not guaranteed); EventBridge gets CloudTrail "
+    "events best effort (https://docs.aws.amazon.com/eventbridge/latest/userguide/"
+    "eb-service-event-delivery-level.html)"
+)
+ALARM_S = 300.0
+ALARM_SOURCE = (
+    "the TunnelState alarm: 5-minute period, 1 evaluation period (stacks/automation.py); "
+    "AWS/VPN metrics are 5-minute data (https://docs.aws.amazon.com/vpn/latest/s2svpn/"
+    "monitoring-cloudwatch-vpn.html)"
+)
+
+
+def schedule_seconds(expression: str) -> float:
+    """The period of an EventBridge ``rate(...)`` schedule; a cron one counts as a day."""
+    units = {"minute": 60, "hour": 3600, "day": 86400}
+    if expression.startswith("rate(") and expression.endswith(")"):
+        count, unit = expression[5:-1].split()
+        return float(count) * units[unit.rstrip("s")]
+    return 86400.0
+
+
+def trigger_of(event: dict[str, Any]) -> str:
+    """What delivered an event: cloudtrail, alarm, schedule or an AWS service event."""
+    kind = str(event.get("detail-type", ""))
+    if kind == "AWS API Call via CloudTrail":
+        return "cloudtrail"
+    if kind == "CloudWatch Alarm State Change":
+        return "alarm"
+    if kind == "Scheduled Event":
+        return "schedule"
+    return str(event.get("source", "event"))
+
+
+def delivery_latency(sb: Sandbox, trigger: str) -> tuple[float, str]:
+    """Seconds from a drift to its trigger reaching fedkeeper (worst case), and the source."""
+    if trigger == "cloudtrail":
+        return CLOUDTRAIL_S, CLOUDTRAIL_SOURCE
+    if trigger == "alarm":
+        return ALARM_S, ALARM_SOURCE
+    if trigger == "schedule":
+        schedule = sb.config.reconcile.schedule
+        return schedule_seconds(schedule), f"reconcile.schedule {schedule}: up to one period"
+    return 0.0, "the operator invokes it"
+
+
 def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
-    """Inject, deliver the event, verify, then prove convergence with a full rerun."""
-    scenario.inject(sb)
-    prelude = scenario.prelude(sb) if scenario.prelude else []
-    sb.clear_logs()
-    report = scenario.act(sb) if scenario.act else sb.deliver(scenario.event(sb))
+    """Inject, deliver the event (or let the watch find it), verify, then prove convergence
+    with a full rerun."""
+    if scenario.watched:
+        result = _watched(sb, scenario)
+    else:
+        scenario.inject(sb)
+        prelude = scenario.prelude(sb) if scenario.prelude else []
+        sb.clear_logs()
+        event = scenario.event(sb)
+        trigger = "manual" if scenario.act else trigger_of(event)
+        started = time.perf_counter()
+        report = scenario.act(sb) if scenario.act else sb.deliver(event)
+        handler_s = time.perf_counter() - started
+        latency, source = delivery_latency(sb, trigger)
+        result = _Partial(report, prelude, trigger, handler_s, latency + handler_s, source)
+    return _finish(sb, scenario, result)
+
+
+@dataclass
+class _Partial:
+    report: Report
+    prelude: list[Report]
+    trigger: str
+    handler_s: float
+    time_to_repair_s: float
+    latency_source: str = ""
+
+
+WATCH_REPAIR_TIMEOUT_S = 10.0
+
+
+def _watched(sb: Sandbox, scenario: Scenario) -> _Partial:
+    """The drift is written while the watch function runs; it must find and repair it."""
+    with sb.watching() as watch:
+        _until(watch.ready)
+        time.sleep(watch.debounce)  # changes replayed from the last stored version arrive
+        _until(watch.idle)
+        before = len(watch.summary.reports)
+        sb.clear_logs()
+        started = time.perf_counter()
+        scenario.inject(sb)
+        _until(lambda: scenario.verify(sb), WATCH_REPAIR_TIMEOUT_S)
+        repaired_s = time.perf_counter() - started
+        time.sleep(watch.debounce)  # the echo of its own write, if any, is skipped
+        _until(watch.idle)
+        reports = watch.summary.reports[before:]
+    report = next((r for r in reports if r.changes), reports[-1] if reports else None)
+    if report is None:
+        report = Report(mode="apply", scope=Scope(frozenset()), trigger="watch: nothing seen")
+    return _Partial(report, [], "watch", repaired_s, repaired_s)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.perf_counter() + seconds
+    while not condition() and time.perf_counter() < deadline:
+        time.sleep(0.005)
+
+
+def _finish(sb: Sandbox, scenario: Scenario, p: _Partial) -> ScenarioResult:
+    report = p.report
     writes = sb.emulator_writes().total
     verified = scenario.verify(sb)
     sb.clear_logs()
@@ -712,6 +836,8 @@ def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
     else:
         detected = bool(report.findings)
         repaired = verified and writes == 0
+    if scenario.watched:
+        detected = detected and report.trigger == "watch"
     converged = rerun.converged and not rerun.changes and writes_on_rerun == 0
     return ScenarioResult(
         scenario=scenario.name,
@@ -723,5 +849,10 @@ def run_scenario(sb: Sandbox, scenario: Scenario) -> ScenarioResult:
         report=report,
         rerun=rerun,
         writes=writes,
-        prelude=prelude,
+        prelude=p.prelude,
+        trigger=p.trigger,
+        time_to_repair_s=p.time_to_repair_s,
+        handler_s=p.handler_s,
+        modelled=p.trigger != "watch",
+        latency_source=p.latency_source,
     )

@@ -25,6 +25,8 @@ import contextlib
 import importlib
 import io
 import json
+import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from logging import StreamHandler
@@ -48,6 +50,7 @@ from fedkeeper.sandbox.clock import SandboxClock
 from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview, FakeKubeServer
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
+from fedkeeper.watch import Watcher, state_parameter_name
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
 NODE_AGENT_IMAGE = (
@@ -196,6 +199,10 @@ class Sandbox:
             onprem_kubeconfig=json.dumps(self._bootstrap_onprem()),
         )
         self._deploy_reconciler_identity()
+        # The automation stack's SSM parameter for the watch function's state.
+        self.aws_session().client("ssm").put_parameter(
+            Name=state_parameter_name(self.config), Value="{}", Type="String"
+        )
         # The automation stack's SNS topic for failures and findings.
         sns = self.aws_session().client("sns")
         self.topic_arn = sns.create_topic(Name=f"{self.config.name}-fedkeeper")["TopicArn"]
@@ -250,6 +257,66 @@ class Sandbox:
     def onprem_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
         return new_client_from_config_dict(self.onprem_server.kubeconfig())
+
+    @contextlib.contextmanager
+    def watching(self, **options: Any) -> Iterator[Watcher]:
+        """The watch function's logic running in the background, as its Lambda would.
+
+        It runs on its own connections as the reconciler, on the sandbox clock, and loads
+        and stores its state in the SSM parameter the stack creates, so each resumes where
+        the previous one stopped. Its log lines go to :attr:`function_logs`.
+        """
+        from fedkeeper.watch_function import watch_for
+
+        conns = Connections(
+            self.config, self.reconciler_session(), targets=Targets(), clock=self.clock.monotonic
+        )
+        settings = Settings.from_env().model_copy(
+            update={
+                "topic_arn": self.topic_arn,
+                "watch_state_parameter": state_parameter_name(self.config),
+            }
+        )
+        rt = Runtime(settings, self.config, connections=conns)
+        ready = threading.Event()
+        holder: list[Watcher] = []
+
+        def started(watcher: Watcher) -> None:
+            for key, value in options.items():
+                setattr(watcher, key, value)
+            holder.append(watcher)
+            ready.set()
+
+        log_handler = _handler_module("repair").logger.registered_handler
+        out = io.StringIO()
+        previous = log_handler.stream if isinstance(log_handler, StreamHandler) else None
+        if isinstance(log_handler, StreamHandler):
+            log_handler.stream = out
+        thread = threading.Thread(
+            target=watch_for,
+            args=(rt, math.inf),
+            kwargs={"clock": self.clock.monotonic, "wall": self.clock.time, "started": started},
+            name="sandbox-watch",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            if not ready.wait(30):
+                raise RuntimeError("the watch did not start")
+            yield holder[0]
+        finally:
+            if holder:
+                holder[0].stop()
+            for _ in range(400):  # end the streams the server holds open, as a timeout would
+                self.eks_server.end_watches()
+                self.onprem_server.end_watches()
+                thread.join(timeout=0.05)
+                if not thread.is_alive():
+                    break
+            conns.close()
+            if previous is not None and isinstance(log_handler, StreamHandler):
+                log_handler.stream = previous
+            self.function_logs.extend(out.getvalue().splitlines())
 
     def reconcile(self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply") -> Report:
         """One reconcile through production code, as a Lambda or the CLI would run it."""

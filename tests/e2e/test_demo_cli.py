@@ -34,9 +34,16 @@ def test_demo_command_json_lists_every_scenario(capsys: pytest.CaptureFixture[st
             "repaired",
             "converged",
             "writes_on_rerun",
+            "trigger",
+            "time_to_repair_s",
+            "modelled",
             "report",
         }
         assert r["writes_on_rerun"] == 0
+    assert [(r["trigger"], r["modelled"]) for r in out] == [
+        ("cloudtrail", True),
+        ("watch", False),
+    ]
 
 
 def test_demo_rejects_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:

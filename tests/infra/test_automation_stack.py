@@ -11,11 +11,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match
 
 from fedkeeper.events import HANDLERS, rules, tunnel_alarm_name
+from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
 from stacks.automation import FEDKEEPER_METRICS, RUNTIME
 from tests.infra.conftest import Synth
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
 
+FUNCTIONS = (*HANDLERS, "watch")  # the EventBridge handlers and the watch function
 ENV_NAMES = {
     "FEDKEEPER_CONFIG_PATH",
     "FEDKEEPER_MODE",
@@ -75,7 +77,7 @@ def _as_list(value: Any) -> list[Any]:
 def test_one_function_per_handler_with_its_handler_string(synth: Synth) -> None:
     functions = _functions(synth)
 
-    assert set(functions) == set(HANDLERS)
+    assert set(functions) == set(FUNCTIONS)
     for name, props in functions.items():
         assert props["Handler"] == f"lambdas.{name}.handler"
 
@@ -99,7 +101,7 @@ def test_runtime_is_the_newest_python_cdk_knows(synth: Synth) -> None:
         assert props["Runtime"] == newest.name
 
 
-@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize("handler", FUNCTIONS)
 def test_function_runs_alone_traced_with_snapstart_and_a_dead_letter_queue(
     synth: Synth, handler: str
 ) -> None:
@@ -113,7 +115,7 @@ def test_function_runs_alone_traced_with_snapstart_and_a_dead_letter_queue(
     assert props["Architectures"] == ["x86_64"]
 
 
-@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize("handler", FUNCTIONS)
 def test_function_logs_to_its_own_group_with_retention(synth: Synth, handler: str) -> None:
     props = _functions(synth)[handler]
     group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
@@ -123,7 +125,7 @@ def test_function_logs_to_its_own_group_with_retention(synth: Synth, handler: st
     assert group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
 
 
-@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize("handler", FUNCTIONS)
 def test_function_runs_in_the_private_subnets_with_the_lambda_security_group(
     synth: Synth, handler: str
 ) -> None:
@@ -140,13 +142,15 @@ def test_function_runs_in_the_private_subnets_with_the_lambda_security_group(
     assert all("privateSubnet" in o for o in outputs)
 
 
-@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize("handler", FUNCTIONS)
 def test_function_gets_exactly_the_environment_the_lambda_code_reads(
     synth: Synth, handler: str
 ) -> None:
     env = _functions(synth)[handler]["Environment"]["Variables"]
 
-    assert set(env) == ENV_NAMES
+    assert set(env) == ENV_NAMES | (
+        {"FEDKEEPER_WATCH_STATE_PARAMETER"} if handler == "watch" else set()
+    )
     assert env["FEDKEEPER_CONFIG_PATH"] == "/var/task/federation.yaml"
     assert env["FEDKEEPER_MODE"] == synth.config.mode.value
     assert env["POWERTOOLS_SERVICE_NAME"] == "fedkeeper"
@@ -165,7 +169,7 @@ def test_function_gets_exactly_the_environment_the_lambda_code_reads(
         assert output in env[name]["Fn::GetStackOutput"]["OutputName"], name
 
 
-@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize("handler", FUNCTIONS)
 def test_function_runs_as_the_reconciler_role_of_the_cluster_stack(
     synth: Synth, handler: str
 ) -> None:
@@ -191,11 +195,11 @@ def test_each_function_has_a_live_alias_on_a_published_version(synth: Synth) -> 
 def test_async_invocations_of_each_alias_retry_and_expire(synth: Synth) -> None:
     configs = synth.automation.find_resources("AWS::Lambda::EventInvokeConfig")
 
-    assert len(configs) == len(HANDLERS)
+    assert len(configs) == len(FUNCTIONS)
+    ages = sorted(c["Properties"]["MaximumEventAgeInSeconds"] for c in configs.values())
+    assert ages == [60] + [3600] * len(HANDLERS)  # the watch's throttled starts are dropped
     for config in configs.values():
-        props = config["Properties"]
-        assert props["MaximumRetryAttempts"] == 2
-        assert props["MaximumEventAgeInSeconds"] == 3600
+        assert config["Properties"]["MaximumRetryAttempts"] == 2
 
 
 # --- network --------------------------------------------------------------------------------
@@ -255,7 +259,8 @@ def test_every_rule_of_fedkeeper_events_is_deployed_with_its_pattern_or_schedule
     }
     specs = rules(synth.config, synth.stacks.network.federation_network)
 
-    assert set(deployed) == {f"{synth.config.name}-{spec.name}" for spec in specs}
+    watch_rule = f"{synth.config.name}-watch"
+    assert set(deployed) - {watch_rule} == {f"{synth.config.name}-{spec.name}" for spec in specs}
     for spec in specs:
         props = deployed[f"{synth.config.name}-{spec.name}"]
         if spec.pattern is not None:
@@ -307,7 +312,7 @@ def test_eventbridge_may_invoke_only_the_aliases(synth: Synth) -> None:
         "AWS::Lambda::Permission", {"Properties": {"Principal": "events.amazonaws.com"}}
     )
 
-    assert len(permissions) == len(rules(synth.config))
+    assert len(permissions) == len(rules(synth.config)) + 1  # + the watch schedule
     for permission in permissions.values():
         assert permission["Properties"]["FunctionName"]["Ref"] in aliases
 
@@ -497,7 +502,7 @@ def test_dead_letters_and_function_errors_alarm_to_the_topic(synth: Synth) -> No
     assert len(dlq) == 1
     assert dlq[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_id, "QueueName"]}
     errors = [a for a in alarms if a.get("MetricName") == "Errors"]
-    assert len(errors) == len(HANDLERS)
+    assert len(errors) == len(FUNCTIONS)
     for alarm in [*dlq, *errors]:
         assert alarm["AlarmActions"] == [topic]
     for index in (1, 2):
@@ -715,3 +720,49 @@ def test_the_route_change_rule_names_the_federations_vpc_vgw_vpn_and_route_table
     assert [a["eventName"] for a in alternatives if "requestParameters" not in a] == [
         ["DisassociateRouteTable", "ReplaceRouteTableAssociation", "DisassociateVpcCidrBlock"]
     ]
+
+
+# --- the watch function ---------------------------------------------------------------------
+
+
+def test_the_watch_function_runs_alone_for_lambdas_longest_time_at_its_memory(
+    synth: Synth,
+) -> None:
+    props = _functions(synth)["watch"]
+
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["Timeout"] == TIMEOUT_S == 900
+    assert props["MemorySize"] == MEMORY_MB
+
+
+def test_a_schedule_starts_the_watch_every_minute_without_retrying_a_throttled_start(
+    synth: Synth,
+) -> None:
+    aliases = _aliases(synth)
+    functions = _functions(synth)
+    (rule,) = [
+        r["Properties"]
+        for r in synth.automation.find_resources("AWS::Events::Rule").values()
+        if r["Properties"]["Name"] == f"{synth.config.name}-watch"
+    ]
+
+    assert rule["ScheduleExpression"] == SCHEDULE == "rate(1 minute)"
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": aliases[functions["watch"]["id"]]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+
+
+def test_the_watch_state_is_one_ssm_parameter_the_reconciler_alone_may_read_and_write(
+    synth: Synth,
+) -> None:
+    (param_id,) = synth.automation.find_resources("AWS::SSM::Parameter")
+    param = synth.automation.find_resources("AWS::SSM::Parameter")[param_id]["Properties"]
+    env = _functions(synth)["watch"]["Environment"]["Variables"]
+    statement = _policy_statements(synth)["WatchResumePoint"]
+
+    assert param["Type"] == "String"
+    assert param["Name"] == f"/fedkeeper/{synth.config.name}/watch-state"
+    assert env["FEDKEEPER_WATCH_STATE_PARAMETER"] == {"Ref": param_id}
+    assert sorted(_as_list(statement["Action"])) == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert "Fn::Join" in statement["Resource"]
+    assert param_id in json.dumps(statement["Resource"])

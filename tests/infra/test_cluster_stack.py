@@ -162,8 +162,10 @@ def test_reconciler_rbac_grants_what_invariants_2_to_4_need(synth: Synth) -> Non
     calico = synth.config.federation.calico_api.group
     remote = synth.config.federation.remote_service_account.name
 
+    watch = {"list", "watch"}  # by name, for the watch function
     for kind in ("clusterroles", "clusterrolebindings"):
-        assert _verbs(rules, "rbac.authorization.k8s.io", kind) == {"create", "get", "patch"}
+        verbs = _verbs(rules, "rbac.authorization.k8s.io", kind)
+        assert verbs == {"create", "get", "patch"} | watch
     named = [r for r in rules if "patch" in r["verbs"] and "clusterroles" in r["resources"]]
     assert [r["resourceNames"] for r in named] == [[remote]]
     assert _verbs(rules, calico, "remoteclusterconfigurations") == {
@@ -171,6 +173,7 @@ def test_reconciler_rbac_grants_what_invariants_2_to_4_need(synth: Synth) -> Non
         "create",
         "patch",
         "delete",
+        "watch",
     }
     fed = synth.config.federation
     namespaces = {r["metadata"]["namespace"] for r in _roles(synth)}
@@ -185,7 +188,7 @@ def test_reconciler_rbac_grants_what_invariants_2_to_4_need(synth: Synth) -> Non
         {
             "apiGroups": ["apps"],
             "resources": ["daemonsets"],
-            "verbs": ["get", "patch"],
+            "verbs": ["get", "patch", "list", "watch"],
             "resourceNames": ["aws-node"],  # no other DaemonSet may be read or patched
         }
     ]

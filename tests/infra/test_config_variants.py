@@ -131,7 +131,7 @@ def test_functions_get_the_mode_and_the_secret_arn_from_the_config(variant: Vari
         if f["Properties"].get("Handler", "").startswith("lambdas.")
     ]
 
-    assert len(functions) == 4
+    assert len(functions) == 5  # the four handlers and the watch function
     for function in functions:
         env = function["Properties"]["Environment"]["Variables"]
         assert env["FEDKEEPER_MODE"] == "plan"
@@ -152,7 +152,7 @@ def test_the_schedule_follows_the_config(variant: Variant) -> None:
         if "ScheduleExpression" in r["Properties"]
     ]
 
-    assert schedules == ["rate(5 minutes)"]
+    assert sorted(schedules) == ["rate(1 minute)", "rate(5 minutes)"]  # watch, repair
 
 
 def test_an_existing_trail_is_documented_not_created(variant: Variant) -> None:

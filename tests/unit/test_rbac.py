@@ -120,7 +120,7 @@ def test_the_eks_reconciler_may_touch_only_the_aws_node_daemonset(
             {
                 "apiGroups": ["apps"],
                 "resources": ["daemonsets"],
-                "verbs": ["get", "patch"],
+                "verbs": ["get", "patch", "list", "watch"],  # list, watch: the watch function
                 "resourceNames": [AWS_NODE[0]],
             },
         )

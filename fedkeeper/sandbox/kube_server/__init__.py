@@ -63,9 +63,14 @@ Imitated (Kubernetes API conventions):
   (the listener and every kept-alive connection are closed, so clients get connection
   refused; the same port is listened on again afterwards). No ``Retry-After`` header is sent,
   so urllib3 does not retry 503s by itself.
+* Watches (:mod:`.watch`): ``?watch=true`` streams chunked ``{"type", "object"}`` lines
+  from a ``resourceVersion`` (or the current state as ``ADDED``), with selectors,
+  ``allowWatchBookmarks``, ``timeoutSeconds`` on :attr:`FakeKubeServer.clock`, and a 410
+  ``Expired`` ``ERROR`` event for a version older than the retained window
+  (:meth:`FakeKubeServer.compact` simulates compaction).
 * A thread-safe request log (method, path, query, status) of every HTTP request.
 
-Not imitated: watches (400), pagination (``limit``/``continue`` are ignored and the whole
+Not imitated: pagination (``limit``/``continue`` are ignored and the whole
 list is returned), server-side apply, ``deletecollection``, admission webhooks, aggregated
 ClusterRoles, non-resource URL rules, finalizers and graceful deletion (objects go at
 once), garbage collection of ``ownerReferences``, controllers other than the token

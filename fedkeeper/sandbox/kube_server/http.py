@@ -6,6 +6,7 @@ import socket
 import socketserver
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 
@@ -95,10 +96,27 @@ class Handler(BaseHTTPRequestHandler):
         )
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if not isinstance(payload, bytes):
+            self._stream(payload)
+            return
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, lines: Iterator[bytes]) -> None:
+        """A watch: one chunk per event line, flushed at once; the zero chunk ends it."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.end_headers()
+        try:
+            for line in lines:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True  # the client went away or the server was cut
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -174,7 +192,7 @@ def discovery(
                 "singularName": rt.kind.lower(),
                 "namespaced": rt.namespaced,
                 "kind": rt.kind,
-                "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
             }
         )
         if (rt.group, rt.plural) in status_types:

@@ -4,7 +4,8 @@
   allowed when a rule of a role bound to the identity covers them: ClusterRoleBindings
   everywhere, RoleBindings (to a Role or a ClusterRole) in their namespace. Rules match
   apiGroups, resources (``*``, ``res/sub``, ``*/sub``), verbs (``*``) and resourceNames,
-  which never match a request without a name (create, list, watch, deletecollection).
+  which never match a request without a name (create, deletecollection, and a list or
+  watch unless its field selector is `metadata.name=X`: the server takes X as the name).
   Source: kubernetes ``plugin/pkg/auth/authorizer/rbac/rbac.go`` (``RuleAllows``) and
   ``pkg/apis/rbac/v1/evaluation_helpers.go``.
 * A refusal is a 403 ``Status`` whose message reads as the API server's

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,7 @@ from fedkeeper.sandbox.kube_server.rbac import (
     request_verb,
 )
 from fedkeeper.sandbox.kube_server.store import Store
+from fedkeeper.sandbox.kube_server.watch import EventLog, WatchRequest, open_watch, query_bool
 
 
 @dataclass
@@ -101,6 +102,9 @@ class FakeKubeServer:
         )
         self._kinds = Kinds(self._store, name, calico_group)
         self._store.kinds = self._kinds
+        self._events = EventLog(self._lock)
+        self._store.on_change = self._events.record
+        self.bookmark_interval = 60.0  # seconds between BOOKMARK events (sandbox clock)
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
         self._httpd: HTTPServer | None = None
@@ -210,6 +214,7 @@ class FakeKubeServer:
             return
         httpd.shutdown()
         httpd.server_close()
+        self._events.end_watches()  # their clients see the stream cut
         if thread is not None:
             thread.join(timeout=5)
         with self._conn_lock:
@@ -221,8 +226,11 @@ class FakeKubeServer:
         with self._conn_lock:
             threads = list(self._threads)
             self._threads.clear()
-        for t in threads:
-            t.join(timeout=5)
+        deadline = time.monotonic() + 5
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            self._events.end_watches()  # a watch opened on a kept-alive connection meanwhile
+            for t in threads:
+                t.join(timeout=0.02)
         self._httpd = None
         self._serve_thread = None
 
@@ -429,6 +437,15 @@ class FakeKubeServer:
         with self._lock:
             self._faults.clear()
 
+    def end_watches(self) -> None:
+        """End every open watch cleanly, as the server does when ``timeoutSeconds`` pass."""
+        self._events.end_watches()
+
+    def compact(self) -> None:
+        """Simulate etcd compaction: a watch from any earlier resourceVersion gets 410."""
+        with self._lock:
+            self._events.compact(self._store.rv)
+
     def set_unreachable(self, unreachable: bool) -> None:
         """True: stop listening and cut kept-alive connections; False: listen again."""
         with self._life_lock:
@@ -454,7 +471,8 @@ class FakeKubeServer:
 
     def _handle_http(
         self, method: str, raw_path: str, authorization: str, content_type: str, body: bytes
-    ) -> tuple[int, bytes, str]:
+    ) -> tuple[int, bytes | Iterator[bytes], str]:
+        stream: Iterator[bytes] | None = None
         split = urlsplit(raw_path)
         path, query = split.path, split.query
         ctype = "application/json"
@@ -470,6 +488,9 @@ class FakeKubeServer:
             status, result = self._serve(identity, method, path, query, content_type, body)
             if isinstance(result, str):
                 payload, ctype = result.encode(), "text/plain; charset=utf-8"
+            elif isinstance(result, Iterator):
+                stream = result  # a watch: streamed by the HTTP layer, chunked
+                payload = b""
             else:
                 payload = json.dumps(result).encode()
         except ApiError as exc:
@@ -484,7 +505,7 @@ class FakeKubeServer:
             ).encode()
         with self._lock:
             self._log.append(RequestRecord(method, path, query, status))
-        return status, payload, ctype
+        return status, stream if stream is not None else payload, ctype
 
     def _serve(
         self,
@@ -501,14 +522,15 @@ class FakeKubeServer:
             return 200, special  # discovery: any authenticated user (system:discovery)
         route = self._route(segments)
         params = parse_qs(query, keep_blank_values=True)
-        watch = params.get("watch", [""])[0] in ("true", "1")
+        watch = query_bool(params, "watch")
+        verb = request_verb(method, route.name, watch=watch)
         attrs = Attributes(
-            request_verb(method, route.name, watch=watch),
+            verb,
             route.rt.group,
             route.rt.plural,
             route.subresource or "",
             route.namespace or "",
-            route.name or "",
+            route.name or _selected_name(params, verb),
         )
         with self._lock:
             authorize(self._store, identity, attrs)
@@ -525,6 +547,7 @@ class FakeKubeServer:
                     raise conflict(route.rt, route.name or "")
             dry_run = "All" in params.get("dryRun", [])
             saved = (copy.deepcopy(self._store.objects), self._store.rv) if dry_run else None
+            self._events.paused = dry_run
 
             def admit(rt: ResourceType, ns: str, name: str, obj: JSONObj) -> None:
                 check_escalation(self._store, identity, rt, ns, name, obj)
@@ -534,6 +557,7 @@ class FakeKubeServer:
                 return self._serve_resource(method, route, params, content_type, body)
             finally:
                 self._store.admit = None
+                self._events.paused = False
                 if saved is not None:
                     self._store.objects, self._store.rv = saved
 
@@ -552,8 +576,16 @@ class FakeKubeServer:
         rt, ns, name = route.rt, route.namespace, route.name
         if name is None:
             if method == "GET":
-                if params.get("watch", [""])[0] in ("true", "1"):
-                    raise bad_request("watch is not supported by this fake API server")
+                if query_bool(params, "watch"):
+                    stream = open_watch(
+                        self._events,
+                        self._store.objects[rt],
+                        self._store.rv,
+                        WatchRequest(rt, ns, params),
+                        self.clock,
+                        bookmark_interval=self.bookmark_interval,
+                    )
+                    return 200, stream
                 return 200, self._store.list_items(rt, ns, params)
             if method == "POST" and (ns is not None or not rt.namespaced):
                 return 201, self._store.create(rt, ns, body, params)
@@ -570,3 +602,15 @@ class FakeKubeServer:
         if method == "DELETE" and route.subresource is None:
             return 200, self._store.delete(rt, ns or "", name, body)
         raise ApiError(405, f"the server does not allow this method on {rt.resource}")
+
+
+def _selected_name(params: dict[str, list[str]], verb: str) -> str:
+    """A list or watch whose field selector names one object is authorized for that name
+    (kube-apiserver's RequestInfo; lets ``resourceNames`` rules allow it)."""
+    if verb not in ("list", "watch"):
+        return ""
+    for term in params.get("fieldSelector", [""])[0].split(","):
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name" and not key.endswith("!"):
+            return value.lstrip("=").strip()
+    return ""

@@ -63,6 +63,8 @@ class Store:
         # namespace, the name in the request URL - "" for a create -, the object to store);
         # raises ApiError to refuse.
         self.admit: Callable[[ResourceType, str, str, JSONObj], None] | None = None
+        # Told every committed change (watch events): (type, kind, object, previous object).
+        self.on_change: Callable[[str, ResourceType, JSONObj, JSONObj | None], None] | None = None
 
     @property
     def kinds(self) -> KindRules:
@@ -106,21 +108,31 @@ class Store:
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.rv)
-        self.objects[rt][(meta.get("namespace", "") if rt.namespaced else "", meta["name"])] = (
-            copy.deepcopy(obj)
-        )
+        key = (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
+        old = self.objects[rt].get(key)
+        self.objects[rt][key] = copy.deepcopy(obj)
+        if self.on_change is not None:
+            self.on_change("ADDED" if old is None else "MODIFIED", rt, obj, old)
 
     def remove(self, rt: ResourceType, obj: JSONObj) -> None:
         meta = obj["metadata"]
         ns = meta.get("namespace", "") if rt.namespaced else ""
         self.objects[rt].pop((ns, meta["name"]), None)
         self.rv += 1
+        self._deleted(rt, obj)
         if rt.group == "" and rt.plural == "namespaces":
             for other, bucket in self.objects.items():
                 if other.namespaced:
                     for key in [k for k in bucket if k[0] == meta["name"]]:
-                        del bucket[key]
+                        self._deleted(other, bucket.pop(key))
         self.kinds.after_remove(rt, obj)
+
+    def _deleted(self, rt: ResourceType, obj: JSONObj) -> None:
+        """A DELETED event: the last state, at the deletion's resourceVersion."""
+        if self.on_change is not None:
+            gone = copy.deepcopy(obj)
+            gone["metadata"]["resourceVersion"] = str(self.rv)
+            self.on_change("DELETED", rt, gone, obj)
 
     def check_kind(self, rt: ResourceType, body: Any) -> JSONObj:
         if not isinstance(body, dict):

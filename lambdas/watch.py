@@ -1,0 +1,23 @@
+"""``watch``: Kubernetes watches on both clusters; cluster-side drift repaired in seconds.
+
+Started every minute by an EventBridge schedule, with reserved concurrency 1 so exactly one
+instance watches; each invocation watches until its time runs low, then returns, and the
+next resumes from the resourceVersions it stored (fedkeeper/watch_function.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fedkeeper.watch_function import handle_watch
+from lambdas import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_watch(event, context)
