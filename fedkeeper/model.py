@@ -339,6 +339,36 @@ IGNORE_TAG = "fedkeeper.io/ignore"
 IGNORE_ANNOTATION = "fedkeeper.io/ignore"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "fedkeeper"
+FEDERATION_LABEL = "fedkeeper.io/federation"
+
+
+class Ownership(StrEnum):
+    """Whose an object is, from its labels (DESIGN.md, "Safety")."""
+
+    OURS = "ours"  # both labels, this federation: kept, repaired, pruned
+    # ``managed-by: fedkeeper`` without a federation label (how objects were once labelled,
+    # and what operators were once told to add): adopted when it has a name this federation
+    # gives, otherwise left alone like any foreign object.
+    UNCLAIMED = "unclaimed"
+    OTHER_FEDERATION = "other-federation"  # fedkeeper's, for another federation: never touched
+    FOREIGN = "foreign"  # not fedkeeper's
+
+
+def ownership(obj: object, federation: str) -> Ownership:
+    """The ownership of any object read from a cluster, whatever its shape."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not isinstance(labels, Mapping) or labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return Ownership.FOREIGN
+    fed = labels.get(FEDERATION_LABEL)
+    if fed is None or fed == "":
+        return Ownership.UNCLAIMED
+    return Ownership.OURS if fed == federation else Ownership.OTHER_FEDERATION
+
+
+def owner_labels(federation: str) -> dict[str, str]:
+    """The labels that make an object this federation's: the one way anything is labelled."""
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: federation}
 
 
 @dataclass(frozen=True)

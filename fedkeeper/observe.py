@@ -35,6 +35,7 @@ from fedkeeper.invariants.snat import (
 )
 from fedkeeper.invariants.vpn import VpnObservation, VpnVerdict, assess_vpn
 from fedkeeper.model import (
+    FEDERATION_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     Backend,
@@ -206,7 +207,10 @@ def _cluster_side(
     owned_secrets = cluster.list(
         "Secret",
         ns,
-        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{ROLE_LABEL}={ACCESS_SECRET_ROLE}",
+        label_selector=(
+            f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation},"
+            f"{ROLE_LABEL}={ACCESS_SECRET_ROLE}"
+        ),
     )
     secret_name = access_secret_name(rcc_name)
     access = next(

@@ -36,6 +36,7 @@ import yaml
 
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
+    FEDERATION_LABEL,
     IGNORE_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -45,7 +46,10 @@ from fedkeeper.model import (
     Deferred,
     Finding,
     Invariant,
+    Ownership,
     Severity,
+    owner_labels,
+    ownership,
 )
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -134,25 +138,24 @@ class RccObservation:
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("metadata") or {}
-
-
-def _owned(obj: Mapping[str, Any] | None) -> bool:
-    return bool((_meta(obj).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
 
 
 def _ignored(obj: Mapping[str, Any] | None) -> bool:
-    return str((_meta(obj).get("annotations") or {}).get(IGNORE_ANNOTATION, "")).lower() == "true"
+    annotations = _meta(obj).get("annotations")
+    if not isinstance(annotations, Mapping):
+        return False
+    return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
 def owned_by(obj: Mapping[str, Any] | None, federation: str) -> bool:
-    """Owned by fedkeeper for this federation (no federation label counts as ours)."""
-    labels = _meta(obj).get("labels") or {}
-    return _owned(obj) and labels.get("fedkeeper.io/federation") in (None, federation)
+    """Owned by this federation: both ownership labels, with its name."""
+    return obj is not None and ownership(obj, federation) is Ownership.OURS
 
 
 def _labels(names: RccNames, role: str | None = None) -> dict[str, str]:
-    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, "fedkeeper.io/federation": names.federation}
+    out = owner_labels(names.federation)
     if role:
         out[ROLE_LABEL] = role
     return out
@@ -173,6 +176,17 @@ def _unb64(value: Any) -> str | None:
         return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge of two merge-patch documents (``b`` wins)."""
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def _rule_set(rules: Any) -> set[tuple[str, str, str]]:
@@ -464,9 +478,13 @@ class _Planner:
         drift: list[str],
         patch: dict[str, Any],
         why_missing: str,
+        *,
+        adopt: bool = True,
     ) -> bool:
         """Create ``want`` if absent, patch an owned drifted copy, report a foreign one.
 
+        ``adopt``: ``want`` has the name this federation gives it, so a copy labelled
+        managed-by only is adopted; otherwise such a copy is left alone like a foreign one.
         True when the object exists and is as wanted (nothing to do).
         """
         kind = want["kind"]
@@ -482,11 +500,43 @@ class _Planner:
                 {"op": "create", "body": want},
             )
             return False
-        if not _owned(actual) and not _ignored(actual):
-            self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
-        if not drift or _ignored(actual):
+        whose = ownership(actual, self.names.federation)
+        if whose is Ownership.UNCLAIMED and not adopt:
+            whose = Ownership.FOREIGN
+        if _ignored(actual):
             return True
-        if not _owned(actual):
+        if whose is Ownership.UNCLAIMED:
+            # Labelled managed-by only, under the name this federation gives it: adopted.
+            patch = _merge(patch, {"metadata": {"labels": dict(meta["labels"])}})
+            self.change(
+                side,
+                want,
+                Action.UPDATE,
+                f"adopted {label}: labelled {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} only, under "
+                f"the name this federation gives it; adding {FEDERATION_LABEL}="
+                f"{self.names.federation}"
+                + (f" and restoring: {'; '.join(drift)}" if drift else ""),
+                {"op": "patch", "patch_type": "merge", "patch": patch},
+                _meta(actual).get("resourceVersion"),
+            )
+            return not drift
+        if whose is Ownership.OTHER_FEDERATION:
+            labels = _meta(actual).get("labels") or {}
+            self.finding(
+                Severity.WARNING,
+                "rcc.other-federation",
+                f"{label} belongs to federation {labels.get(FEDERATION_LABEL)!r}, not "
+                f"{self.names.federation!r}: fedkeeper leaves it alone"
+                + (f", although {'; '.join(drift)}" if drift else "")
+                + " — give one of the federations other names (federation.remote_service_"
+                "account, access_secret_namespace) if both must run on this cluster",
+            )
+            return not drift
+        if whose is Ownership.FOREIGN:
+            self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
+        if not drift:
+            return True
+        if whose is Ownership.FOREIGN:
             self.finding(
                 Severity.WARNING,
                 "rcc.foreign",
@@ -549,7 +599,12 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
             token_drift.append(f"its type is {token.get('type')!r} (want {SA_TOKEN_TYPE})")
         if (_meta(token).get("annotations") or {}).get(SA_NAME_ANNOTATION) != sa:
             token_drift.append(f"it is not annotated {SA_NAME_ANNOTATION}={sa}")
-    if token is not None and token_drift and _owned(token) and not _ignored(token):
+    if (
+        token is not None
+        and token_drift
+        and owned_by(token, p.names.federation)
+        and not _ignored(token)
+    ):
         # Type and token binding cannot be patched meaningfully: re-create the Secret.
         p.change(
             side,
@@ -731,6 +786,7 @@ def _plan_existing_rcc(
         _rcc_drift(actual, want),
         _rcc_patch(actual, want),
         f"{side.backend} must federate the other cluster",
+        adopt=False,
     )
 
 
@@ -798,6 +854,7 @@ def _plan_access_secret(
         drift,
         {"data": want_secret["data"]},
         f"the RCC {rcc_name} reads {other.backend} through it",
+        adopt=ref is None,
     )
     return True
 
@@ -839,10 +896,7 @@ def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dic
 def _prune_rccs(p: _Planner, side: ClusterSide, *, keep: str) -> None:
     for r in side.rccs:
         name = _meta(r).get("name")
-        labels = _meta(r).get("labels") or {}
-        if name == keep or not _owned(r) or _ignored(r):
-            continue
-        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
+        if name == keep or not owned_by(r, p.names.federation) or _ignored(r):
             continue
         p.change(
             side,
@@ -861,12 +915,10 @@ def _prune_access_secrets(p: _Planner, side: ClusterSide, *, keep: str) -> None:
         labels = _meta(s).get("labels") or {}
         if (
             name == keep
-            or not _owned(s)
+            or not owned_by(s, p.names.federation)
             or _ignored(s)
             or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE
         ):
-            continue
-        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
             continue
         p.change(
             side,
