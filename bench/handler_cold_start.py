@@ -99,8 +99,8 @@ def _child(mode: str, handler: str) -> dict[str, Any]:
         event = json.loads(SCHEDULED_EVENT.read_text())
         repair: Any = __import__("lambdas.repair", fromlist=["handler"])
         with Sandbox.start(config) as sb:
-            # A fresh container's connections: nothing cached but the imports.
-            conns = Connections(config, sb.aws.session())
+            # A fresh container's connections (as the reconciler role): only imports cached.
+            conns = Connections(config, sb.reconciler_session(), clock=sb.clock.monotonic)
             rt = Runtime(Settings.from_env(), config, connections=conns)
             timings = []
             with use_runtime(rt):

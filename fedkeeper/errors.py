@@ -46,6 +46,10 @@ class NotFoundError(PermanentError):
     """The object does not exist (HTTP 404 / ``*.NotFound``)."""
 
 
+class UnauthorizedError(PermanentError):
+    """The API server did not accept the credentials (HTTP 401): expired, revoked, rotated."""
+
+
 class ConfigError(PermanentError):
     """federation.yaml (or a manual payload) is invalid; ``errors`` lists each problem."""
 

@@ -1,15 +1,24 @@
 """The Kubernetes permissions fedkeeper itself needs, per cluster — and nothing more.
 
 One source for both the EKS access entry's RBAC (deployed by the cluster stack) and the
-on-prem bootstrap manifests (`fedkeeper onprem-bootstrap`).
+on-prem bootstrap manifests (`fedkeeper onprem-bootstrap`). Kubernetes refuses to let a
+subject create a role granting permissions it does not hold itself (unless it holds
+``escalate``), and to bind a role whose permissions it does not hold (unless it holds
+``bind``); so the reconciler *holds* everything it grants — the remote ClusterRole's and
+the Typha Role's rules, taken from :mod:`fedkeeper.invariants.rcc` — and needs neither.
 
-* Cluster-wide (ClusterRole): what is cluster-scoped (RCCs, IP pools, the remote
-  ClusterRole and its binding) and the reads the remote ClusterRole grants (Kubernetes RBAC
-  refuses to let a subject grant permissions it does not hold). ``bind``/``escalate`` only on
-  the federation's own role names.
-* Per namespace (Role, in the access-Secret, remote-ServiceAccount and calico-system
-  namespaces only): Secrets, ServiceAccounts, Roles and RoleBindings. fedkeeper never holds
-  Secret access outside the namespaces it manages.
+* No ``escalate``, ``bind`` or ``*``.
+* ``patch``/``delete`` only on the names fedkeeper owns (the remote token Secret,
+  ClusterRole and binding, the Typha Role and binding, the access Secret and the RCC of
+  each side, the ``aws-node`` DaemonSet), and only the verbs its changes use: it repairs
+  with merge patches (never ``update``) and deletes only the token Secret it re-creates.
+  ``create`` cannot be narrowed by name in Kubernetes (the request carries none), so it is
+  granted on the resource; ``list`` likewise. Consequence: an owned RCC or access Secret
+  left under an old name after a rename is reported as a 403, not pruned.
+* The one exception: fedkeeper's IP pools are named after the VPC's CIDRs, which change at
+  run time (``AssociateVpcCidrBlock``), so on-prem IP pool writes cannot be narrowed.
+* Secrets, ServiceAccounts, Roles and RoleBindings only in the namespaces fedkeeper
+  manages (a Role per namespace), never cluster-wide.
 """
 
 from __future__ import annotations
@@ -17,100 +26,141 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.invariants.rcc import TYPHA_ACCESS
+from fedkeeper.invariants.rcc import REMOTE_RULES, TYPHA_ACCESS, TYPHA_RULES, access_secret_name
 from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 Side = Literal["eks", "onprem"]
 RECONCILER = "fedkeeper-reconciler"
 RECONCILER_GROUP = "fedkeeper-reconciler"
 CALICO_SYSTEM = "calico-system"  # calico-kube-controllers lives here (checks)
+AWS_NODE = ("aws-node", "kube-system")
 _RBAC = "rbac.authorization.k8s.io"
-_READ = ["get", "list", "watch"]
-_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+_PATCH = ["patch"]  # fedkeeper repairs drift with merge patches; it never PUTs
 
 
-def reconciler_rules(
-    side: Side,
-    *,
-    calico_group: str = "projectcalico.org",
-    remote_name: str = "tigera-federation-remote-cluster",
-) -> list[dict[str, Any]]:
+def _rcc_name(config: FederationConfig, side: Side) -> str:
+    return config.eks_rcc_name if side == "eks" else config.onprem_rcc_name
+
+
+def _granted(rules: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """What fedkeeper grants others, held by fedkeeper itself (no escalate needed)."""
+    return [
+        {
+            "apiGroups": list(r["apiGroups"]),
+            "resources": list(r["resources"]),
+            "verbs": list(r["verbs"]),
+        }
+        for r in rules
+    ]
+
+
+def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any]]:
     """ClusterRole rules for fedkeeper on one cluster (invariants 2–4 and 6)."""
+    calico = config.federation.calico_api.group
+    remote = config.federation.remote_service_account.name
     rules: list[dict[str, Any]] = [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]},
+        *_granted(REMOTE_RULES),
         {
             "apiGroups": [_RBAC],
             "resources": ["clusterroles", "clusterrolebindings"],
-            "verbs": _WRITE,
+            "verbs": ["create"],
         },
         {
             "apiGroups": [_RBAC],
-            "resources": ["clusterroles"],
-            "verbs": ["escalate", "bind"],
-            "resourceNames": [remote_name],
-        },
-        # What the remote ClusterRole grants must be held to be granted.
-        {
-            "apiGroups": [""],
-            "resources": ["serviceaccounts", "services", "endpoints", "pods", "nodes"],
-            "verbs": _READ,
+            "resources": ["clusterroles", "clusterrolebindings"],
+            "verbs": ["get", "patch"],
+            "resourceNames": [remote],
         },
         {
-            "apiGroups": ["crd.projectcalico.org"],
-            "resources": ["hostendpoints", "ipamblocks", "ippools"],
-            "verbs": _READ,
-        },
-        {
-            "apiGroups": [calico_group],
+            "apiGroups": [calico],
             "resources": ["remoteclusterconfigurations"],
-            "verbs": _WRITE,
+            "verbs": ["list", "create"],
         },
         {
-            "apiGroups": [calico_group],
-            "resources": ["bgppeers", "kubecontrollersconfigurations"],
-            "verbs": ["get", "list"],
+            "apiGroups": [calico],
+            "resources": ["remoteclusterconfigurations"],
+            "verbs": _PATCH,
+            "resourceNames": [_rcc_name(config, side)],
+        },
+        {
+            "apiGroups": [calico],
+            "resources": ["kubecontrollersconfigurations"],
+            "verbs": ["get"],
+            "resourceNames": ["default"],
         },
     ]
     if side == "eks":
-        rules.append({"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list"]})
-        # Only the self-managed CNI's aws-node may be patched (external SNAT, invariant 2).
+        rules.append({"apiGroups": [calico], "resources": ["ippools"], "verbs": ["list"]})
+    else:
+        rules.append({"apiGroups": [calico], "resources": ["bgppeers"], "verbs": ["list"]})
+        pool_verbs = ["list", "create", "patch", "delete"]
+        rules.append({"apiGroups": [calico], "resources": ["ippools"], "verbs": pool_verbs})
+    return rules
+
+
+def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> list[dict[str, Any]]:
+    """Role rules for fedkeeper in one namespace it manages objects in."""
+    fed = config.federation
+    sa = fed.remote_service_account
+    rules: list[dict[str, Any]] = []
+    secrets: list[str] = []
+    if namespace == fed.access_secret_namespace:
+        rules += _granted(TYPHA_RULES)  # held, to grant it to Typha
+        secrets.append(access_secret_name(_rcc_name(config, side)))
+        rules.append(
+            {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create"]}
+        )
+        rules.append(
+            {
+                "apiGroups": [_RBAC],
+                "resources": ["roles", "rolebindings"],
+                "verbs": ["get", "patch"],
+                "resourceNames": [TYPHA_ACCESS],
+            }
+        )
+    if namespace == sa.namespace:
+        secrets.append(sa.name)
+        # Read through the remote ClusterRole's rules; never patched (nothing to repair).
+        rules.append({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]})
+    if secrets:
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "create"]})
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get", "patch", "delete"],
+                "resourceNames": sorted(set(secrets)),
+            }
+        )
+    if namespace == CALICO_SYSTEM:
+        rules.append(
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["get"],
+                "resourceNames": ["calico-kube-controllers"],
+            }
+        )
+    if side == "eks" and namespace == AWS_NODE[1]:
+        # Only the self-managed CNI's aws-node is read and patched (external SNAT).
         rules.append(
             {
                 "apiGroups": ["apps"],
                 "resources": ["daemonsets"],
-                "verbs": ["patch"],
-                "resourceNames": ["aws-node"],
+                "verbs": ["get", "patch"],
+                "resourceNames": [AWS_NODE[0]],
             }
         )
-        rules.append(
-            {"apiGroups": [calico_group], "resources": ["ippools"], "verbs": ["get", "list"]}
-        )
-    else:
-        rules.append({"apiGroups": [calico_group], "resources": ["ippools"], "verbs": _WRITE})
     return rules
 
 
-def namespaced_rules() -> list[dict[str, Any]]:
-    """Role rules for fedkeeper in each namespace it manages objects in."""
-    return [
-        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": _WRITE},
-        {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": _WRITE},
-        {
-            "apiGroups": [_RBAC],
-            "resources": ["roles"],
-            "verbs": ["escalate", "bind"],
-            "resourceNames": [TYPHA_ACCESS],
-        },
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
-    ]
-
-
-def managed_namespaces(config: FederationConfig) -> list[str]:
+def managed_namespaces(config: FederationConfig, side: Side = "onprem") -> list[str]:
     """The namespaces fedkeeper writes or reads namespaced objects in."""
     fed = config.federation
-    return sorted(
-        {fed.access_secret_namespace, fed.remote_service_account.namespace, CALICO_SYSTEM}
-    )
+    names = {fed.access_secret_namespace, fed.remote_service_account.namespace, CALICO_SYSTEM}
+    if side == "eks":
+        names.add(AWS_NODE[1])
+    return sorted(names)
 
 
 def reconciler_objects(
@@ -125,18 +175,15 @@ def reconciler_objects(
     role_ref = {"apiGroup": _RBAC, "name": RECONCILER}
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-        for ns in managed_namespaces(config)
+        for ns in managed_namespaces(config, side)
+        if ns != AWS_NODE[1]  # kube-system always exists; fedkeeper does not declare it
     ]
     objects += [
         {
             "apiVersion": f"{_RBAC}/v1",
             "kind": "ClusterRole",
             "metadata": {"name": RECONCILER, "labels": dict(labels)},
-            "rules": reconciler_rules(
-                side,
-                calico_group=config.federation.calico_api.group,
-                remote_name=config.federation.remote_service_account.name,
-            ),
+            "rules": reconciler_rules(config, side),
         },
         {
             "apiVersion": f"{_RBAC}/v1",
@@ -146,14 +193,14 @@ def reconciler_objects(
             "subjects": [dict(subject)],
         },
     ]
-    for ns in managed_namespaces(config):
+    for ns in managed_namespaces(config, side):
         meta = {"name": RECONCILER, "namespace": ns, "labels": dict(labels)}
         objects.append(
             {
                 "apiVersion": f"{_RBAC}/v1",
                 "kind": "Role",
                 "metadata": dict(meta),
-                "rules": namespaced_rules(),
+                "rules": namespaced_rules(config, side, ns),
             }
         )
         objects.append(
@@ -166,3 +213,9 @@ def reconciler_objects(
             }
         )
     return objects
+
+
+def eks_reconciler_objects(config: FederationConfig) -> list[dict[str, Any]]:
+    """The EKS manifest: :func:`reconciler_objects` bound to the access entry's group."""
+    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": _RBAC}
+    return reconciler_objects(config, "eks", subject)

@@ -15,9 +15,20 @@ from typing import Any, Literal
 
 import boto3
 
-from fedkeeper.adapters.auth import EksTokenSource, eks_kubeconfig, eks_token, parse_kubeconfig
+from fedkeeper.adapters.auth import (
+    EksTokenSource,
+    eks_kubeconfig,
+    eks_token,
+    keep_bearer_token_fresh,
+    parse_kubeconfig,
+)
 from fedkeeper.adapters.aws import AwsAdapter
-from fedkeeper.adapters.kube import KubeCluster, ResourceType, resource_types
+from fedkeeper.adapters.kube import (
+    KubeCluster,
+    ResourceType,
+    api_client_from_kubeconfig,
+    resource_types,
+)
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
@@ -60,8 +71,10 @@ class Connections:
     """The clients a process keeps: built once (per Lambda container) and reused.
 
     The EKS client is built lazily from ``describe_cluster`` and a bearer token that is
-    refreshed before it expires; the on-prem client from the kubeconfig in Secrets Manager
-    (or from a kubeconfig given directly, e.g. a local context for the CLI).
+    refreshed before it expires (``clock``: monotonic seconds, injectable); the on-prem
+    client from the kubeconfig in Secrets Manager (or from a kubeconfig given directly,
+    e.g. a local context for the CLI). A 401 from on-prem (the credentials were rotated)
+    re-reads the secret once and retries; a 401 from EKS mints a new token once and retries.
     """
 
     def __init__(
@@ -73,6 +86,7 @@ class Connections:
         eks_kubeconfig: dict[str, Any] | None = None,
         onprem_kubeconfig: dict[str, Any] | None = None,
         counter: ApiCounter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.session = session
@@ -88,7 +102,7 @@ class Connections:
         self._eks: KubeCluster | None = None
         self._eks_cluster: dict[str, Any] | None = None
         self._onprem: KubeCluster | None = None
-        self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name))
+        self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name), clock)
 
     @property
     def cluster_name(self) -> str:
@@ -107,24 +121,42 @@ class Connections:
                     "eks", self._eks_kubeconfig, self.types, self.counter
                 )
             return self._eks
-        token = self._tokens.token()
         if self._eks is None:
-            kubeconfig = eks_kubeconfig(self.eks_cluster(), token)
+            kubeconfig = eks_kubeconfig(self.eks_cluster(), self._tokens.token())
             self._eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
-        else:
-            self._eks.api.configuration.api_key["authorization"] = f"Bearer {token}"
+            keep_bearer_token_fresh(self._eks.api.configuration, self._tokens.token)
+            self._eks.reauthenticate = self._remint_eks_token
         return self._eks
+
+    def _remint_eks_token(self) -> Any:  # a kubernetes ApiClient
+        """After a 401 (e.g. a container frozen past the token's life): mint a new token."""
+        self._tokens.discard()
+        if self._eks is None:
+            raise PermanentError("eks: no client to re-authenticate")
+        return self._eks.api
 
     def onprem(self) -> KubeCluster:
         if self._onprem is None:
-            if self._onprem_kubeconfig is None:
-                secret = self.targets.onprem_secret or self.config.onprem.credentials_secret
-                text = self.aws.secret_string(secret)
-                self._onprem_kubeconfig = parse_kubeconfig(text, f"secret {secret}")
-            self._onprem = KubeCluster.from_kubeconfig(
-                "onprem", self._onprem_kubeconfig, self.types, self.counter
+            self._onprem = KubeCluster(
+                "onprem",
+                api_client_from_kubeconfig("onprem", self._onprem_config()),
+                self.types,
+                self.counter,
+                reauthenticate=self._reread_onprem if self._onprem_from_secret else None,
             )
         return self._onprem
+
+    def _onprem_config(self) -> dict[str, Any]:
+        if self._onprem_kubeconfig is None:
+            secret = self.targets.onprem_secret or self.config.onprem.credentials_secret
+            text = self.aws.secret_string(secret)
+            self._onprem_kubeconfig = parse_kubeconfig(text, f"secret {secret}")
+        return self._onprem_kubeconfig
+
+    def _reread_onprem(self) -> Any:  # a kubernetes ApiClient
+        """A client with the credentials now in the secret (after a 401)."""
+        self._onprem_kubeconfig = None
+        return api_client_from_kubeconfig("onprem", self._onprem_config())
 
     def forget_onprem(self) -> None:
         """Drop the on-prem client (its credentials may have been rotated)."""

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import ippools as ippools_inv
 from fedkeeper.invariants import routes as routes_inv
@@ -204,7 +205,8 @@ def _pool_facts(run: Run, sec: Section) -> None:
                 who = "fedkeeper" if ippools_inv.owned(p) else "not fedkeeper's"
                 covering.append(
                     f"{p.get('metadata', {}).get('name')} {pnet} ({who}) "
-                    f"disabled={spec.get('disabled')} natOutgoing={spec.get('natOutgoing')}"
+                    f"disabled={ippool_field(spec, 'disabled')} "
+                    f"natOutgoing={ippool_field(spec, 'natOutgoing')}"
                 )
         sec.facts.append(
             f"VPC {cidr}: " + ("; ".join(covering) if covering else "no pool covers it on-prem")

@@ -29,7 +29,7 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.rbac import RECONCILER_GROUP, reconciler_objects
+from fedkeeper.rbac import RECONCILER_GROUP, eks_reconciler_objects
 from stacks.compliance import acknowledge
 from stacks.network import LOG_RETENTION, PRIVATE, NetworkStack
 
@@ -277,9 +277,12 @@ class ClusterStack(cdk.Stack):
 
 
 def reconciler_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.reconciler_objects`."""
-    subject = {"kind": "Group", "name": RECONCILER_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
-    return reconciler_objects(config, "eks", subject)
+    """The reconciler group's RBAC on EKS: :func:`fedkeeper.rbac.eks_reconciler_objects`.
+
+    The one source the on-prem bootstrap and the sandbox use too: least privilege, holding
+    every permission it grants, no ``bind``/``escalate``/``*`` (see :mod:`fedkeeper.rbac`).
+    """
+    return eks_reconciler_objects(config)
 
 
 def _in_operator_namespace(obj: dict[str, Any]) -> bool:

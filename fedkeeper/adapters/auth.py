@@ -56,7 +56,10 @@ def eks_token(session: boto3.Session, cluster_name: str) -> str:
 
 
 class EksTokenSource:
-    """Caches the EKS token and mints a new one before it can expire."""
+    """Caches the EKS token and mints a new one before it can expire.
+
+    ``clock`` is any monotonic seconds source (injectable: tests move it forward).
+    """
 
     def __init__(
         self,
@@ -74,6 +77,26 @@ class EksTokenSource:
             self._token = self._mint()
             self._minted_at = now
         return self._token
+
+    def discard(self) -> None:
+        """Forget the cached token (the server refused it): the next call mints anew."""
+        self._token = ""
+
+
+def keep_bearer_token_fresh(configuration: Any, token: Callable[[], str]) -> None:
+    """Make a kubernetes client ``Configuration`` ask ``token()`` before every request.
+
+    The kubernetes client (v36) sends ``api_key["BearerToken"]``, and the kubeconfig loader
+    installs a ``refresh_api_key_hook`` that puts the kubeconfig's original token back
+    before each request; replacing the hook is the one way a long-lived client gets a new
+    token (setting ``api_key["authorization"]`` changes nothing).
+    """
+
+    def refresh(conf: Any) -> None:
+        conf.api_key["BearerToken"] = f"Bearer {token()}"
+        conf.api_key.pop("authorization", None)
+
+    configuration.refresh_api_key_hook = refresh
 
 
 def eks_kubeconfig(cluster: dict[str, Any], token: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ connection failure is turned into the project's own errors, and every call is co
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from fedkeeper.errors import (
     NotFoundError,
     PermanentError,
     RetryableError,
+    UnauthorizedError,
     UnreachableError,
 )
 from fedkeeper.model import ApiCounter, Backend
@@ -119,13 +120,34 @@ def translate_api_exception(exc: ApiException, cluster: str, what: str) -> Excep
         return ConflictError(msg)
     if status == 404:
         return NotFoundError(msg)
+    if status == 401:
+        return UnauthorizedError(msg)
     if status in (429,) or status >= 500:
         return RetryableError(msg)
     return PermanentError(msg)
 
 
+def api_client_from_kubeconfig(
+    backend: str, kubeconfig: Mapping[str, Any], *, context: str | None = None
+) -> ApiClient:
+    """An ApiClient for a kubeconfig dict; PermanentError says what is wrong with it."""
+    try:
+        configuration = Configuration()
+        configuration.retries = 1  # connection errors: one quick retry, then report
+        return new_client_from_config_dict(
+            dict(kubeconfig), context=context, client_configuration=configuration
+        )
+    except (ConfigException, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PermanentError(f"{backend}: the kubeconfig is not usable: {exc}") from None
+
+
 class KubeCluster:
-    """Get, list, create, patch, replace and delete objects on one cluster."""
+    """Get, list, create, patch, replace and delete objects on one cluster.
+
+    With ``reauthenticate``, a 401 (credentials rotated, revoked or expired since the client
+    was built) asks it once for a client with fresh credentials (possibly the same client,
+    its token source reset) and retries the request.
+    """
 
     def __init__(
         self,
@@ -133,11 +155,14 @@ class KubeCluster:
         api_client: ApiClient,
         types: Mapping[str, ResourceType],
         counter: ApiCounter | None = None,
+        *,
+        reauthenticate: Callable[[], ApiClient] | None = None,
     ) -> None:
         self.backend = backend
         self.api = api_client
         self.types = types
         self.counter = counter if counter is not None else ApiCounter()
+        self.reauthenticate = reauthenticate
 
     @classmethod
     def from_kubeconfig(
@@ -150,14 +175,7 @@ class KubeCluster:
         context: str | None = None,
     ) -> KubeCluster:
         """Build from a kubeconfig dict; PermanentError says what is wrong with it."""
-        try:
-            configuration = Configuration()
-            configuration.retries = 1  # connection errors: one quick retry, then report
-            client = new_client_from_config_dict(
-                dict(kubeconfig), context=context, client_configuration=configuration
-            )
-        except (ConfigException, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PermanentError(f"{backend}: the kubeconfig is not usable: {exc}") from None
+        client = api_client_from_kubeconfig(backend, kubeconfig, context=context)
         return cls(backend, client, types, counter)
 
     def type_of(self, kind: str) -> ResourceType:
@@ -178,6 +196,31 @@ class KubeCluster:
             ) from exc
 
     def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        try:
+            return self._call_once(
+                method, path, what=what, body=body, query=query, content_type=content_type
+            )
+        except UnauthorizedError:
+            if self.reauthenticate is None:
+                raise
+            fresh = self.reauthenticate()  # fresh credentials once, then retry
+            if fresh is not self.api:
+                self.api.close()
+                self.api = fresh
+            return self._call_once(
+                method, path, what=what, body=body, query=query, content_type=content_type
+            )
+
+    def _call_once(
         self,
         method: str,
         path: str,

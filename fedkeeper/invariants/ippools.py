@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedkeeper import model
+from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.config import DisabledPoolPolicy
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
@@ -299,13 +300,12 @@ def _pool_change(
 
 
 def _drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    # Both as the Calico API server serves them: defaults filled, false booleans omitted.
     out = []
-    for key, value in want.items():
+    for key in want:
         if key == "cidr":
             continue
-        have = actual.get(key)
-        if key in ("ipipMode", "vxlanMode") and have in (None, ""):
-            have = "Never"  # Calico's default
+        have, value = ippool_field(actual, key), ippool_field(want, key)
         if have != value:
             out.append(f"{key} is {have!r} (want {value!r})")
     return out

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from fedkeeper.calico_v3 import served_rcc_spec
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
     FEDERATION_LABEL,
@@ -862,7 +863,7 @@ def _plan_access_secret(
 def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
     if actual is None:
         return []
-    spec = actual.get("spec") or {}
+    spec = served_rcc_spec(actual.get("spec") or {})  # as the API server serves it
     drift = []
     ref = spec.get("clusterAccessSecret") or {}
     want_ref = want["spec"]["clusterAccessSecret"]

@@ -488,15 +488,21 @@ class SandboxAws:
 
     # ----------------------------------------------------------------- sessions
 
-    def session(self) -> boto3.Session:
-        """A new session (fake credentials, the sandbox region) with every gap fill."""
+    def session(self, credentials: dict[str, str] | None = None) -> boto3.Session:
+        """A new session (the sandbox region, every gap fill) with fake admin credentials,
+        or ``credentials`` (e.g. an assumed role's, as STS returns them)."""
         if self._mock is None:
             raise RuntimeError("start the AWS sandbox before asking it for a session")
+        creds = credentials or {
+            "AccessKeyId": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "SecretAccessKey": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "SessionToken": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        }
         session = boto3.Session(
             botocore_session=self._core_session(),
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
             region_name=self.region,
         )
         paths = _LOADER.search_paths  # boto3 appends its data path on every session

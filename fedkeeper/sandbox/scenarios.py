@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.events import tunnel_alarm_name
 from fedkeeper.invariants.ippools import FEDERATION_LABEL, pool_name
 from fedkeeper.invariants.rcc import ROLE_LABEL, TYPHA_ACCESS, access_secret_name
@@ -270,7 +271,7 @@ def _good_pool(p: dict[str, Any] | None) -> bool:
     if p is None:
         return False
     spec = p["spec"]
-    return spec["disabled"] is True and spec["natOutgoing"] is False
+    return ippool_field(spec, "disabled") is True and ippool_field(spec, "natOutgoing") is False
 
 
 register(

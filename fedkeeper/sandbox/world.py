@@ -34,14 +34,18 @@ import boto3
 from kubernetes.client import ApiClient
 from kubernetes.config.kube_config import new_client_from_config_dict
 
+from fedkeeper.adapters.kube import KubeCluster, resource_types
+from fedkeeper.bootstrap import apply_bootstrap, fedkeeper_kubeconfig
 from fedkeeper.config import FederationConfig
 from fedkeeper.errors import RetryableError
 from fedkeeper.events import HANDLERS, RuleSpec, rules, schedule_pattern
 from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
 from fedkeeper.model import Report, Scope
+from fedkeeper.rbac import RECONCILER, RECONCILER_GROUP, eks_reconciler_objects
 from fedkeeper.sandbox.aws import SandboxAws
 from fedkeeper.sandbox.aws_baseline import AwsBaseline, deploy_aws_baseline
-from fedkeeper.sandbox.kube_server import FakeKubeServer
+from fedkeeper.sandbox.clock import SandboxClock
+from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview, FakeKubeServer
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
 
@@ -128,10 +132,26 @@ class Sandbox:
     def __init__(self, config: FederationConfig) -> None:
         self.config = config
         cal = config.federation.calico_api
-        self.eks_server = FakeKubeServer("eks", calico_group=cal.group, calico_version=cal.version)
-        self.onprem_server = FakeKubeServer(
-            "onprem", token="onprem-admin-token", calico_group=cal.group, calico_version=cal.version
+        self.clock = SandboxClock()
+        self.eks_server = FakeKubeServer(
+            "eks",
+            token="eks-admin-token",
+            calico_group=cal.group,
+            calico_version=cal.version,
+            clock=self.clock.time,
         )
+        self.onprem_server = FakeKubeServer(
+            "onprem",
+            token="onprem-admin-token",
+            calico_group=cal.group,
+            calico_version=cal.version,
+            clock=self.clock.time,
+        )
+        # EKS authentication: what STS knows of each access key, and the access entries.
+        self.aws_callers: dict[str, AwsCaller] = {}
+        self.access_entries: dict[str, AccessEntry] = {}
+        self.reconciler_role_arn: str | None = None
+        self._reconciler_session: boto3.Session | None = None
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
@@ -157,21 +177,25 @@ class Sandbox:
             sb.down()
 
     def up(self, *, converge: bool = True) -> None:
+        self._stack.enter_context(self.clock.signing_time())
         self.eks_server.start()
         self._stack.callback(self.eks_server.stop)
         self.onprem_server.start()
         self._stack.callback(self.onprem_server.stop)
         self.aws.start()
         self._stack.callback(self.aws.stop)
-        self.eks_server.accept_token = lambda t: t.startswith("k8s-aws-v1.")
+        self.eks_server.token_reviews.append(
+            EksTokenReview(self.config.eks.cluster_name, self.aws_callers.get, self.access_entries)
+        )
         self._seed_eks()
         self._seed_onprem()
         self.baseline = deploy_aws_baseline(
             self.aws_session(),
             self.aws,
             self.config,
-            onprem_kubeconfig=json.dumps(self.onprem_server.kubeconfig()),
+            onprem_kubeconfig=json.dumps(self._bootstrap_onprem()),
         )
+        self._deploy_reconciler_identity()
         # The automation stack's SNS topic for failures and findings.
         sns = self.aws_session().client("sns")
         self.topic_arn = sns.create_topic(Name=f"{self.config.name}-fedkeeper")["TopicArn"]
@@ -193,17 +217,35 @@ class Sandbox:
             self._session = self.aws.session()
         return self._session
 
+    def reconciler_session(self) -> boto3.Session:
+        """A boto3 session as the reconciler's IAM role (what a deployed Lambda runs as)."""
+        if self._reconciler_session is None:
+            raise RuntimeError("the sandbox is not up")
+        return self._reconciler_session
+
     def connections(self) -> Connections:
-        """The clients production code uses, pointed at the sandbox (built once)."""
+        """The clients production code uses, pointed at the sandbox (built once).
+
+        They run as the product deploys them: on EKS as the reconciler's IAM role (mapped
+        by its access entry), on-prem with the ServiceAccount token `fedkeeper
+        onprem-bootstrap` created; token lifetimes follow the sandbox clock.
+        """
         if self._conns is None:
-            self._conns = Connections(self.config, self.aws_session(), targets=Targets())
+            self._conns = Connections(
+                self.config,
+                self.reconciler_session(),
+                targets=Targets(),
+                clock=self.clock.monotonic,
+            )
         return self._conns
+
+    def advance_time(self, seconds: float) -> None:
+        """Move emulated time forward: tokens expire, nothing sleeps."""
+        self.clock.advance(seconds)
 
     def eks_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the EKS fake (admin credentials)."""
-        return new_client_from_config_dict(
-            self.eks_server.kubeconfig(token=self._eks_admin_token())
-        )
+        return new_client_from_config_dict(self.eks_server.kubeconfig())
 
     def onprem_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
@@ -345,8 +387,51 @@ class Sandbox:
             return json.dumps(error).encode(), "Unhandled"
         return json.dumps(response, default=str).encode(), None
 
-    def _eks_admin_token(self) -> str:
-        return "k8s-aws-v1.sandbox-admin"
+    def _bootstrap_onprem(self) -> dict[str, Any]:
+        """What an operator does once on-prem: `fedkeeper onprem-bootstrap --apply` as the
+        cluster admin; returns the kubeconfig it prints (stored in Secrets Manager)."""
+        cal = self.config.federation.calico_api
+        admin = KubeCluster.from_kubeconfig(
+            "onprem", self.onprem_server.kubeconfig(), resource_types(cal.group, cal.version)
+        )
+        try:
+            apply_bootstrap(admin, self.config)
+            kubeconfig = fedkeeper_kubeconfig(admin, self.config, wait_s=0)
+        finally:
+            admin.close()
+        # The configured endpoint resolves to the local server (the sandbox's "DNS").
+        for entry in kubeconfig["clusters"]:
+            entry["cluster"]["server"] = self.onprem_server.url
+        return kubeconfig
+
+    def _deploy_reconciler_identity(self) -> None:
+        """The cluster stack's reconciler role and its EKS access entry; then the role's
+        credentials, as Lambda gets them by assuming it."""
+        session = self.aws_session()
+        role_name = f"{self.config.name}-{RECONCILER}"[:64]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role_arn = session.client("iam").create_role(
+            RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+        self.reconciler_role_arn = role_arn
+        self.access_entries[role_arn] = AccessEntry("", (RECONCILER_GROUP,))
+        assumed = session.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName=f"{self.config.name}-reconcile"[:64]
+        )
+        creds = assumed["Credentials"]
+        self.aws_callers[creds["AccessKeyId"]] = AwsCaller(
+            creds["SecretAccessKey"], assumed["AssumedRoleUser"]["Arn"]
+        )
+        self._reconciler_session = self.aws.session(credentials=creds)
 
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:
         return self.eks_server.url, self.eks_server.ca_data
@@ -388,6 +473,9 @@ class Sandbox:
 
     def _seed_eks(self) -> None:
         s = self.eks_server
+        # The cluster stack's manifest: the reconciler group's RBAC.
+        for obj in eks_reconciler_objects(self.config):
+            s.seed(obj)
         s.seed(
             {
                 "apiVersion": "apps/v1",

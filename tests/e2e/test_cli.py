@@ -152,7 +152,7 @@ def test_plan_and_apply_against_real_targets_through_local_contexts(
     with Sandbox.start(load_config(EXAMPLE)) as sb:
         operator_session = sb.aws.session()
         monkeypatch.setattr(boto3, "Session", lambda **_: operator_session)
-        eks = sb.eks_server.kubeconfig(token="k8s-aws-v1.operator", context="eks-admin")
+        eks = sb.eks_server.kubeconfig(context="eks-admin")
         onprem = sb.onprem_server.kubeconfig(context="onprem-admin")
         merged = {
             "apiVersion": "v1",

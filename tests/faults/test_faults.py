@@ -153,7 +153,7 @@ def test_a_storm_of_409s_is_bounded_and_the_next_run_converges(sandbox: Sandbox)
 
 def test_two_reconciles_racing_on_one_object_both_converge(sandbox: Sandbox) -> None:
     _drift_everything(sandbox)
-    other = Connections(sandbox.config, sandbox.aws.session())
+    other = Connections(sandbox.config, sandbox.reconciler_session())  # another container
     reports: list[Any] = []
     with guarded(sandbox):
         barrier = threading.Barrier(2)
@@ -171,7 +171,7 @@ def test_two_reconciles_racing_on_one_object_both_converge(sandbox: Sandbox) -> 
         for r in reports:
             assert not r.errors, r.to_dict()
         pool = sandbox.onprem_server.get_object(CALICO, "IPPool", pool_name("10.100.0.0/16"))
-        assert pool is not None and pool["spec"]["natOutgoing"] is False
+        assert pool is not None and "natOutgoing" not in pool["spec"]  # served without false
     other.close()
 
 

@@ -352,7 +352,7 @@ def test_merge_patch_with_a_stale_resource_version_raises_409(
     assert err.value.status == 409
     stored = server.get_object(f"{CALICO}/{V3}", "IPPool", "pool")
     assert stored is not None
-    assert stored["spec"]["natOutgoing"] is False
+    assert "natOutgoing" not in stored["spec"]  # false: omitted, as Calico serves it
 
 
 def test_merge_patch_on_a_custom_object_changes_only_the_given_fields(
@@ -625,12 +625,10 @@ def test_service_account_token_secret_is_filled_by_the_token_controller(
     assert token.count(".") == 2  # JWT-shaped
     assert base64.b64decode(secret.data["ca.crt"]) == base64.b64decode(server.ca_data)
     assert base64.b64decode(secret.data["namespace"]) == b"calico-system"
-    # And the token authenticates against this API server
-    sa_api = _client(server, token=token)
-    try:
-        assert client.CoreV1Api(sa_api).list_namespace().items
-    finally:
-        sa_api.close()
+    # And the token authenticates against this API server as the service account
+    identity = server.authenticate(token)
+    assert identity is not None
+    assert identity.user == "system:serviceaccount:calico-system:tigera-federation-remote-cluster"
 
 
 def test_rotate_token_replaces_the_token_and_bumps_the_resource_version(
@@ -695,16 +693,43 @@ def test_ippool_create_applies_calico_defaults(custom: client.CustomObjectsApi) 
     # Given a pool body with only a CIDR
     # When it is created
     pool = create_pool(custom, ippool("pool", "10.1.0.0/16"))
-    # Then Calico's defaults are filled in
+    # Then Calico's defaults are filled in, and false booleans are left out (omitempty)
     assert pool["spec"] == {
         "cidr": "10.1.0.0/16",
         "blockSize": 26,
         "ipipMode": "Never",
         "vxlanMode": "Never",
-        "natOutgoing": False,
-        "disabled": False,
         "nodeSelector": "all()",
         "allowedUses": ["Workload", "Tunnel"],
+        "assignmentMode": "Automatic",
+    }
+
+
+def test_ippool_false_booleans_are_served_omitted(custom: client.CustomObjectsApi) -> None:
+    body = ippool("pool", "10.1.0.0/16")
+    body["spec"].update(natOutgoing=False, disabled=False, disableBGPExport=False)
+    pool = create_pool(custom, body)
+    read = custom.get_cluster_custom_object(CALICO, V3, "ippools", "pool")
+    for served in (pool, read):
+        assert not {"natOutgoing", "disabled", "disableBGPExport"} & set(served["spec"])
+
+
+def test_rcc_is_served_with_overlay_routing_defaulted_and_empty_fields_omitted(
+    custom: client.CustomObjectsApi,
+) -> None:
+    body = {
+        "apiVersion": f"{CALICO}/{V3}",
+        "kind": "RemoteClusterConfiguration",
+        "metadata": {"name": "other"},
+        "spec": {
+            "clusterAccessSecret": {"name": "s", "namespace": "calico-system", "kind": "Secret"},
+            "kubeconfig": "",
+        },
+    }
+    rcc = custom.create_cluster_custom_object(CALICO, V3, "remoteclusterconfigurations", body)
+    assert rcc["spec"] == {
+        "clusterAccessSecret": {"name": "s", "namespace": "calico-system", "kind": "Secret"},
+        "syncOptions": {"overlayRoutingMode": "Disabled"},
     }
 
 

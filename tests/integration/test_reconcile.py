@@ -123,7 +123,7 @@ def test_conflict_on_a_write_is_reread_and_succeeds(sandbox: Sandbox) -> None:
     conflicts = [r for r in sandbox.onprem_server.requests if r.status == 409]
     assert len(conflicts) == 1
     pool = _pool(sandbox)
-    assert pool is not None and pool["spec"]["natOutgoing"] is False
+    assert pool is not None and "natOutgoing" not in pool["spec"]  # served without false
 
 
 def test_out_of_band_edit_between_read_and_write_gets_409_then_converges(sandbox: Sandbox) -> None:
@@ -136,8 +136,7 @@ def test_out_of_band_edit_between_read_and_write_gets_409_then_converges(sandbox
     sandbox.onprem_server.mutate(CALICO, "IPPool", name, None, drift)
     conns = sandbox.connections()
     onprem = conns.onprem()
-    stale = onprem.get("IPPool", name)
-    assert stale is not None
+    stale = next(p for p in onprem.list("IPPool") if p["metadata"]["name"] == name)
     sandbox.onprem_server.mutate(
         CALICO,
         "IPPool",
@@ -159,7 +158,7 @@ def test_out_of_band_edit_between_read_and_write_gets_409_then_converges(sandbox
     report = sandbox.reconcile(["ippools"], "apply")
     assert report.converged
     pool = _pool(sandbox)
-    assert pool is not None and pool["spec"]["natOutgoing"] is False
+    assert pool is not None and "natOutgoing" not in pool["spec"]  # served without false
     assert pool["metadata"]["annotations"] == {"x": "y"}  # the other actor's edit survives
 
 
@@ -309,3 +308,16 @@ def test_the_stacks_vpn_connection_id_narrows_the_vpn_check(sandbox: Sandbox) ->
         Connections(sandbox.config, sandbox.aws_session()), Scope.of("vpn"), "plan"
     )
     assert everything.tunnels_up == 4
+
+
+def test_pools_served_without_their_false_booleans_converge_with_zero_writes(
+    sandbox: Sandbox,
+) -> None:
+    pool = _pool(sandbox)
+    assert pool is not None
+    assert pool["spec"]["disabled"] is True
+    assert "natOutgoing" not in pool["spec"]  # false: omitted by the Calico API server
+    sandbox.clear_logs()
+    report = sandbox.reconcile(["ippools"], "apply")
+    assert report.changes == []
+    assert sandbox.emulator_writes().total == 0

@@ -14,6 +14,7 @@ from fedkeeper.adapters.auth import (
     EksTokenSource,
     eks_kubeconfig,
     eks_token,
+    keep_bearer_token_fresh,
     parse_kubeconfig,
 )
 from fedkeeper.errors import PermanentError
@@ -80,3 +81,17 @@ def test_stored_kubeconfig_may_be_yaml_or_json() -> None:
     )
     as_yaml = "clusters: [{name: c}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c}]\n"
     assert parse_kubeconfig(as_json, "s") == parse_kubeconfig(as_yaml, "s")
+
+
+def test_a_kubeconfig_client_sends_the_token_source_s_current_token() -> None:
+    from kubernetes.config.kube_config import new_client_from_config_dict
+
+    kc = eks_kubeconfig({"name": "c", "endpoint": "https://x.example"}, "k8s-aws-v1.first")
+    client = new_client_from_config_dict(kc)
+    current = ["k8s-aws-v1.first"]
+    keep_bearer_token_fresh(client.configuration, lambda: current[0])
+    current[0] = "k8s-aws-v1.second"  # minted by the source after 10 minutes
+
+    sent = client.configuration.auth_settings()["BearerToken"]["value"]
+
+    assert sent == "Bearer k8s-aws-v1.second"

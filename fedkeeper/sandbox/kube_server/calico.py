@@ -1,0 +1,168 @@
+"""Calico v3 kinds as the Calico API server stores them: defaulting, validation, and the
+served form (:mod:`fedkeeper.calico_v3`: ``omitempty`` zero values left out)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from fedkeeper.calico_v3 import served_ippool_spec, served_rcc_spec
+from fedkeeper.sandbox.kube_server.api import ApiError, JSONObj, ResourceType, invalid_error
+from fedkeeper.sandbox.kube_server.store import Store
+
+
+def _check_ippool(
+    store: Store,
+    rt: ResourceType,
+    name: str,
+    obj: JSONObj,
+    existing: JSONObj | None,
+    *,
+    validate: bool,
+) -> None:
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    if not isinstance(spec, dict):
+        raise invalid_error(rt, name, "IPPool.Spec: must be an object", "spec")
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    cidr = spec.get("cidr")
+    if isinstance(cidr, str) and cidr:
+        try:
+            network = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            network = None
+    ipv6 = network is not None and network.version == 6
+    spec.setdefault("blockSize", 122 if ipv6 else 26)
+    spec.setdefault("ipipMode", "Never")
+    spec.setdefault("vxlanMode", "Never")
+    spec.setdefault("natOutgoing", False)
+    spec.setdefault("disabled", False)
+    spec.setdefault("nodeSelector", "all()")
+    spec.setdefault("allowedUses", ["Workload", "Tunnel"])
+    if network is not None:
+        spec["cidr"] = str(network)
+    if not validate:
+        return
+
+    def invalid(field: str, value: Any, why: str) -> ApiError:
+        shown = f'"{value}"' if isinstance(value, str) else json.dumps(value)
+        return invalid_error(rt, name, f"IPPool.Spec.{field}: Invalid value: {shown}: {why}", field)
+
+    if not cidr:
+        raise invalid_error(rt, name, "IPPool.Spec.CIDR: Required value", "CIDR")
+    if network is None:
+        raise invalid("CIDR", cidr, "must be a valid network CIDR (no host bits set)")
+    block = spec["blockSize"]
+    low, high = (116, 128) if ipv6 else (20, 32)
+    if not isinstance(block, int) or isinstance(block, bool) or not low <= block <= high:
+        raise invalid("BlockSize", block, f"block size must be between {low} and {high}")
+    for field in ("ipipMode", "vxlanMode"):
+        if spec[field] not in ("Never", "Always", "CrossSubnet"):
+            raise invalid(
+                field[0].upper() + field[1:],
+                spec[field],
+                "must be Never, Always or CrossSubnet",
+            )
+    if spec["ipipMode"] != "Never" and spec["vxlanMode"] != "Never":
+        raise invalid("IPIPMode", spec["ipipMode"], "IPIP and VXLAN cannot both be enabled")
+    if ipv6 and spec["ipipMode"] != "Never":
+        raise invalid("IPIPMode", spec["ipipMode"], "IPIP is not supported on IPv6 pools")
+    for field in ("natOutgoing", "disabled", "disableBGPExport"):
+        if field in spec and not isinstance(spec[field], bool):
+            raise invalid(field[0].upper() + field[1:], spec[field], "must be a boolean")
+    uses = spec["allowedUses"]
+    if not isinstance(uses, list) or any(
+        u not in ("Workload", "Tunnel", "LoadBalancer") for u in uses
+    ):
+        raise invalid("AllowedUses", uses, "must be Workload, Tunnel or LoadBalancer")
+    if not spec["disabled"] and network.prefixlen > block:
+        raise invalid(
+            "CIDR",
+            cidr,
+            "IP pool size is too small for use with Calico IPAM. It must be equal to or "
+            "greater than the block size.",
+        )
+    if existing is None:
+        for (_, other_name), other in sorted(store.objects[rt].items()):
+            other_cidr = (other.get("spec") or {}).get("cidr")
+            try:
+                other_net = ipaddress.ip_network(str(other_cidr), strict=False)
+            except ValueError:
+                continue
+            if other_name != name and network.overlaps(other_net):
+                raise invalid_error(
+                    rt,
+                    name,
+                    f"IPPool({name}) CIDR overlaps with IPPool({other_name}) CIDR {other_cidr}",
+                    "CIDR",
+                )
+        return
+    old_spec = existing.get("spec") or {}
+    if spec["cidr"] != old_spec.get("cidr"):
+        raise invalid("CIDR", spec["cidr"], "field is immutable (IPPool CIDR cannot be modified)")
+    if block != old_spec.get("blockSize"):
+        raise invalid(
+            "BlockSize", block, "field is immutable (IPPool BlockSize cannot be modified)"
+        )
+
+
+def validate_rcc(rt: ResourceType, name: str, obj: JSONObj) -> None:
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise invalid_error(rt, name, "RemoteClusterConfiguration.Spec: must be an object", "spec")
+    datastore = spec.get("datastoreType")
+    if datastore not in (None, "", "kubernetes", "etcdv3"):
+        raise invalid_error(
+            rt,
+            name,
+            f'RemoteClusterConfiguration.Spec.DatastoreType: Invalid value: "{datastore}": '
+            "must be kubernetes or etcdv3",
+            "DatastoreType",
+        )
+    mode = (spec.get("syncOptions") or {}).get("overlayRoutingMode")
+    if mode not in (None, "", "Enabled", "Disabled"):
+        raise invalid_error(
+            rt,
+            name,
+            "RemoteClusterConfiguration.Spec.SyncOptions.OverlayRoutingMode: Invalid value: "
+            f'"{mode}": must be Enabled or Disabled',
+            "SyncOptions.OverlayRoutingMode",
+        )
+    if spec.get("clusterAccessSecret"):
+        inline = sorted(
+            k
+            for k, v in spec.items()
+            if k not in ("clusterAccessSecret", "syncOptions") and v not in (None, "", False)
+        )
+        if inline:
+            raise invalid_error(
+                rt,
+                name,
+                "RemoteClusterConfiguration.Spec: Invalid value: "
+                f"{inline}: must be empty when clusterAccessSecret is set",
+                "ClusterAccessSecret",
+            )
+
+
+def prepare_ippool(
+    store: Store,
+    rt: ResourceType,
+    name: str,
+    obj: JSONObj,
+    existing: JSONObj | None,
+    *,
+    validate: bool,
+) -> None:
+    """Default and validate an IPPool as clientv3 does, then keep it in its served form."""
+    _check_ippool(store, rt, name, obj, existing, validate=validate)
+    obj["spec"] = served_ippool_spec(obj["spec"])
+
+
+def prepare_rcc(rt: ResourceType, name: str, obj: JSONObj, *, validate: bool) -> None:
+    """Validate a RemoteClusterConfiguration, then keep it in its served form."""
+    if validate:
+        validate_rcc(rt, name, obj)
+    spec = obj.get("spec")
+    obj["spec"] = served_rcc_spec(spec if isinstance(spec, dict) else {})

@@ -1,0 +1,572 @@
+"""The fake API server: lifecycle, direct store access, faults, and the request path."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hmac
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fedkeeper.sandbox.kube_server.api import (
+    DEFAULT_NAMESPACES,
+    WRITE_METHODS,
+    ApiError,
+    JSONObj,
+    RequestRecord,
+    ResourceType,
+    Route,
+    b64,
+    bad_request,
+    builtin_types,
+    conflict,
+    not_found,
+    now_iso,
+    status_body,
+)
+from fedkeeper.sandbox.kube_server.authn import (
+    ADMIN,
+    Identity,
+    TokenReview,
+    service_account_token_identity,
+)
+from fedkeeper.sandbox.kube_server.http import HTTPServer, discovery, route
+from fedkeeper.sandbox.kube_server.kinds import SA_NAME_ANNOTATION, Kinds
+from fedkeeper.sandbox.kube_server.rbac import (
+    Attributes,
+    authorize,
+    check_escalation,
+    request_verb,
+)
+from fedkeeper.sandbox.kube_server.store import Store
+
+
+@dataclass
+class Fault:
+    status: int
+    remaining: int
+    method: str | None
+    path_contains: str | None
+    message: str
+    writes_only: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.writes_only and method not in WRITE_METHODS:
+            return False
+        if self.method and self.method.upper() != method:
+            return False
+        return not self.path_contains or self.path_contains in path
+
+
+class FakeKubeServer:
+    """A fake Kubernetes API server on 127.0.0.1; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        token: str = "sandbox-token",  # noqa: S107
+        calico_group: str = "projectcalico.org",
+        calico_version: str = "v3",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.token = token  # the admin token (system:masters)
+        self.clock = clock  # wall-clock seconds: token lifetimes
+        # More ways to authenticate a bearer token (e.g. EKS IAM tokens): (token, now).
+        self.token_reviews: list[TokenReview] = []
+        self.calico_group = calico_group
+        self.calico_version = calico_version
+        self._lock = threading.RLock()  # the store, the log, the faults
+        self._life_lock = threading.Lock()  # start/stop/unreachable (never held by handlers)
+        self._store = Store(
+            {
+                ("", "pods"),
+                ("", "nodes"),
+                ("", "services"),
+                ("", "namespaces"),
+                ("apps", "daemonsets"),
+                ("apps", "deployments"),
+                (calico_group, "kubecontrollersconfigurations"),
+                (calico_group, "licensekeys"),
+            }
+        )
+        self._kinds = Kinds(self._store, name, calico_group)
+        self._store.kinds = self._kinds
+        self._log: list[RequestRecord] = []
+        self._faults: list[Fault] = []
+        self._httpd: HTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._running = False
+        self._unreachable = False
+        self._connections: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._conn_lock = threading.Lock()
+        for rt in builtin_types(calico_group, calico_version):
+            self.register(rt)
+        for ns in DEFAULT_NAMESPACES:
+            self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> FakeKubeServer:
+        """Listen (ephemeral port the first time, the same port afterwards); idempotent."""
+        with self._life_lock:
+            if not self._running:
+                self._bind()
+                self._running = True
+                self._unreachable = False
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, cut every connection and join the server's threads."""
+        with self._life_lock:
+            if self._running and not self._unreachable:
+                self._unbind()
+            self._running = False
+            self._unreachable = False
+
+    def __enter__(self) -> FakeKubeServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"FakeKubeServer {self.name!r} has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca_data(self) -> str:
+        """base64 of a PEM-looking CA certificate (decorative: the server speaks HTTP)."""
+        return b64(self._kinds.ca_pem)
+
+    def set_token(self, token: str) -> None:
+        self.token = token
+
+    def kubeconfig(self, token: str | None = None, *, context: str | None = None) -> JSONObj:
+        """A kubeconfig dict for this server with bearer-token auth."""
+        ctx = context or self.name
+        user = f"{self.name}-admin"
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": self.name,
+                    "cluster": {"server": self.url, "certificate-authority-data": self.ca_data},
+                }
+            ],
+            "users": [{"name": user, "user": {"token": token or self.token}}],
+            "contexts": [{"name": ctx, "context": {"cluster": self.name, "user": user}}],
+            "current-context": ctx,
+        }
+
+    def _bind(self) -> None:
+        last_error: OSError | None = None
+        for _ in range(50):  # the old listener's port may take a moment to be free again
+            try:
+                httpd = HTTPServer(("127.0.0.1", self._port or 0), self)
+                break
+            except OSError as exc:
+                last_error = exc
+                time.sleep(0.02)
+        else:
+            raise RuntimeError(f"cannot listen on port {self._port}: {last_error}")
+        self._port = int(httpd.server_address[1])
+        self._httpd = httpd
+        self._serve_thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"fake-kube-{self.name}",
+            daemon=True,
+        )
+        self._serve_thread.start()
+
+    def _unbind(self) -> None:
+        httpd, thread = self._httpd, self._serve_thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._conn_lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._conn_lock:
+            threads = list(self._threads)
+            self._threads.clear()
+        for t in threads:
+            t.join(timeout=5)
+        self._httpd = None
+        self._serve_thread = None
+
+    def _track_connection(self, sock: socket.socket, *, add: bool) -> None:
+        with self._conn_lock:
+            if add:
+                self._connections.add(sock)
+            else:
+                self._connections.discard(sock)
+
+    def _track_thread(self, thread: threading.Thread) -> None:
+        with self._conn_lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+
+    # --- types ---------------------------------------------------------------------------
+
+    def register(self, rt: ResourceType) -> None:
+        """Serve a kind (replacing an earlier registration of the same group/version/plural)."""
+        with self._lock:
+            self._store.register(rt)
+
+    def _type_for(self, api_version: str, kind: str) -> ResourceType:
+        try:
+            return self._store.type_for(api_version, kind)
+        except KeyError as exc:
+            raise KeyError(f"{self.name}: {exc.args[0]}") from None
+
+    # --- direct store access (not logged, no validation) ---------------------------------
+
+    def seed(self, obj: JSONObj) -> JSONObj:
+        """Create or replace an object directly, filling metadata as a create would."""
+        with self._lock:
+            rt = self._type_for(str(obj.get("apiVersion")), str(obj.get("kind")))
+            new = copy.deepcopy(obj)
+            meta = new.setdefault("metadata", {})
+            name = meta.get("name")
+            if not name:
+                raise ValueError("seed: metadata.name is required")
+            ns = ""
+            if rt.namespaced:
+                ns = meta.get("namespace") or "default"
+                meta["namespace"] = ns
+                ns_rt = self._store.by_kind[("v1", "Namespace")]
+                if ("", ns) not in self._store.objects[ns_rt]:
+                    self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            else:
+                meta.pop("namespace", None)
+            existing = self._store.objects[rt].get((ns, name))
+            meta.setdefault("uid", existing["metadata"]["uid"] if existing else str(uuid.uuid4()))
+            meta.setdefault(
+                "creationTimestamp",
+                existing["metadata"]["creationTimestamp"] if existing else now_iso(),
+            )
+            meta.setdefault("generation", 1)
+            try:
+                self._kinds.prepare(rt, name, new, existing, validate=False)
+            except ApiError as exc:
+                raise ValueError(f"seed: {exc.message}") from None
+            self._store.commit(rt, new)
+            self._kinds.after_write(rt, new)
+            return copy.deepcopy(self._store.objects[rt][(ns, name)])
+
+    def get_object(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> JSONObj | None:
+        with self._lock:
+            rt = self._type_for(api_version, kind)
+            obj = self._store.objects[rt].get((self._store.ns_key(rt, namespace), name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None
+    ) -> list[JSONObj]:
+        with self._lock:
+            rt = self._type_for(api_version, kind)
+            return [
+                copy.deepcopy(obj)
+                for (ns, _), obj in sorted(self._store.objects[rt].items())
+                if namespace is None or not rt.namespaced or ns == namespace
+            ]
+
+    def delete_object(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> bool:
+        with self._lock:
+            rt = self._type_for(api_version, kind)
+            obj = self._store.objects[rt].get((self._store.ns_key(rt, namespace), name))
+            if obj is None:
+                return False
+            self._store.remove(rt, obj)
+            return True
+
+    def mutate(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        fn: Callable[[JSONObj], None],
+    ) -> JSONObj:
+        """Edit an object out of band (like another actor); bumps resourceVersion."""
+        with self._lock:
+            rt = self._type_for(api_version, kind)
+            key = (self._store.ns_key(rt, namespace), name)
+            existing = self._store.objects[rt].get(key)
+            if existing is None:
+                raise KeyError(f"{self.name}: {rt.resource} {key} not found")
+            new = copy.deepcopy(existing)
+            fn(new)
+            new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+            meta = new.setdefault("metadata", {})
+            meta["name"] = name
+            if rt.namespaced:
+                meta["namespace"] = key[0]
+            if new.get("spec") != existing.get("spec"):
+                meta["generation"] = int(existing["metadata"].get("generation", 1)) + 1
+            # Stored as the API server would serve it (no validation: another actor's edit).
+            self._kinds.prepare(rt, name, new, existing, validate=False)
+            self._store.commit(rt, new)
+            self._kinds.after_write(rt, new)
+            return copy.deepcopy(self._store.objects[rt][key])
+
+    def rotate_token(self, namespace: str, secret_name: str) -> str:
+        """Put a new token into a service-account token Secret; returns the new token."""
+        with self._lock:
+            rt = self._store.by_kind[("v1", "Secret")]
+            secret = self._store.objects[rt].get((namespace, secret_name))
+            if secret is None:
+                raise KeyError(f"{self.name}: secret {namespace}/{secret_name} not found")
+            new = copy.deepcopy(secret)
+            annotations = new.get("metadata", {}).get("annotations") or {}
+            sa_name = str(annotations.get(SA_NAME_ANNOTATION))
+            sa = self._store.kind("v1", "ServiceAccount").get((namespace, sa_name))
+            sa_uid = str(sa["metadata"]["uid"]) if sa else ""
+            token = self._kinds.make_token(namespace, sa_name, sa_uid, secret_name)
+            data = new.setdefault("data", {})
+            data["token"] = b64(token)
+            data.setdefault("ca.crt", b64(self._kinds.ca_pem))
+            data.setdefault("namespace", b64(namespace))
+            self._store.commit(rt, new)
+            return token
+
+    def authenticate(self, token: str) -> Identity | None:
+        """The identity a bearer token stands for, None if unknown, expired or revoked: the
+        admin token, a live service-account token, or one a :attr:`token_reviews` entry
+        accepts."""
+        if not token:
+            return None
+        if hmac.compare_digest(token, self.token):
+            return ADMIN
+        with self._lock:
+            identity = service_account_token_identity(self._store, token)
+        if identity is not None:
+            return identity
+        now = self.clock()
+        for review in list(self.token_reviews):
+            identity = review(token, now)
+            if identity is not None:
+                return identity
+        return None
+
+    def authenticates(self, token: str) -> bool:
+        """Whether a bearer token is accepted now."""
+        return self.authenticate(token) is not None
+
+    # --- request log and faults ----------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def writes(self) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self._log if r.is_write]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        method: str | None = None,
+        path_contains: str | None = None,
+        message: str = "injected fault",
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` and a Status body."""
+        with self._lock:
+            self._faults.append(Fault(status, times, method, path_contains, message))
+
+    def conflict_next(self, times: int = 1, *, path_contains: str | None = None) -> None:
+        """Answer the next ``times`` matching writes with 409 Conflict."""
+        with self._lock:
+            self._faults.append(
+                Fault(409, times, None, path_contains, "injected conflict", writes_only=True)
+            )
+
+    def clear_faults(self) -> None:
+        """Forget every pending injected fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def set_unreachable(self, unreachable: bool) -> None:
+        """True: stop listening and cut kept-alive connections; False: listen again."""
+        with self._life_lock:
+            if not self._running or unreachable == self._unreachable:
+                self._unreachable = unreachable and self._running
+                return
+            if unreachable:
+                self._unbind()
+            else:
+                self._bind()
+            self._unreachable = unreachable
+
+    def _take_fault(self, method: str, path: str, *, writes_only: bool) -> Fault | None:
+        for fault in self._faults:
+            if fault.writes_only == writes_only and fault.matches(method, path):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    # --- HTTP entry point ----------------------------------------------------------------
+
+    def _handle_http(
+        self, method: str, raw_path: str, authorization: str, content_type: str, body: bytes
+    ) -> tuple[int, bytes, str]:
+        split = urlsplit(raw_path)
+        path, query = split.path, split.query
+        ctype = "application/json"
+        try:
+            with self._lock:
+                fault = self._take_fault(method, path, writes_only=False)
+            if fault is not None:
+                raise ApiError(fault.status, fault.message)
+            scheme, _, token = authorization.partition(" ")
+            identity = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+            if identity is None:
+                raise ApiError(401, "Unauthorized")
+            status, result = self._serve(identity, method, path, query, content_type, body)
+            if isinstance(result, str):
+                payload, ctype = result.encode(), "text/plain; charset=utf-8"
+            else:
+                payload = json.dumps(result).encode()
+        except ApiError as exc:
+            status = exc.code
+            payload = json.dumps(
+                status_body(exc.code, exc.reason, exc.message, exc.details)
+            ).encode()
+        except Exception as exc:  # a bug in the fake: answer 500 rather than hang the client
+            status = 500
+            payload = json.dumps(
+                status_body(500, "InternalError", f"fake API server error: {exc!r}")
+            ).encode()
+        with self._lock:
+            self._log.append(RequestRecord(method, path, query, status))
+        return status, payload, ctype
+
+    def _serve(
+        self,
+        identity: Identity,
+        method: str,
+        path: str,
+        query: str,
+        content_type: str,
+        raw: bytes,
+    ) -> tuple[int, Any]:
+        segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
+        special = self._discovery(method, segments)
+        if special is not None:
+            return 200, special  # discovery: any authenticated user (system:discovery)
+        route = self._route(segments)
+        params = parse_qs(query, keep_blank_values=True)
+        watch = params.get("watch", [""])[0] in ("true", "1")
+        attrs = Attributes(
+            request_verb(method, route.name, watch=watch),
+            route.rt.group,
+            route.rt.plural,
+            route.subresource or "",
+            route.namespace or "",
+            route.name or "",
+        )
+        with self._lock:
+            authorize(self._store, identity, attrs)
+        body: Any = None
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise bad_request(f"the request body is not valid JSON: {exc}") from None
+        with self._lock:
+            if method in WRITE_METHODS:
+                fault = self._take_fault(method, path, writes_only=True)
+                if fault is not None:
+                    raise conflict(route.rt, route.name or "")
+            dry_run = "All" in params.get("dryRun", [])
+            saved = (copy.deepcopy(self._store.objects), self._store.rv) if dry_run else None
+
+            def admit(rt: ResourceType, ns: str, name: str, obj: JSONObj) -> None:
+                check_escalation(self._store, identity, rt, ns, name, obj)
+
+            self._store.admit = admit
+            try:
+                return self._serve_resource(method, route, params, content_type, body)
+            finally:
+                self._store.admit = None
+                if saved is not None:
+                    self._store.objects, self._store.rv = saved
+
+    def _discovery(self, method: str, segments: list[str]) -> Any:
+        with self._lock:
+            types = list(self._store.types.values())
+        return discovery(method, segments, types, self._store.status_types, self.port)
+
+    def _route(self, segments: list[str]) -> Route:
+        with self._lock:
+            return route(segments, self._store.types, self._store.status_types)
+
+    def _serve_resource(
+        self, method: str, route: Route, params: dict[str, list[str]], ctype: str, body: Any
+    ) -> tuple[int, Any]:
+        rt, ns, name = route.rt, route.namespace, route.name
+        if name is None:
+            if method == "GET":
+                if params.get("watch", [""])[0] in ("true", "1"):
+                    raise bad_request("watch is not supported by this fake API server")
+                return 200, self._store.list_items(rt, ns, params)
+            if method == "POST" and (ns is not None or not rt.namespaced):
+                return 201, self._store.create(rt, ns, body, params)
+            raise ApiError(405, f"the server does not allow this method on {rt.resource}")
+        if method == "GET":
+            obj = self._store.objects[rt].get((ns or "", name))
+            if obj is None:
+                raise not_found(rt, name)
+            return 200, copy.deepcopy(obj)
+        if method == "PUT":
+            return 200, self._store.replace(rt, ns or "", name, body, route.subresource)
+        if method == "PATCH":
+            return 200, self._store.patch(rt, ns or "", name, body, ctype, route.subresource)
+        if method == "DELETE" and route.subresource is None:
+            return 200, self._store.delete(rt, ns or "", name, body)
+        raise ApiError(405, f"the server does not allow this method on {rt.resource}")
