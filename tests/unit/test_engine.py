@@ -28,6 +28,10 @@ class StubConns:
     config: Any = None
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
+    guard: Any = None
+
+    def use_guard(self, guard: Any) -> None:
+        self.guard = guard
 
 
 def enable(rt: str) -> Change:
