@@ -370,12 +370,12 @@ def handle_event(event: Any, context: object, handler_name: str) -> dict[str, An
         )
         metrics.add_metric("EventsIgnored", MetricUnit.Count, 1)
         return finish(rt, report, handler_name)
-    report = _reconcile(rt, trigger.scope, "apply", trigger.reason)
+    report = _reconcile(rt, trigger.scope, "apply", trigger.reason, run_budget(context))
     _defer_while_cut_off(report, trigger)
     return finish(rt, report, handler_name)
 
 
-def handle_manual(payload: Any) -> dict[str, Any]:
+def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
     """A manual request to the repair function; a bad one changes nothing.
 
     ``plan`` and ``status`` never write; ``apply`` writes unless the kill switch says plan.
@@ -394,7 +394,9 @@ def handle_manual(payload: Any) -> dict[str, Any]:
     if isinstance(command, AdoptCommand):
         return finish(rt, _adopt(rt, command), "repair")
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
-    report = _reconcile(rt, command.scope_of_run(), requested, f"manual {command.action}")
+    report = _reconcile(
+        rt, command.scope_of_run(), requested, f"manual {command.action}", run_budget(context)
+    )
     return finish(rt, report, "repair")
 
 
@@ -415,15 +417,40 @@ def handle_repair(event: Any, context: object) -> dict[str, Any]:
     """The repair function: an EventBridge event (the schedule) or a manual payload."""
     if is_eventbridge_event(event):
         return handle_event(event, context, "repair")
-    return handle_manual(event)
+    return handle_manual(event, context)
 
 
-def _reconcile(rt: Runtime, scope: Scope, requested: ModeName, reason: str) -> Report:
+# Seconds kept back from the Lambda's remaining time: logging the Report, metrics, SNS.
+DEADLINE_MARGIN_S = 20.0
+
+
+def run_budget(context: object) -> float | None:
+    """The run's time budget: the invocation's remaining time less a margin (None: no limit)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        left = float(remaining()) / 1000.0
+    except (TypeError, ValueError):
+        return None
+    return max(left - DEADLINE_MARGIN_S, 1.0)
+
+
+def _reconcile(
+    rt: Runtime, scope: Scope, requested: ModeName, reason: str, budget_s: float | None = None
+) -> Report:
     from fedkeeper.service import effective_mode, reconcile
 
     mode = effective_mode(requested, rt.config, rt.settings.mode)
     try:
-        return reconcile(rt.connections(), scope, mode, trigger=reason, runners=rt.runners)
+        return reconcile(
+            rt.connections(),
+            scope,
+            mode,
+            trigger=reason,
+            runners=rt.runners,
+            deadline_s=budget_s,
+        )
     except FedkeeperError as exc:
         # The engine reports per-invariant failures itself; this is one it could not place.
         error = RunError("run", str(exc), retryable=isinstance(exc, RetryableError))
@@ -466,8 +493,9 @@ def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, A
     retryable += [
         f"{c.change.target}: {c.error}"
         for c in report.changes
-        if c.result is Result.FAILED and c.retryable
+        if c.result in (Result.FAILED, Result.SKIPPED) and c.retryable
     ]
+    retryable += [f"{d.target}: {d.reason}" for d in report.deferred if d.retry]
     if retryable:
         # Lambda logs a raised error itself, past our formatter: redact the message here.
         summary = redact("; ".join(retryable))

@@ -104,6 +104,7 @@ class Connections:
     ) -> None:
         self.config = config
         self.kube_timeout = kube_timeout  # (connect, read) seconds per HTTP attempt
+        self.clock = clock  # monotonic seconds: token lifetimes and the run's deadline
         self._guard: RunGuard | None = None
         self.session = session
         self.targets = targets or Targets()
@@ -136,7 +137,7 @@ class Connections:
         self.aws.guard = guard
         for cluster in (self._eks, self._onprem):
             if cluster is not None:
-                cluster.guard = guard
+                cluster.guard, cluster.timeout = guard, self.kube_timeout
 
     def _ready(self, cluster: KubeCluster) -> KubeCluster:
         cluster.guard, cluster.timeout = self._guard, self.kube_timeout
@@ -228,7 +229,6 @@ def reconcile(
     runners: dict[Invariant, Runner] | None = None,
     run: Run | None = None,
     deadline_s: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
@@ -240,7 +240,7 @@ def reconcile(
     started = time.perf_counter()
     before = conns.counter.snapshot()
     report = Report(mode=mode, scope=scope, trigger=trigger)
-    guard = RunGuard.within(deadline_s, clock)
+    guard = RunGuard.within(deadline_s, conns.clock)
     if run is None:
         run = Run(conns=conns, mode=mode, report=report, guard=guard)
     else:

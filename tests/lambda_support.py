@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from logging import StreamHandler
@@ -73,6 +74,7 @@ class StubConns:
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
     guard: Any = None
+    clock: Any = time.monotonic
 
     def use_guard(self, guard: Any) -> None:
         self.guard = guard

@@ -27,6 +27,7 @@ name it is left alone.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -312,6 +313,18 @@ def _drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
 
 
 def plan_ippools(obs: IpPoolsObservation) -> Plan:
+    plan = _plan_ippools(obs)
+    # Creates come after the deletes (Calico refuses an overlapping pool): a create whose
+    # delete failed in this run is not attempted.
+    deletes = tuple(c.target for c in plan.changes if c.action is Action.DELETE)
+    plan.changes = [
+        dataclasses.replace(c, after=deletes) if c.action is Action.CREATE and deletes else c
+        for c in plan.changes
+    ]
+    return plan
+
+
+def _plan_ippools(obs: IpPoolsObservation) -> Plan:
     plan = Plan()
     needed = pools_needed(obs)
     covs = coverage(obs)

@@ -452,10 +452,12 @@ class _Planner:
         reason: str,
         payload: dict[str, Any],
         resource_version: str | None = None,
+        after: tuple[str, ...] = (),
     ) -> None:
         meta = obj.get("metadata") or {}
         self.plan.changes.append(
             Change(
+                after=after,
                 backend=side.backend,
                 kind=str(obj.get("kind")),
                 name=str(meta.get("name")),
@@ -481,6 +483,7 @@ class _Planner:
         why_missing: str,
         *,
         adopt: bool = True,
+        after: tuple[str, ...] = (),
     ) -> bool:
         """Create ``want`` if absent, patch an owned drifted copy, report a foreign one.
 
@@ -499,6 +502,7 @@ class _Planner:
                 Action.CREATE,
                 f"{label} is missing: {why_missing}",
                 {"op": "create", "body": want},
+                after=after,
             )
             return False
         whose = ownership(actual, self.names.federation)
@@ -552,6 +556,7 @@ class _Planner:
             f"{label} drifted: {'; '.join(drift)}; restoring it",
             {"op": "patch", "patch_type": "merge", "patch": patch},
             _meta(actual).get("resourceVersion"),
+            after=after,
         )
         return False
 
@@ -622,6 +627,7 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
             Action.CREATE,
             f"{side.backend} token Secret {sa} is re-created for service account {sa}",
             {"op": "create", "body": want["Secret"]},
+            after=(f"{side.backend}/Secret/{want['Secret']['metadata']['namespace']}/{sa}",),
         )
         p.plan.settle = True
     else:
@@ -738,6 +744,11 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
                 )
             )
     else:
+        # Never an RCC pointing at a Secret whose write failed in this run.
+        secret_target = f"{side.backend}/Secret/{names.access_namespace}/" + access_secret_name(
+            side.rcc_name
+        )
+        writes_secret = any(c.target == secret_target for c in p.plan.changes)
         p.ensure(
             side,
             want,
@@ -746,6 +757,7 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
             _rcc_patch(actual, want),
             f"{side.backend} must federate the {other.backend if other else 'other'} cluster "
             f"({side.rcc_name}) to see its endpoints",
+            after=(secret_target,) if writes_secret else (),
         )
     _prune_rccs(p, side, keep=side.rcc_name)
     _prune_access_secrets(p, side, keep=access_secret_name(side.rcc_name))

@@ -139,6 +139,7 @@ class Sandbox:
             calico_group=cal.group,
             calico_version=cal.version,
             clock=self.clock.time,
+            advance=self.clock.advance,
         )
         self.onprem_server = FakeKubeServer(
             "onprem",
@@ -146,6 +147,7 @@ class Sandbox:
             calico_group=cal.group,
             calico_version=cal.version,
             clock=self.clock.time,
+            advance=self.clock.advance,
         )
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
@@ -155,6 +157,7 @@ class Sandbox:
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
+        self.aws.advance = self.clock.advance
         self.baseline: AwsBaseline | None = None
         self.topic_arn: str | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
@@ -251,10 +254,19 @@ class Sandbox:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
         return new_client_from_config_dict(self.onprem_server.kubeconfig())
 
-    def reconcile(self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply") -> Report:
-        """One reconcile through production code, as a Lambda or the CLI would run it."""
+    def reconcile(
+        self,
+        scope: Iterable[str] | Scope | None,
+        mode: ModeName = "apply",
+        *,
+        deadline_s: float | None = None,
+    ) -> Report:
+        """One reconcile through production code, as a Lambda or the CLI would run it.
+
+        ``deadline_s``: the run's time budget, on the sandbox clock.
+        """
         s = scope if isinstance(scope, Scope) else Scope.parse(scope)
-        return reconcile(self.connections(), s, mode)
+        return reconcile(self.connections(), s, mode, deadline_s=deadline_s)
 
     def route(self, event: dict[str, Any]) -> list[str]:
         """The handlers whose deployed rule matches ``event`` (moto's EventBridge matcher)."""

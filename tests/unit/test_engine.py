@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class StubConns:
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
     guard: Any = None
+    clock: Any = time.monotonic
 
     def use_guard(self, guard: Any) -> None:
         self.guard = guard

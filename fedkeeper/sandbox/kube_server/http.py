@@ -93,6 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type", ""),
             body,
         )
+        fake._before_answer()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
