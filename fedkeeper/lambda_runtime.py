@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -56,12 +57,14 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from fedkeeper import episodes
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
 from fedkeeper.model import Deferred, Report, Result, RunError, Scope, Severity
 
 if TYPE_CHECKING:
+    from fedkeeper.adapters.aws import AwsAdapter
     from fedkeeper.model import Invariant
     from fedkeeper.service import Connections, ModeName, Runner
 
@@ -103,6 +106,10 @@ class Settings(BaseModel):
     cluster_name: str | None = Field(None, alias="FEDKEEPER_CLUSTER_NAME")
     onprem_secret_arn: str | None = Field(None, alias="FEDKEEPER_ONPREM_SECRET_ARN")
     topic_arn: str | None = Field(None, alias="FEDKEEPER_TOPIC_ARN")
+    # The DynamoDB table keeping open episodes of persistent trouble (fedkeeper.episodes).
+    episodes_table: str | None = Field(None, alias="FEDKEEPER_EPISODES_TABLE")
+    alert_window_minutes: float = Field(30.0, alias="FEDKEEPER_ALERT_WINDOW_MINUTES", gt=0)
+    alert_after_runs: int = Field(3, alias="FEDKEEPER_ALERT_AFTER_RUNS", ge=1)
 
     @field_validator("config_path", mode="before")
     @classmethod
@@ -167,9 +174,11 @@ class Runtime:
         connections: Connections | None = None,
         runners: dict[Invariant, Runner] | None = None,
         on_report: Callable[[Report], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.config = config
+        self.wall_clock = wall_clock  # epoch seconds: when an episode of trouble started
         self.runners = runners
         self.on_report = on_report
         self._connections = connections
@@ -420,6 +429,7 @@ def handle_repair(event: Any, context: object) -> dict[str, Any]:
     return handle_manual(event, context)
 
 
+EPISODES_TABLE_SUFFIX = "-fedkeeper-episodes"  # the stack names the table <name> + this
 # Seconds kept back from the Lambda's remaining time: logging the Report, metrics, SNS.
 DEADLINE_MARGIN_S = 20.0
 
@@ -468,13 +478,29 @@ def _defer_while_cut_off(report: Report, trigger: Trigger) -> None:
 
 
 def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
-    """Bad settings or federation.yaml: permanent, so reported and counted, not retried."""
+    """Bad settings or federation.yaml: permanent, so reported and counted, not retried.
+
+    Notified once per episode like any persistent trouble, when the settings that name the
+    topic and the episodes table can still be read.
+    """
     report = Report(
         mode="plan",
         scope=Scope(frozenset()),
         errors=[RunError("config", "; ".join(exc.errors), retryable=False)],
         trigger="configuration",
     )
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        settings = None
+    if settings is not None and settings.topic_arn:
+        import boto3
+
+        from fedkeeper.adapters.aws import AwsAdapter
+
+        table = settings.episodes_table or ""
+        name = table.removesuffix(EPISODES_TABLE_SUFFIX) or "(unknown federation)"
+        alert(settings, AwsAdapter(boto3.Session()), name, report, time.time())
     return finish(None, report, handler_name)
 
 
@@ -489,6 +515,13 @@ def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, A
     record_metrics(report, handler_name)
     if rt is not None:
         notify(rt, report)
+        if rt.settings.episodes_table:
+            try:
+                aws = rt.connections().aws
+            except FedkeeperError as exc:
+                logger.warning("could not record trouble", extra={"error": redact(str(exc))})
+            else:
+                alert(rt.settings, aws, rt.config.name, report, rt.wall_clock())
     retryable = [f"{e.invariant}: {e.message}" for e in report.errors if e.retryable]
     retryable += [
         f"{c.change.target}: {c.error}"
@@ -525,6 +558,52 @@ def notify(rt: Runtime, report: Report) -> None:
         rt.connections().aws.publish(topic, subject, json.dumps(report.to_dict(), indent=2))
     except FedkeeperError as exc:
         logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
+
+
+def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, now: float) -> None:
+    """Persistent trouble: one notification when an episode starts, one when it ends.
+
+    The open episodes live in one DynamoDB item written conditionally (its version), so
+    two functions finishing at once cannot both notify the same episode. Publishes the
+    ``PersistentTrouble`` metric (open, notified episodes) that the stack's alarm watches.
+    A failure here is logged, never raised: alerting must not break the run it reports.
+    """
+    table, topic = settings.episodes_table, settings.topic_arn
+    if not table:
+        return
+    try:
+        for _ in range(3):
+            data, version = aws.read_episodes(table)
+            result = episodes.step(
+                episodes.parse_store(data),
+                report,
+                now,
+                window_s=settings.alert_window_minutes * 60,
+                after_runs=settings.alert_after_runs,
+            )
+            if aws.write_episodes(table, episodes.dump_store(result.episodes), version):
+                break
+        else:
+            logger.warning("episodes: another run kept winning the write; nothing notified")
+            return
+        open_count = sum(e.notified for e in result.episodes.values())
+        metrics.add_metric("PersistentTrouble", MetricUnit.Count, open_count)
+        if not topic:
+            return
+        for ep in result.opened:
+            aws.publish(
+                topic,
+                f"fedkeeper {federation}: persistent trouble: {ep.key}"[:100],
+                episodes.describe(ep, now),
+            )
+        for ep in result.closed:
+            aws.publish(
+                topic,
+                f"fedkeeper {federation}: recovered: {ep.key}"[:100],
+                f"{episodes.describe(ep, now)}; well again since this run",
+            )
+    except FedkeeperError as exc:
+        logger.warning("could not record or notify trouble", extra={"error": redact(str(exc))})
 
 
 def record_metrics(report: Report, handler_name: str) -> None:

@@ -8,6 +8,7 @@ per backend (``aws``) as reads or writes.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -45,6 +46,7 @@ from fedkeeper.model import (
     VpnConnection,
 )
 
+EPISODES_ITEM = "episodes"  # the one item of the episodes table
 AWS_ATTEMPTS = 3
 AWS_CONNECT_TIMEOUT = 3
 AWS_READ_TIMEOUT = 10
@@ -321,6 +323,42 @@ class AwsAdapter:
     @_translated
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         self.client("sns").publish(TopicArn=topic_arn, Subject=subject, Message=message)
+
+    # --- DynamoDB: the open episodes of persistent trouble (fedkeeper.episodes) ------------
+
+    @_translated
+    def read_episodes(self, table: str) -> tuple[Any, int]:
+        """The stored episodes (parsed JSON, any shape) and the item's version (0: none)."""
+        resp = self.client("dynamodb").get_item(
+            TableName=table, Key={"pk": {"S": EPISODES_ITEM}}, ConsistentRead=True
+        )
+        item = resp.get("Item") or {}
+        try:
+            version = int((item.get("version") or {}).get("N", "0"))
+            data = json.loads((item.get("episodes") or {}).get("S", "{}"))
+        except (ValueError, TypeError, AttributeError):
+            return {}, 0
+        return data, version
+
+    @_translated
+    def write_episodes(self, table: str, data: Any, version: int) -> bool:
+        """Store ``data`` if the item is still at ``version``; False when another run won."""
+        try:
+            self.client("dynamodb").put_item(
+                TableName=table,
+                Item={
+                    "pk": {"S": EPISODES_ITEM},
+                    "version": {"N": str(version + 1)},
+                    "episodes": {"S": json.dumps(data, sort_keys=True)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # --- Secrets Manager ------------------------------------------------------------------
 

@@ -160,6 +160,7 @@ class Sandbox:
         self.aws.advance = self.clock.advance
         self.baseline: AwsBaseline | None = None
         self.topic_arn: str | None = None
+        self.episodes_table: str | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
         self.function_logs: list[str] = []
         self._session: boto3.Session | None = None
@@ -202,6 +203,14 @@ class Sandbox:
         # The automation stack's SNS topic for failures and findings.
         sns = self.aws_session().client("sns")
         self.topic_arn = sns.create_topic(Name=f"{self.config.name}-fedkeeper")["TopicArn"]
+        # ... and its table of open episodes of persistent trouble.
+        self.episodes_table = f"{self.config.name}-fedkeeper-episodes"
+        self.aws_session().client("dynamodb").create_table(
+            TableName=self.episodes_table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         if converge:
             self.reconcile(None, "apply")
         self.clear_logs()
@@ -274,8 +283,16 @@ class Sandbox:
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""
-        settings = Settings.from_env().model_copy(update={"topic_arn": self.topic_arn})
-        return Runtime(settings, self.config, connections=self.connections(), on_report=on_report)
+        settings = Settings.from_env().model_copy(
+            update={"topic_arn": self.topic_arn, "episodes_table": self.episodes_table}
+        )
+        return Runtime(
+            settings,
+            self.config,
+            connections=self.connections(),
+            on_report=on_report,
+            wall_clock=self.clock.time,
+        )
 
     def notifications(self) -> list[tuple[str, str]]:
         """(subject, message) of everything published to the operators' SNS topic."""
