@@ -11,8 +11,10 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fedkeeper import episodes
 from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import ippools as ippools_inv
@@ -107,9 +109,16 @@ def federation_status(conns: Connections) -> Status:
             sec.facts.append(f.message)
     for e in report.errors:
         sections[e.invariant].worsen("unknown", f"could not be read: {e.message}")
-    if report.deferred:
+    onprem_deferred = [d for d in report.deferred if d.target == "onprem"]
+    if onprem_deferred:
         for name in ("ippools", "rcc", "checks"):
-            sections[name].worsen("unknown", f"on-prem not reachable: {report.deferred[0].reason}")
+            sections[name].worsen("unknown", f"on-prem not reachable: {onprem_deferred[0].reason}")
+    for failed in report.failed_targets:
+        for name in failed.invariants:
+            if name in sections:
+                fix = f"; fix: {failed.fix}" if failed.fix else ""
+                sections[name].facts.append(f"{failed.target} failed: {failed.reason}{fix}")
+    _trouble_facts(conns, sections)
     for name, gather in _FACTS.items():
         try:
             gather(run, sections[name])
@@ -128,6 +137,24 @@ def federation_status(conns: Connections) -> Status:
 
 
 # --- facts --------------------------------------------------------------------------------
+
+
+def _trouble_facts(conns: Connections, sections: dict[str, Section]) -> None:
+    """Open episodes of persistent trouble, with since when (the stack's episodes table)."""
+    table = f"{conns.config.name}-fedkeeper-episodes"
+    try:
+        data, _ = conns.aws.read_episodes(table)
+    except FedkeeperError:
+        return  # no table (not deployed, or the sandbox without one): nothing to show
+    now = time.time()
+    for ep in episodes.parse_store(data).values():
+        since = datetime.fromtimestamp(ep.since, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        kind, _, name = ep.key.partition(":")
+        sec = sections.get(name) if kind == "invariant" else sections["checks"]
+        (sec or sections["checks"]).facts.append(
+            f"{'notified' if ep.notified else 'watching'}: "
+            f"{episodes.describe(ep, now)} (since {since})"
+        )
 
 
 def _vpn_facts(run: Run, sec: Section) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from fedkeeper.config import load_config
 from fedkeeper.sandbox import Sandbox, event_factory
+from fedkeeper.status import federation_status
 from tests.conftest import EXAMPLE
 
 
@@ -28,6 +29,10 @@ def test_a_two_hour_onprem_outage_with_tunnels_up_notifies_once_and_once_on_reco
             sb.dispatch(event_factory.scheduled(sb.config.aws.region))
             sb.advance_time(15 * 60)
         during = list(sb.notifications())
+        facts = [f for sec in federation_status(sb.connections()).sections for f in sec.facts]
+        assert any(
+            f.startswith("notified: onprem: failing for") and "(since " in f for f in facts
+        ), facts
     finally:
         sb.onprem_server.set_unreachable(False)
     sb.dispatch(event_factory.scheduled(sb.config.aws.region))
