@@ -278,7 +278,8 @@ def normalized_server(url: str | None) -> str | None:
 
 def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, name) of the RCC's clusterAccessSecret, if it has one."""
-    ref = (rcc.get("spec") or {}).get("clusterAccessSecret") or {}
+    spec = rcc.get("spec")
+    ref = spec.get("clusterAccessSecret") if isinstance(spec, Mapping) else None
     if not isinstance(ref, Mapping) or not ref.get("name"):
         return None
     return str(ref.get("namespace") or ""), str(ref["name"])
@@ -286,7 +287,9 @@ def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def rcc_server(rcc: Mapping[str, Any], side: ClusterSide) -> str | None:
     """The API server an RCC on ``side`` reads: from its access Secret or inline fields."""
-    spec = rcc.get("spec") or {}
+    spec = rcc.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
     ref = access_secret_ref(rcc)
     if ref is not None:
         secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}")
@@ -875,16 +878,21 @@ def _plan_access_secret(
 def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
     if actual is None:
         return []
-    spec = served_rcc_spec(actual.get("spec") or {})  # as the API server serves it
+    raw = actual.get("spec")
+    spec = served_rcc_spec(raw) if isinstance(raw, Mapping) else {}  # as the API serves it
     drift = []
-    ref = spec.get("clusterAccessSecret") or {}
+    if raw is not None and not isinstance(raw, Mapping):
+        drift.append(f"its spec is a {type(raw).__name__}, not an object")
+    ref = spec.get("clusterAccessSecret")
+    ref = ref if isinstance(ref, Mapping) else {}
     want_ref = want["spec"]["clusterAccessSecret"]
     if any(ref.get(k) != want_ref[k] for k in ("name", "namespace")):
         drift.append(
             f"clusterAccessSecret is {ref or 'unset'} "
             f"(want {want_ref['namespace']}/{want_ref['name']})"
         )
-    mode = (spec.get("syncOptions") or {}).get("overlayRoutingMode")
+    sync = spec.get("syncOptions")
+    mode = sync.get("overlayRoutingMode") if isinstance(sync, Mapping) else None
     if mode != "Disabled":
         drift.append(
             f"overlayRoutingMode is {mode or 'unset'} "
@@ -895,14 +903,20 @@ def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> lis
         drift.append(
             f"it sets inline datastore fields {', '.join(inline)} beside clusterAccessSecret"
         )
+    known = {"clusterAccessSecret", "syncOptions", *INLINE_DATASTORE_FIELDS}
+    stray = sorted(str(k) for k in spec if k not in known)
+    if stray:
+        drift.append(f"it has fields fedkeeper does not set: {', '.join(stray)}")
     return drift
 
 
 def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch making the spec exactly ``want``'s: every other key is removed."""
     spec: dict[str, Any] = dict(want["spec"])
-    for f in INLINE_DATASTORE_FIELDS:
-        if actual is not None and (actual.get("spec") or {}).get(f) not in (None, ""):
-            spec[f] = None  # merge patch: remove
+    have = actual.get("spec") if actual is not None else None
+    for f in have if isinstance(have, Mapping) else ():
+        if f not in spec:
+            spec[str(f)] = None  # merge patch: remove (inline datastore fields, stray keys)
     return {"spec": spec}
 
 
