@@ -1,21 +1,29 @@
 # Everything a fresh machine needs: `make demo` runs the sandbox demo, `make test` the tests.
 # Both create the virtual environment and install what is missing first.
 PYTHON ?= python3
+# What `make synth` synthesizes (`make synth CONFIG=federation.yaml` for yours).
+CONFIG ?= federation.example.yaml
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fedkeeper-installed
 
 .PHONY: demo test lint typecheck unit bench synth clean
 
+# On a terminal pip shows what it fetches (the first install is about 1 GB); elsewhere quiet.
+PIP_OUTPUT = $$(test -t 1 && echo --progress-bar=on || echo --quiet)
+
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	@echo "[1/3] creating $(VENV) (once)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[2/3] installing requirements.txt: boto3, kubernetes, pydantic, Powertools, moto, aws-cdk-lib (with its Node.js bundle), cdk-nag, cfn-lint, pytest, ruff, mypy: about 1 GB, a minute or two the first time"
+	@$(BIN)/python -m pip install $(PIP_OUTPUT) -r requirements.txt
+	@echo "[3/3] installing fedkeeper itself (editable)"
+	@$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fedkeeper demo
+	$(BIN)/fedkeeper demo -c federation.example.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 synth: $(STAMP)
-	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python app.py
+	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python app.py -c config=$(CONFIG)
 
 clean:
 	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,13 @@ def synth_once(outdir: Path) -> float:
         "CDK_OUTDIR": str(outdir),
     }
     t = time.perf_counter()
-    subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "app.py", "-c", "config=federation.example.yaml"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t
 
 

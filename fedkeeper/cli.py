@@ -1,9 +1,17 @@
-"""The ``fedkeeper`` command: validate, plan, apply, status, demo.
+"""The ``fedkeeper`` command: init, validate, plan, apply, status, invoke, onprem-bootstrap, demo.
 
-``plan``/``apply`` run the same ``reconcile`` the Lambdas run, against real targets (local
-AWS credentials; kubeconfig contexts or the config's endpoints) or, with ``--sandbox``,
-against the embedded sandbox. Exit codes: 0 ok, 1 not converged / failed scenario, 2 bad
-input (config, arguments).
+``plan``/``apply``/``status`` run the same ``reconcile`` the Lambdas run, against real
+targets (local AWS credentials; kubeconfig contexts or the config's endpoints) or, with
+``--sandbox``, against the embedded sandbox.
+
+One contract for every command (:data:`EXIT_CODES`): 0 converged or healthy, 1 drift planned
+or left or a failure, 2 bad input, 130 interrupted. An ordinary mistake (no config, a bad
+profile, no credentials, a malformed kubeconfig, an unwritable output path, a missing extra)
+is one line on stderr that names the fix, never a traceback; it is found before anything is
+written.
+
+Adding a command: write ``cmd_x(args) -> int`` and a ``_add_x(sub)`` that builds its parser
+(with :func:`_command`), then list ``_add_x`` in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
@@ -11,80 +19,407 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from fedkeeper.config import FederationConfig, config_warnings, load_config
-from fedkeeper.errors import ConfigError, FedkeeperError
-from fedkeeper.model import Report, Scope
+from fedkeeper.config import (
+    REGION_PATTERN,
+    FederationConfig,
+    Mode,
+    ModeName,
+    config_warnings,
+    load_config,
+)
+from fedkeeper.errors import ConfigError, FedkeeperError, UnreachableError
+from fedkeeper.model import ALL_INVARIANTS, Report, Scope
+from fedkeeper.render import Progress, colour_wanted, render_report, render_status
 
-DEFAULT_CONFIGS = ("federation.yaml", "federation.example.yaml")
+EXIT_OK, EXIT_DRIFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = """\
+exit codes:
+  0    converged, or healthy
+  1    drift planned or left, or a failure
+  2    bad input (config, arguments, profile, credentials, kubeconfig, paths)
+  130  interrupted (Ctrl-C)"""
 
-
-def _default_config() -> str:
-    for name in DEFAULT_CONFIGS:
-        if Path(name).exists():
-            return name
-    return DEFAULT_CONFIGS[0]
-
-
-def _load(path: str | None) -> FederationConfig:
-    return load_config(path or _default_config())
-
-
-def _print_errors(title: str, errors: Sequence[str]) -> None:
-    print(title, file=sys.stderr)
-    for e in errors:
-        print(f"  - {e}", file=sys.stderr)
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-
-def render_report(report: Report | dict[str, Any], *, title: str | None = None) -> str:
-    """A Report (or its JSON, e.g. a Lambda's answer) for people: changes, findings,
-    deferred work and the verdict."""
-    d = report.to_dict() if isinstance(report, Report) else report
-    lines: list[str] = []
-    head = title or f"{d['mode']} · scope {', '.join(d['scope']) or '(none)'}"
-    if d.get("trigger"):
-        head += f" · trigger: {d['trigger']}"
-    lines.append(head)
-    if d["changes"]:
-        lines.append("  changes:")
-        for c in d["changes"]:
-            err = f" — {c['error']}" if c.get("error") else ""
-            lines.append(f"    [{c['result']}] {c['action']} {c['target']}{err}")
-            lines.append(f"        why: {c['reason']}")
-    else:
-        lines.append("  changes: none")
-    for f in d["findings"]:
-        lines.append(f"  {f['severity']:<7} {f['check']}: {f['message']}")
-    for x in d["deferred"]:
-        lines.append(f"  deferred {x['target']}: {x['reason']}")
-    for e in d.get("errors", []):
-        kind = "retryable" if e["retryable"] else "permanent"
-        lines.append(f"  error ({kind}) {e['invariant']}: {e['error']}")
-    calls = ", ".join(f"{k} {v}" for k, v in d["api_calls"].items())
-    verdict = "converged" if d["converged"] else "NOT converged"
-    lines.append(f"  {verdict} · api calls: {calls} · {d['duration_ms']} ms")
-    return "\n".join(lines)
+DEFAULT_CONFIG = "federation.yaml"
+EXAMPLE_CONFIG = "federation.example.yaml"
+SANDBOX_MODULES = frozenset({"moto", "werkzeug", "flask", "flask_cors", "responses", "rich"})
+NO_CREDENTIALS = (
+    "no AWS credentials found; run `aws configure` (or `aws sso login`), pass --profile NAME, "
+    "or use --sandbox to try fedkeeper without an AWS account"
+)
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SCOPES = ", ".join(i.value for i in ALL_INVARIANTS)
 
 
-# --- commands ---------------------------------------------------------------------------
+class UsageError(Exception):
+    """Bad input: printed as one line (exit 2); nothing has been written."""
+
+
+class Failure(Exception):  # noqa: N818 - the exit-1 outcome, not a programming error
+    """The command could not do its work (exit 1); one line says what to do."""
+
+
+def _error(message: str) -> None:
+    print(f"fedkeeper: {message}", file=sys.stderr)
+
+
+# --- config, mode and header ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loaded:
+    path: str
+    config: FederationConfig
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    given: str | None = getattr(args, "config", None)
+    if given:
+        return given
+    if Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    hint = (
+        f"`make demo`, or `fedkeeper demo -c {EXAMPLE_CONFIG}`"
+        if args.command == "demo"
+        else f"`fedkeeper {args.command} -c PATH`"
+    )
+    raise UsageError(
+        f"no {DEFAULT_CONFIG} here and no -c/--config given; start one with `fedkeeper init` "
+        f"(then edit it), or name yours: {hint}"
+    )
+
+
+def _load(args: argparse.Namespace) -> Loaded:
+    path = _config_path(args)
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(
+            f"{path}: no such file; pass the path of your federation.yaml, or create it with "
+            f"`fedkeeper init {path}`"
+        )
+    return Loaded(path, load_config(p))
+
+
+@dataclass(frozen=True)
+class ModeChoice:
+    mode: ModeName
+    switch: str | None  # where the kill switch came from, when it is on
+
+
+def env_mode() -> str | None:
+    """FEDKEEPER_MODE, checked: unset/empty, plan or apply; anything else is refused."""
+    raw = os.environ.get("FEDKEEPER_MODE")
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if value not in ("plan", "apply"):
+        raise UsageError(
+            f"FEDKEEPER_MODE={raw!r} is not a mode; set FEDKEEPER_MODE=plan (the kill switch: "
+            "nothing is written) or FEDKEEPER_MODE=apply, or unset it"
+        )
+    return value
+
+
+def choose_mode(requested: ModeName, loaded: Loaded) -> ModeChoice:
+    """Plan wins: ``mode: plan`` in the config or FEDKEEPER_MODE=plan stops every write."""
+    env = env_mode()
+    if env == "plan":
+        return ModeChoice("plan", "FEDKEEPER_MODE=plan")
+    if loaded.config.mode is Mode.PLAN:
+        return ModeChoice("plan", f"mode: plan in {loaded.path}")
+    return ModeChoice(requested, None)
+
+
+def header(command: str, loaded: Loaded, account: str, region: str, extra: str = "") -> str:
+    cfg = loaded.config
+    return (
+        f"fedkeeper {command} · config {loaded.path} · federation {cfg.name} · "
+        f"account {account} · region {region}{extra}"
+    )
+
+
+def kill_switch_line(requested: str, choice: ModeChoice) -> str | None:
+    if choice.switch is None:
+        return None
+    if requested == "apply":
+        return f"KILL SWITCH ON ({choice.switch}): planning only, nothing will be written"
+    return f"kill switch on ({choice.switch}): fedkeeper writes nothing"
+
+
+# --- arguments checked before anything runs -------------------------------------------------
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    """--scope, repeatable and comma-separated; an empty value is refused, absent means all."""
+    raw: list[str] | None = getattr(args, "scope", None)
+    if raw is None:
+        return Scope.everything()
+    names = [n.strip() for part in raw for n in part.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"--scope is empty; name invariants ({_SCOPES}) or leave --scope out")
+    try:
+        return Scope.parse(names)
+    except ValueError as exc:
+        raise UsageError(f"--scope: {exc}") from None
+
+
+def _check_target_args(args: argparse.Namespace) -> None:
+    if getattr(args, "region", None) and not REGION_PATTERN.fullmatch(args.region):
+        raise UsageError(f"--region {args.region!r} is not an AWS region; write e.g. eu-west-1")
+    if getattr(args, "vpc_id", None) and not _VPC_ID.fullmatch(args.vpc_id):
+        raise UsageError(f"--vpc-id {args.vpc_id!r} is not a VPC id; write e.g. vpc-0abc1234")
+
+
+def _kubeconfig_path(arg: str | None) -> str:
+    if arg:
+        return os.path.expanduser(arg)
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((p for p in env.split(os.pathsep) if p), "")
+    return os.path.expanduser(first or "~/.kube/config")
+
+
+def load_kubeconfig(arg: str | None, context: str) -> dict[str, Any]:
+    """The kubeconfig with ``context`` current; UsageError names the problem and the fix."""
+    import yaml
+
+    path = _kubeconfig_path(arg)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise UsageError(
+            f"kubeconfig {path}: no such file; pass --kubeconfig PATH (for context {context!r})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"kubeconfig {path}: cannot be read ({exc}); pass --kubeconfig PATH"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(
+            f"kubeconfig {path}: not valid YAML{where}; fix it or pass --kubeconfig with "
+            "another file"
+        ) from None
+    contexts = data.get("contexts") if isinstance(data, dict) else None
+    if not isinstance(contexts, list):
+        raise UsageError(
+            f"kubeconfig {path}: not a kubeconfig (no contexts list); pass --kubeconfig with "
+            "the file `kubectl config view --raw` shows"
+        )
+    names = [c.get("name") for c in contexts if isinstance(c, dict)]
+    if context not in names:
+        raise UsageError(
+            f"kubeconfig {path} has no context {context!r}; use one of: "
+            f"{', '.join(map(str, names)) or '(none)'} (`kubectl config get-contexts`)"
+        )
+    return {**data, "current-context": context}
+
+
+def _check_output_path(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written, before anything else is done."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; name a file, e.g. {p / 'kubeconfig'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(
+            f"{flag} {path}: folder {parent} does not exist; `mkdir -p {parent}` or choose "
+            "another path"
+        )
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"{flag} {path}: not writable; choose another path")
+
+
+# --- AWS ----------------------------------------------------------------------------------
+
+
+def aws_session(args: argparse.Namespace, cfg: FederationConfig) -> tuple[Any, str]:
+    """A boto3 session on the caller's credentials, and its account (one STS call)."""
+    import boto3
+    import botocore.exceptions as bex
+    from botocore.config import Config
+
+    region = args.region or cfg.aws.region
+    profile = args.profile
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        credentials = session.get_credentials()
+    except bex.ProfileNotFound as exc:
+        name = profile or os.environ.get("AWS_PROFILE") or str(exc)
+        where = "--profile" if profile else "AWS_PROFILE"
+        raise UsageError(
+            f"AWS profile {name!r} ({where}) is not configured; see `aws configure "
+            "list-profiles`, or create it with `aws configure --profile NAME`"
+        ) from None
+    except bex.BotoCoreError as exc:
+        raise UsageError(f"AWS configuration: {exc}; check it with `aws configure list`") from None
+    if credentials is None:
+        raise UsageError(NO_CREDENTIALS)
+    sts = session.client("sts", config=Config(retries={"max_attempts": 2}, connect_timeout=10))
+    try:
+        account = str(sts.get_caller_identity()["Account"])
+    except bex.NoCredentialsError:
+        raise UsageError(NO_CREDENTIALS) from None
+    except bex.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "denied")
+        raise UsageError(
+            f"AWS refused the credentials ({code}); refresh them (`aws sso login` or "
+            "`aws configure`), or pass another --profile"
+        ) from None
+    except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as exc:
+        raise Failure(
+            f"cannot reach AWS STS in {region} ({exc}); check the network or proxy"
+        ) from None
+    except bex.BotoCoreError as exc:  # expired SSO token, a failing credential_process, …
+        raise UsageError(
+            f"AWS credentials could not be used ({exc}); refresh them (`aws sso login` or "
+            "`aws configure`), or pass another --profile"
+        ) from None
+    return session, account
+
+
+def _connections(args: argparse.Namespace, loaded: Loaded, session: Any) -> Any:
+    from fedkeeper.service import Connections, Targets
+
+    return Connections(
+        loaded.config,
+        session,
+        targets=Targets(vpc_id=args.vpc_id),
+        eks_kubeconfig=args.eks_kubeconfig,
+        onprem_kubeconfig=args.onprem_kubeconfig,
+    )
+
+
+def _prepare_target(args: argparse.Namespace) -> None:
+    """Check every target argument (kubeconfigs included) before any AWS call."""
+    _check_target_args(args)
+    args.eks_kubeconfig = (
+        load_kubeconfig(args.kubeconfig, args.eks_context) if args.eks_context else None
+    )
+    args.onprem_kubeconfig = (
+        load_kubeconfig(args.kubeconfig, args.onprem_context) if args.onprem_context else None
+    )
+    if getattr(args, "scenario", None) and not args.sandbox:
+        raise UsageError("--scenario needs --sandbox (it breaks the sandbox, never a real account)")
+
+
+def _scenario(args: argparse.Namespace) -> Any:
+    from fedkeeper.sandbox.scenarios import SCENARIOS
+
+    name: str | None = getattr(args, "scenario", None)
+    if name is None:
+        return None
+    if name not in SCENARIOS:
+        raise UsageError(f"--scenario: unknown {name!r}; use one of {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]
+
+
+def fix_commands(loaded: Loaded, *, sandbox: bool) -> dict[str, str]:
+    """For each invariant, the command that repairs it (or what to look at when fedkeeper
+    cannot write it)."""
+    target = f" -c {loaded.path}" + (" --sandbox" if sandbox else "")
+    region = loaded.config.aws.region
+    fixes = {
+        inv.value: f"fedkeeper apply --scope {inv.value}{target}"
+        for inv in ALL_INVARIANTS
+        if inv.value not in ("vpn", "checks")
+    }
+    fixes["vpn"] = (
+        "bring a tunnel up on the on-prem router; watch it with "
+        f"`aws ec2 describe-vpn-connections --region {region}`"
+    )
+    fixes["checks"] = "fedkeeper does not write these: correct each item above on its cluster"
+    return fixes
+
+
+def _print_header(args: argparse.Namespace, text: str, note: str | None = None) -> None:
+    if getattr(args, "json", False):
+        return
+    print(text, flush=True)
+    if note:
+        print(note, flush=True)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from fedkeeper.config import example_text
+
+    path = Path(args.path)
+    if path.exists():
+        raise UsageError(
+            f"{path} already exists; fedkeeper init never overwrites: edit it, or give "
+            "another path (`fedkeeper init PATH`)"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
+    text = example_text()
+    try:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot be written ({exc.strerror}); choose another path"
+        ) from None
+    print(f"wrote {path}: the example federation, every key commented.")
+    print(f"next: edit it for your VPC, VPN and clusters, then `fedkeeper validate -c {path}`")
+    return EXIT_OK
+
+
+def _summary(cfg: FederationConfig) -> dict[str, Any]:
+    onprem = cfg.onprem
+    return {
+        "federation": cfg.name,
+        "mode": cfg.mode.value,
+        "region": cfg.aws.region,
+        "vpc": str(cfg.aws.vpc.cidr),
+        "az_count": cfg.aws.vpc.az_count,
+        "vgw_asn": cfg.aws.vpn.vgw_asn,
+        "customer_gateway": str(cfg.aws.vpn.customer_gateway.ip),
+        "customer_gateway_asn": cfg.aws.vpn.customer_gateway.bgp_asn,
+        "eks_cluster": cfg.eks.cluster_name,
+        "kubernetes_version": cfg.eks.kubernetes_version,
+        "onprem_cluster": onprem.cluster_name,
+        "onprem_api": onprem.api_endpoint,
+        "onprem_host_cidrs": [str(c) for c in onprem.host_cidrs],
+        "onprem_pod_cidrs": [str(c) for c in onprem.pod_cidrs],
+        "onprem_service_cidrs": [str(c) for c in onprem.service_cidrs],
+        "eks_rcc": cfg.eks_rcc_name,
+        "onprem_rcc": cfg.onprem_rcc_name,
+        "disabled_pools": cfg.federation.disabled_pool_policy.value,
+        "schedule": cfg.reconcile.schedule,
+    }
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    path = args.config or _default_config()
+    if args.path and args.config and args.path != args.config:
+        raise UsageError("give the config once: either `validate PATH` or `validate -c PATH`")
+    args.config = args.config or args.path
+    path = _config_path(args)
     try:
-        cfg = load_config(path)
+        loaded = _load(args)
     except ConfigError as exc:
-        _print_errors(f"{path}: {len(exc.errors)} error(s)", exc.errors)
-        return 2
+        if not args.json:
+            raise
+        print(json.dumps({"config": path, "valid": False, "errors": exc.errors}, indent=2))
+        return EXIT_USAGE
+    cfg = loaded.config
+    if args.json:
+        print(json.dumps({"config": path, "valid": True, "summary": _summary(cfg)}, indent=2))
+        return EXIT_OK
     onprem = cfg.onprem
+    print(header("validate", loaded, "not checked (validate reads no AWS)", cfg.aws.region))
     print(f"{path}: valid")
     for warning in config_warnings(cfg, datetime.now(UTC).date()):
         print(f"  warning: {warning}")
@@ -107,167 +442,120 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"  RCCs: {cfg.eks_rcc_name} (on EKS) and {cfg.onprem_rcc_name} (on-prem) · disabled "
         f"pools {cfg.federation.disabled_pool_policy.value} · schedule {cfg.reconcile.schedule}"
     )
-    return 0
+    return EXIT_OK
 
 
-def _scope(args: argparse.Namespace) -> Scope:
-    names = [n.strip() for part in (args.scope or []) for n in part.split(",") if n.strip()]
-    return Scope.parse(names or None)
-
-
-def _real_connections(cfg: FederationConfig, args: argparse.Namespace) -> Any:
-    import boto3
-    from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
-
-    from fedkeeper.service import Connections, Targets
-
-    session = boto3.Session(profile_name=args.profile, region_name=args.region or cfg.aws.region)
-
-    def context_config(context: str | None) -> dict[str, Any] | None:
-        if not context:
-            return None
-        import yaml
-
-        path = os.path.expanduser(args.kubeconfig or KUBE_CONFIG_DEFAULT_LOCATION)
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-        return {**data, "current-context": context}
-
-    return Connections(
-        cfg,
-        session,
-        targets=Targets(vpc_id=args.vpc_id),
-        eks_kubeconfig=context_config(args.eks_context),
-        onprem_kubeconfig=context_config(args.onprem_context),
-    )
+def _phase_reporter(progress: Progress) -> Callable[[str], None]:
+    return lambda invariant: progress.show(f"reconciling {invariant}…")
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from fedkeeper.service import effective_mode, reconcile
+    loaded = _load(args)
+    scope = _scope(args)
+    choice = choose_mode(args.command, loaded)
 
-    cfg = _load(args.config)
-    try:
-        scope = _scope(args)
-    except ValueError as exc:
-        _print_errors("invalid arguments:", [f"--scope: {exc}"])
-        return 2
-    mode = effective_mode(args.command, cfg, os.environ.get("FEDKEEPER_MODE"))
-    try:
-        if args.sandbox:
-            from fedkeeper.sandbox.world import Sandbox
+    def run(conns: Any, progress: Progress) -> Report:
+        from fedkeeper.service import reconcile
 
-            with Sandbox.start(cfg) as sb:
-                report = reconcile(sb.connections(), scope, mode)
-        else:
-            conns = _real_connections(cfg, args)
-            report = reconcile(conns, scope, mode)
-    except (FedkeeperError, OSError) as exc:
-        _print_errors("fedkeeper could not run:", [str(exc)])
-        return 1
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(render_report(report))
-    return 0 if report.converged or (mode == "plan" and not report.errors) else 1
+        progress.show("reconciling…")
+        return reconcile(conns, scope, choice.mode, on_phase=_phase_reporter(progress))
+
+    return _run_report(args, loaded, args.command, kill_switch_line(args.command, choice), run)
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
     """``fedkeeper adopt [--apply] [--only TARGET]``: see :mod:`fedkeeper.adopt`."""
-    from fedkeeper.adopt import adopt
-    from fedkeeper.service import effective_mode
+    loaded = _load(args)
+    requested: ModeName = "apply" if args.apply else "plan"
+    choice = choose_mode(requested, loaded)
 
-    cfg = _load(args.config)
-    mode = effective_mode("apply" if args.apply else "plan", cfg, os.environ.get("FEDKEEPER_MODE"))
-    try:
-        if args.sandbox:
-            from fedkeeper.sandbox.scenarios import SCENARIOS
-            from fedkeeper.sandbox.world import Sandbox
+    def run(conns: Any, progress: Progress) -> Report:
+        from fedkeeper.adopt import adopt
 
-            with Sandbox.start(cfg) as sb:
-                if args.scenario:
-                    SCENARIOS[args.scenario].inject(sb)
-                report = adopt(sb.connections(), mode, only=args.only)
-        else:
-            report = adopt(_real_connections(cfg, args), mode, only=args.only)
-    except KeyError:
-        _print_errors("invalid arguments:", [f"--scenario: unknown {args.scenario!r}"])
-        return 2
-    except (FedkeeperError, OSError) as exc:
-        _print_errors("fedkeeper could not run:", [str(exc)])
-        return 1
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
-    return 0 if not report.errors and all(c.error is None for c in report.changes) else 1
+        progress.show("looking for hand-made objects…")
+        return adopt(conns, choice.mode, only=args.only)
+
+    return _run_report(args, loaded, "adopt", kill_switch_line(requested, choice), run)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from fedkeeper.sandbox.demo import run_demo
+def _run_report(
+    args: argparse.Namespace,
+    loaded: Loaded,
+    command: str,
+    note: str | None,
+    run: Callable[[Any, Progress], Report],
+) -> int:
+    """Run ``run`` on the sandbox or the real targets, print its Report, exit by it."""
+    _prepare_target(args)
+    scenario = _scenario(args)
+    progress = Progress()
+    if args.sandbox:
+        from fedkeeper.sandbox.world import Sandbox
 
-    cfg = _load(args.config)
-    if args.event:
-        from fedkeeper.sandbox.demo import run_event_demo
+        _print_header(args, header(command, loaded, "sandbox", loaded.config.aws.region), note)
+        progress.show("starting the sandbox…")
+        with Sandbox.start(loaded.config) as sb:
+            if scenario is not None:
+                scenario.inject(sb)
+            report = run(sb.connections(), progress)
+    else:
+        session, account = aws_session(args, loaded.config)
+        _print_header(args, header(command, loaded, account, session.region_name), note)
+        report = run(_connections(args, loaded, session), progress)
+    progress.clear()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(render_report(report, colour=colour_wanted()))
+    return _report_code(report)
 
-        if args.scenario and len(args.scenario) > 1:
-            _print_errors("invalid arguments:", ["--scenario: give at most one with --event"])
-            return 2
-        scenario = args.scenario[0] if args.scenario else None
-        return run_event_demo(cfg, args.event, scenario=scenario, as_json=args.json)
-    return run_demo(cfg, scenarios=args.scenario, as_json=args.json, list_only=args.list)
 
-
-def _target_args(r: argparse.ArgumentParser) -> None:
-    r.add_argument("--config", "-c", help="federation.yaml path")
-    r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
-    r.add_argument("--profile", help="AWS profile (default: the environment's)")
-    r.add_argument("--region", help="AWS region (default: the config's)")
-    r.add_argument("--vpc-id", help="VPC id (default: discovered by the federation tag)")
-    r.add_argument("--kubeconfig", help="kubeconfig file for --eks-context/--onprem-context")
-    r.add_argument("--eks-context", help="reach EKS through this kubeconfig context")
-    r.add_argument(
-        "--onprem-context",
-        help="reach on-prem through this kubeconfig context (default: the secret)",
-    )
+def _report_code(report: Report | dict[str, Any]) -> int:
+    d = report.to_dict() if isinstance(report, Report) else report
+    return EXIT_OK if d.get("converged") and not d.get("errors") else EXIT_DRIFT
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fedkeeper.status import federation_status, render_status
+    loaded = _load(args)
+    env_mode()
+    _prepare_target(args)
+    scenario = _scenario(args)
+    progress = Progress()
+    if args.sandbox:
+        from fedkeeper.sandbox.world import Sandbox
+        from fedkeeper.status import federation_status
 
-    cfg = _load(args.config)
-    try:
-        if args.sandbox:
-            from fedkeeper.sandbox.scenarios import SCENARIOS
-            from fedkeeper.sandbox.world import Sandbox
+        _print_header(args, header("status", loaded, "sandbox", loaded.config.aws.region))
+        progress.show("starting the sandbox…")
+        with Sandbox.start(loaded.config) as sb:
+            if scenario is not None:
+                scenario.inject(sb)
+            progress.show("reading every invariant…")
+            status = federation_status(sb.connections())
+    else:
+        session, account = aws_session(args, loaded.config)
+        from fedkeeper.status import federation_status
 
-            if args.scenario and args.scenario not in SCENARIOS:
-                _print_errors(
-                    "invalid arguments:",
-                    [f"--scenario: unknown {args.scenario!r}; use one of {', '.join(SCENARIOS)}"],
-                )
-                return 2
-            with Sandbox.start(cfg) as sb:
-                if args.scenario:
-                    SCENARIOS[args.scenario].inject(sb)
-                status = federation_status(sb.connections())
-        elif args.scenario:
-            _print_errors("invalid arguments:", ["--scenario: only with --sandbox"])
-            return 2
-        else:
-            status = federation_status(_real_connections(cfg, args))
-    except (FedkeeperError, OSError) as exc:
-        _print_errors("fedkeeper could not run:", [str(exc)])
-        return 1
+        _print_header(args, header("status", loaded, account, session.region_name))
+        progress.show("reading every invariant…")
+        status = federation_status(_connections(args, loaded, session))
+    progress.clear()
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
     else:
-        print(render_status(status, colour=sys.stdout.isatty()))
-    return 0 if status.healthy else 1
+        fixes = fix_commands(loaded, sandbox=args.sandbox)
+        print(render_status(status.to_dict(), colour=colour_wanted(), fixes=fixes))
+    return EXIT_OK if status.healthy else EXIT_DRIFT
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    loaded = _load(args)
+    cfg = loaded.config
+    env_mode()
+    _check_target_args(args)
     payload: dict[str, Any] = {"action": args.action}
-    names = [n.strip() for part in (args.scope or []) for n in part.split(",") if n.strip()]
-    if names:
-        payload["scope"] = names
+    if args.scope is not None:
+        payload["scope"] = [i.value for i in _scope(args).ordered()]
     function = args.function or f"{cfg.name}-repair"
 
     def call(session: Any) -> tuple[dict[str, Any] | str, str | None]:
@@ -287,176 +575,378 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             body = raw
         return body, resp.get("FunctionError")
 
+    target = f" · function {function}:{args.qualifier}"
     try:
         if args.sandbox:
             from fedkeeper.sandbox.world import Sandbox
 
+            _print_header(args, header("invoke", loaded, "sandbox", cfg.aws.region, target))
             with Sandbox.start(cfg) as sb:
                 body, error = call(sb.aws_session())
         else:
-            import boto3
-
-            body, error = call(
-                boto3.Session(profile_name=args.profile, region_name=args.region or cfg.aws.region)
-            )
-    except (FedkeeperError, OSError) as exc:
-        _print_errors(f"could not invoke {function}:", [str(exc)])
-        return 1
+            session, account = aws_session(args, cfg)
+            _print_header(args, header("invoke", loaded, account, session.region_name, target))
+            body, error = call(session)
+    except FedkeeperError as exc:
+        raise Failure(f"could not invoke {function}: {exc}") from None
+    if (
+        not args.json
+        and args.action == "apply"
+        and isinstance(body, dict)
+        and body.get("mode") == "plan"
+    ):
+        print(
+            "KILL SWITCH ON in the deployed function (mode: plan in its config or "
+            "FEDKEEPER_MODE=plan): it planned only, nothing was written"
+        )
     if args.json or not isinstance(body, dict) or "mode" not in body:
         print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    elif args.action == "status":
+        from fedkeeper.status import status_from_report
+
+        view = status_from_report(body)
+        fixes = fix_commands(loaded, sandbox=args.sandbox)
+        print(render_status(view, colour=colour_wanted(), fixes=fixes))
     else:
-        print(render_report(body))
+        print(render_report(body, colour=colour_wanted()))
     if error:
-        _print_errors(f"{function} failed ({error})", [str(body)])
-        return 1
+        raise Failure(f"{function} failed ({error}); see its CloudWatch logs")
     if isinstance(body, dict) and "error" in body:
-        return 2
-    return 0 if isinstance(body, dict) and (body.get("converged") or args.action != "apply") else 1
+        return EXIT_USAGE
+    if not isinstance(body, dict):
+        return EXIT_DRIFT
+    return _report_code(body)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from fedkeeper import bootstrap
 
-    cfg = _load(args.config)
+    loaded = _load(args)
+    cfg = loaded.config
+    where = f" · on-prem {cfg.onprem.cluster_name}"
     if not args.apply:
+        if args.dry_run:
+            raise UsageError("--dry-run goes with --apply (it shows what --apply would change)")
+        print("# " + header("onprem-bootstrap", loaded, "not used", cfg.aws.region, where))
         print("# fedkeeper's identity on the on-prem cluster. Apply with:")
         print("#   fedkeeper onprem-bootstrap | kubectl --context <on-prem> apply -f -")
-        print("# or let fedkeeper apply it and write the kubeconfig:")
-        print("#   fedkeeper onprem-bootstrap --apply --context <on-prem>")
+        print("# or let fedkeeper reconcile it and write the kubeconfig:")
+        print(f"#   fedkeeper onprem-bootstrap -c {loaded.path} --apply --context <on-prem>")
         print("# then store that kubeconfig where the Lambdas read it:")
         print(f"#   {bootstrap.store_command(cfg, args.write_kubeconfig)}")
         print(bootstrap.manifests_yaml(cfg), end="")
-        return 0
+        return EXIT_OK
     if not args.context:
-        _print_errors("invalid arguments:", ["--context: name the on-prem kubeconfig context"])
-        return 2
-    from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
-
+        raise UsageError("--apply needs --context: name the on-prem kubeconfig context")
+    kubeconfig = load_kubeconfig(args.kubeconfig, args.context)
+    if not args.dry_run:
+        _check_output_path(args.write_kubeconfig, "--write-kubeconfig")
     from fedkeeper.adapters.kube import KubeCluster, resource_types
 
-    path = os.path.expanduser(args.kubeconfig or KUBE_CONFIG_DEFAULT_LOCATION)
+    print(header("onprem-bootstrap", loaded, "not used", cfg.aws.region, where), flush=True)
+    api = cfg.federation.calico_api
     try:
-        import yaml
-
-        with open(path, encoding="utf-8") as fh:
-            kubeconfig = yaml.safe_load(fh)
-        api = cfg.federation.calico_api
         cluster = KubeCluster.from_kubeconfig(
             "onprem", kubeconfig, resource_types(api.group, api.version), context=args.context
         )
-        for line in bootstrap.apply_bootstrap(cluster, cfg):
+        diffs = bootstrap.plan_bootstrap(cluster, cfg)
+        for line in bootstrap.render_plan(diffs):
+            print(line)
+        if args.dry_run:
+            changes = sum(1 for d in diffs if d.action != "unchanged")
+            print(f"dry run: {changes} object(s) would change; nothing was written")
+            return EXIT_DRIFT if changes else EXIT_OK
+        for line in bootstrap.apply_plan(cluster, diffs):
             print(line)
         out = bootstrap.fedkeeper_kubeconfig(cluster, cfg)
-    except (FedkeeperError, OSError) as exc:
-        _print_errors("bootstrap failed:", [str(exc)])
-        return 1
+    except UnreachableError as exc:
+        raise Failure(
+            f"bootstrap failed, the API server is unreachable ({exc}); check the context with "
+            f"`kubectl --context {args.context} get namespaces`"
+        ) from None
+    except FedkeeperError as exc:
+        raise Failure(
+            f"bootstrap failed: {exc}; the context's user needs to create Namespaces, RBAC and "
+            "Secrets (use a cluster-admin context)"
+        ) from None
+    import yaml
+
     fd = os.open(args.write_kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         yaml.safe_dump(out, fh, sort_keys=False)
     print(f"wrote {args.write_kubeconfig} (token auth for ServiceAccount fedkeeper/fedkeeper)")
     print("store it where the Lambdas read it:")
     print(f"  {bootstrap.store_command(cfg, args.write_kubeconfig)}")
-    return 0
+    return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fedkeeper",
-        description="Keep a Calico Enterprise federation between EKS and on-prem consistent.",
+def cmd_demo(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    env_mode()
+    from fedkeeper.sandbox.demo import DemoInputError, run_demo, run_event_demo
+
+    first = header("demo", loaded, "sandbox", loaded.config.aws.region)
+    try:
+        if args.event:
+            if args.scenario and len(args.scenario) > 1:
+                raise UsageError("--event takes one --scenario at most; give one --scenario")
+            scenario = args.scenario[0] if args.scenario else None
+            return run_event_demo(
+                loaded.config, args.event, scenario=scenario, as_json=args.json, header=first
+            )
+        return run_demo(
+            loaded.config,
+            scenarios=args.scenario,
+            as_json=args.json,
+            list_only=args.list,
+            header=first,
+        )
+    except DemoInputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line naming --help (and exit 2 via main)."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("fedkeeper").strip()
+        raise UsageError(f"{where + ': ' if where else ''}{message}; see `{self.prog} --help`")
+
+
+def _command(
+    sub: Any, name: str, help_: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    p.set_defaults(func=func)
+    return p
 
-    v = sub.add_parser("validate", help="check federation.yaml and summarise it")
-    v.add_argument("config", nargs="?", help="path (default: federation.yaml)")
-    v.set_defaults(func=cmd_validate)
 
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", "-c", help=f"federation config (default: ./{DEFAULT_CONFIG}; no fallback)"
+    )
+
+
+def _aws_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="AWS profile (default: the environment's)")
+    p.add_argument("--region", help="AWS region (default: the config's)")
+
+
+def _target_args(r: argparse.ArgumentParser) -> None:
+    _config_arg(r)
+    r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
+    _aws_args(r)
+    r.add_argument("--vpc-id", help="VPC id (default: discovered by the federation tag)")
+    r.add_argument("--kubeconfig", help="kubeconfig file for --eks-context/--onprem-context")
+    r.add_argument("--eks-context", help="reach EKS through this kubeconfig context")
+    r.add_argument(
+        "--onprem-context",
+        help="reach on-prem through this kubeconfig context (default: the secret)",
+    )
+    r.add_argument(
+        "--scenario",
+        help="with --sandbox: apply this demo scenario's fault first, to see how it shows",
+    )
+    r.add_argument("--json", action="store_true", help="print JSON (no header)")
+
+
+def _add_init(sub: Any) -> None:
+    p = _command(
+        sub, "init", "write a commented federation.yaml to edit (never overwrites)", cmd_init
+    )
+    p.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="where (default: %(default)s)")
+
+
+def _add_validate(sub: Any) -> None:
+    p = _command(sub, "validate", "check federation.yaml and summarise it", cmd_validate)
+    p.add_argument("path", nargs="?", help=f"config path (default: ./{DEFAULT_CONFIG})")
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="print the result (or errors) as JSON")
+
+
+def _add_plan_apply(sub: Any) -> None:
     for name, help_ in (
         ("plan", "show what would be repaired; writes nothing"),
         ("apply", "repair drift now"),
     ):
-        r = sub.add_parser(name, help=help_)
+        r = _command(sub, name, help_, cmd_reconcile)
         _target_args(r)
         r.add_argument(
-            "--scope",
-            action="append",
-            help="invariants to reconcile (routes,snat,ippools,rcc,vpn,checks); default all",
+            "--scope", action="append", help=f"invariants to reconcile ({_SCOPES}); default all"
         )
-        r.add_argument("--json", action="store_true", help="print the Report as JSON")
-        r.set_defaults(func=cmd_reconcile)
 
-    st = sub.add_parser("status", help="the federation's health, with reasons (writes nothing)")
-    _target_args(st)
-    st.add_argument("--json", action="store_true", help="print the status as JSON")
-    st.add_argument(
-        "--scenario",
-        help="with --sandbox: apply this demo scenario's fault first, to see how it shows",
+
+def _add_status(sub: Any) -> None:
+    p = _command(
+        sub, "status", "the federation's health, with reasons (writes nothing)", cmd_status
     )
-    st.set_defaults(func=cmd_status)
+    _target_args(p)
 
-    ad = sub.add_parser(
+
+def _add_adopt(sub: Any) -> None:
+    p = _command(
+        sub,
         "adopt",
-        help="list hand-made objects doing fedkeeper's job; --apply "
-        "labels them as owned (names and specs kept)",
+        "list hand-made objects doing fedkeeper's job; --apply labels them as owned "
+        "(names and specs kept)",
+        cmd_adopt,
     )
-    _target_args(ad)
-    ad.add_argument("--apply", action="store_true", help="take them over (default: list only)")
-    ad.add_argument("--only", action="append", metavar="TARGET", help="adopt only this target")
-    ad.add_argument("--scenario", help="with --sandbox: apply this demo scenario's fault first")
-    ad.add_argument("--json", action="store_true", help="print the Report as JSON")
-    ad.set_defaults(func=cmd_adopt)
+    _target_args(p)
+    p.add_argument("--apply", action="store_true", help="take them over (default: list only)")
+    p.add_argument("--only", action="append", metavar="TARGET", help="adopt only this target")
 
-    inv = sub.add_parser("invoke", help="invoke the deployed repair Lambda and print its Report")
-    inv.add_argument("action", choices=["plan", "apply", "status"])
-    inv.add_argument("--config", "-c", help="federation.yaml path")
-    inv.add_argument("--scope", action="append", help="invariants (comma-separated)")
-    inv.add_argument("--function", help="function name (default: <name>-repair)")
-    inv.add_argument("--qualifier", default="live", help="alias or version (default: live)")
-    inv.add_argument("--profile", help="AWS profile")
-    inv.add_argument("--region", help="AWS region (default: the config's)")
-    inv.add_argument("--json", action="store_true", help="print the raw response")
-    inv.add_argument(
-        "--sandbox", action="store_true", help="invoke the sandbox's emulated deployment"
-    )
-    inv.set_defaults(func=cmd_invoke)
 
-    b = sub.add_parser(
+def _add_invoke(sub: Any) -> None:
+    p = _command(sub, "invoke", "invoke the deployed repair Lambda; print its answer", cmd_invoke)
+    p.add_argument("action", choices=["plan", "apply", "status"])
+    _config_arg(p)
+    p.add_argument("--scope", action="append", help=f"invariants ({_SCOPES})")
+    p.add_argument("--function", help="function name (default: <name>-repair)")
+    p.add_argument("--qualifier", default="live", help="alias or version (default: live)")
+    _aws_args(p)
+    p.add_argument("--json", action="store_true", help="print the raw response")
+    p.add_argument("--sandbox", action="store_true", help="invoke the sandbox's deployment")
+
+
+def _add_bootstrap(sub: Any) -> None:
+    p = _command(
+        sub,
         "onprem-bootstrap",
-        help="the on-prem ServiceAccount and RBAC fedkeeper needs, and how to store its kubeconfig",
+        "the on-prem ServiceAccount and RBAC fedkeeper needs, and how to store its kubeconfig",
+        cmd_bootstrap,
     )
-    b.add_argument("--config", "-c", help="federation.yaml path")
-    b.add_argument("--apply", action="store_true", help="create them through --context")
-    b.add_argument("--context", help="kubeconfig context of the on-prem cluster (with --apply)")
-    b.add_argument("--kubeconfig", help="kubeconfig file (default: ~/.kube/config)")
-    b.add_argument(
+    _config_arg(p)
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="reconcile them through --context: create or update each to the desired state",
+    )
+    p.add_argument("--dry-run", action="store_true", help="with --apply: show the diff only")
+    p.add_argument("--context", help="kubeconfig context of the on-prem cluster (with --apply)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument(
         "--write-kubeconfig",
         default="onprem-kubeconfig.yaml",
         help="with --apply: where to write fedkeeper's kubeconfig (mode 0600)",
     )
-    b.set_defaults(func=cmd_bootstrap)
 
-    d = sub.add_parser("demo", help="run the whole system on the embedded sandbox")
-    d.add_argument("--config", "-c", help="federation.yaml path (default: the example)")
-    d.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
-    d.add_argument("--json", action="store_true", help="print results as JSON")
-    d.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    d.add_argument(
+
+def _add_demo(sub: Any) -> None:
+    p = _command(sub, "demo", "run the whole system on the embedded sandbox", cmd_demo)
+    _config_arg(p)
+    p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument(
         "--event",
         metavar="FILE",
         help="deliver this EventBridge event (JSON) through the deployed rules and print the "
         "handler's Report; with --scenario, that scenario's fault is applied first",
     )
-    d.set_defaults(func=cmd_demo)
+
+
+COMMANDS: list[Callable[[Any], None]] = [
+    _add_init,
+    _add_validate,
+    _add_plan_apply,
+    _add_status,
+    _add_adopt,
+    _add_invoke,
+    _add_bootstrap,
+    _add_demo,
+]
+
+
+def package_version() -> str:
+    try:
+        return version("fedkeeper")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="fedkeeper",
+        description="Keep a Calico Enterprise federation between EKS and on-prem consistent. "
+        "Start with `fedkeeper init` (writes federation.yaml to edit), or try it with no AWS "
+        "account: `fedkeeper demo -c federation.example.yaml`.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"fedkeeper {package_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+# --- the one place mistakes become messages -------------------------------------------------
+
+
+def _config_error(exc: ConfigError, args: argparse.Namespace | None) -> None:
+    path = getattr(args, "config", None) or DEFAULT_CONFIG
+    if len(exc.errors) == 1:
+        error = exc.errors[0]
+        _error(error if error.startswith(str(path)) else f"{path}: {error}")
+        return
+    _error(f"{path}: {len(exc.errors)} errors")
+    for e in exc.errors:
+        print(f"  - {e}", file=sys.stderr)
+
+
+def _missing_module(exc: ModuleNotFoundError) -> None:
+    name = (exc.name or "").split(".")[0]
+    if name in SANDBOX_MODULES:
+        _error(
+            f"the sandbox is not installed (no module {name!r}); install it with "
+            "`pip install 'fedkeeper[sandbox]'`"
+        )
+    else:
+        _error(f"fedkeeper is incompletely installed (no module {name!r}); `pip install fedkeeper`")
+
+
+def _stdout_gone() -> None:
+    """The reader went away (``| head``): stop quietly, and keep Python from complaining."""
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
         code: int = args.func(args)
+        sys.stdout.flush()
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
     except ConfigError as exc:  # any command, one answer: each error with its field and fix
-        _print_errors("invalid configuration:", exc.errors)
-        return 2
+        _config_error(exc, args)
+        return EXIT_USAGE
+    except Failure as exc:
+        _error(str(exc))
+        return EXIT_DRIFT
+    except ModuleNotFoundError as exc:
+        _missing_module(exc)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_DRIFT
+    except KeyboardInterrupt:
+        _error("interrupted; rerun the command: each run starts from what it observes")
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -39,6 +39,9 @@ _VGW_ASN_RANGES = ((64512, 65534), (4_200_000_000, 4_294_967_294))
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+_RATE = re.compile(r"^rate\((\d+) (minute|hour|day)(s?)\)$")
+REGION_PATTERN = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+_FIELD_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*|\[\d+\])*: ")
 
 
 class _Model(BaseModel):
@@ -219,7 +222,7 @@ class AwsConfig(_Model):
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", v):
+        if not REGION_PATTERN.fullmatch(v):
             raise ValueError(f"{v!r} is not an AWS region name such as eu-west-1")
         return v
 
@@ -466,6 +469,16 @@ class ReconcileConfig(_Model):
             raise ValueError(
                 f"{v!r} is not an EventBridge schedule; write rate(15 minutes) or cron(...)"
             )
+        rate = _RATE.fullmatch(v)
+        if rate:
+            # EventBridge takes the singular unit for 1 and the plural for more, and no 0.
+            n, unit, plural = int(rate.group(1)), rate.group(2), bool(rate.group(3))
+            if n == 0:
+                raise ValueError(f"{v!r} never fires; write a rate of 1 or more")
+            if n == 1 and plural:
+                raise ValueError(f"{v!r}: EventBridge wants the singular; write rate(1 {unit})")
+            if n > 1 and not plural:
+                raise ValueError(f"{v!r}: EventBridge wants the plural; write rate({n} {unit}s)")
         return v
 
 
@@ -641,7 +654,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         if err["type"] == "value_error" and "\n" in msg:
             lines += msg.splitlines()
             continue
-        if err["type"] == "value_error" and ":" in msg.split(" ")[0]:
+        if err["type"] == "value_error" and _FIELD_PATH.match(msg):
             lines.append(msg)
             continue
         fix = _FIX_BY_TYPE.get(str(err["type"]))
@@ -658,6 +671,10 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 
 def parse_config(data: Any, source: str = "federation.yaml") -> FederationConfig:
     """Validate a mapping as a FederationConfig, or raise ConfigError listing every error."""
+    if data is None:
+        raise ConfigError(
+            [f"{source}: the file is empty; start from `fedkeeper init` (the commented example)"]
+        )
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"{source}: the file must be a YAML mapping of keys (see federation.example.yaml)"]
@@ -670,23 +687,90 @@ def parse_config(data: Any, source: str = "federation.yaml") -> FederationConfig
         raise ConfigError(errors) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(f"key {key!r} appears twice")
+        self.key, self.first, self.again = key, first, again
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML says keys are unique;
+    PyYAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+            if first is not None:
+                raise _DuplicateKey(key, first, key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML → Python, refusing duplicate keys (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path) -> FederationConfig:
     """Read and validate federation.yaml; ConfigError names each bad field and its fix."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{p}: no such file; pass the path of your federation.yaml"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{p}: cannot be read ({exc})"]) from None
+        raise ConfigError(
+            [
+                f"{p}: no such file; pass the path of your federation.yaml (`fedkeeper init` "
+                "writes one)"
+            ]
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            [f"{p}: is a directory; pass the path of a file such as federation.yaml"]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot be read ({exc.strerror or exc})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            [
+                f"{p}: line {exc.again.line + 1}: key {exc.key!r} appears twice (first on line "
+                f"{exc.first.line + 1}); keep one"
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{p}:{where}: not valid YAML ({problem}); fix the syntax"]) from None
     return parse_config(data, str(p))
+
+
+def example_text() -> str:
+    """federation.example.yaml (every key commented), as ``fedkeeper init`` writes it."""
+    import sys
+
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here.parent / "federation.example.yaml",  # a checkout (or an editable install)
+        Path(sys.prefix) / "share" / "fedkeeper" / "federation.example.yaml",  # pip install
+    ):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise ConfigError(
+        ["federation.example.yaml is not installed; reinstall fedkeeper (`pip install .`)"]
+    )
 
 
 ModeName = Literal["apply", "plan"]

@@ -187,6 +187,7 @@ class ChangeOutcome:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "target": self.change.target,
+            "invariant": self.change.invariant.value,
             "action": self.change.action.value,
             "reason": self.change.reason,
             "result": self.result.value,

@@ -8,15 +8,19 @@ subject create a role granting permissions it does not hold itself (unless it ho
 the Typha Role's rules, taken from :mod:`fedkeeper.invariants.rcc` — and needs neither.
 
 * No ``escalate``, ``bind`` or ``*``.
-* ``patch``/``delete`` only on the names fedkeeper owns (the remote token Secret,
-  ClusterRole and binding, the Typha Role and binding, the access Secret and the RCC of
+* ``patch``/``delete`` only on the names fedkeeper owns (the remote ServiceAccount and
+  token Secret, ClusterRole and binding, the Typha Role and binding, the access Secret of
   each side, the ``aws-node`` DaemonSet), and only the verbs its changes use: it repairs
   with merge patches (never ``update``) and deletes only the token Secret it re-creates.
   ``create`` cannot be narrowed by name in Kubernetes (the request carries none), so it is
-  granted on the resource; ``list`` likewise. Consequence: an owned RCC or access Secret
-  left under an old name after a rename is reported as a 403, not pruned.
-* The one exception: fedkeeper's IP pools are named after the VPC's CIDRs, which change at
-  run time (``AssociateVpcCidrBlock``), so on-prem IP pool writes cannot be narrowed.
+  granted on the resource; ``list`` likewise.
+* Three exceptions, where names are not known when the RBAC is deployed: fedkeeper's IP
+  pools are named after the VPC's CIDRs, which change at run time
+  (``AssociateVpcCidrBlock``), so on-prem IP pool writes are not narrowed; RCCs and the
+  access namespace's Secrets made by hand keep their operator's names when
+  ``fedkeeper adopt`` takes them over (and an owned RCC left under an old name is pruned),
+  so RCC patch/delete and Secret patch in that one namespace are not narrowed either.
+  fedkeeper's code still writes only objects labelled as owned by its federation.
 * Secrets, ServiceAccounts, Roles and RoleBindings only in the namespaces fedkeeper
   manages (a Role per namespace), never cluster-wide.
 """
@@ -35,7 +39,6 @@ RECONCILER_GROUP = "fedkeeper-reconciler"
 CALICO_SYSTEM = "calico-system"  # calico-kube-controllers lives here (checks)
 AWS_NODE = ("aws-node", "kube-system")
 _RBAC = "rbac.authorization.k8s.io"
-_PATCH = ["patch"]  # fedkeeper repairs drift with merge patches; it never PUTs
 
 
 def _rcc_name(config: FederationConfig, side: Side) -> str:
@@ -71,16 +74,13 @@ def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any
             "verbs": ["get", "patch"],
             "resourceNames": [remote],
         },
+        # Any name: an RCC made by hand keeps its operator's name when `fedkeeper adopt`
+        # takes it over, and an owned RCC that no longer matches the config is pruned.
+        # ``create`` cannot be narrowed anyway, so a name list would not contain the risk.
         {
             "apiGroups": [calico],
             "resources": ["remoteclusterconfigurations"],
-            "verbs": ["list", "create"],
-        },
-        {
-            "apiGroups": [calico],
-            "resources": ["remoteclusterconfigurations"],
-            "verbs": _PATCH,
-            "resourceNames": [_rcc_name(config, side)],
+            "verbs": ["list", "create", "patch", "delete"],
         },
         {
             "apiGroups": [calico],
@@ -120,10 +120,23 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
         )
     if namespace == sa.namespace:
         secrets.append(sa.name)
-        # Read through the remote ClusterRole's rules; never patched (nothing to repair).
+        # Read through the remote ClusterRole's rules; patched only to adopt it (labels).
         rules.append({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]})
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["serviceaccounts"],
+                "verbs": ["patch"],
+                "resourceNames": [sa.name],
+            }
+        )
     if secrets:
-        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "create"]})
+        # Access Secrets made by hand keep their names when adopted, so in the access
+        # namespace (only) Secrets may be patched by any name.
+        verbs = ["list", "create"]
+        if namespace == fed.access_secret_namespace:
+            verbs.append("patch")
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": verbs})
         rules.append(
             {
                 "apiGroups": [""],

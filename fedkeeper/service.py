@@ -228,6 +228,7 @@ def reconcile(
     trigger: str | None = None,
     runners: dict[Invariant, Runner] | None = None,
     run: Run | None = None,
+    on_phase: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
@@ -235,7 +236,8 @@ def reconcile(
     ``deadline_s``: the run's time budget in seconds (the Lambda's remaining time less a
     margin); a call whose worst case would pass it is not made and its work is reported as
     deferred. Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its
-    facts from the same observations); by default each call starts fresh.
+    facts from the same observations); by default each call starts fresh. ``on_phase`` is
+    told each invariant as its turn comes (the CLI shows it as progress).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -252,6 +254,8 @@ def reconcile(
             runner = table.get(inv)
             if runner is None:
                 continue
+            if on_phase is not None:
+                on_phase(inv.value)
             _run_invariant(run, inv, runner)
     finally:
         conns.use_guard(None)

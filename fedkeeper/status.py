@@ -29,6 +29,7 @@ from fedkeeper.invariants.snat import (
     parse_configuration_values,
 )
 from fedkeeper.model import ALL_INVARIANTS, Invariant, Report, Result, Scope, Severity
+from fedkeeper.render import ago
 from fedkeeper.service import Connections, Run, reconcile
 
 Health = Literal["healthy", "degraded", "broken", "unknown"]
@@ -88,36 +89,59 @@ def _invariant_of(check: str) -> str:
     return check.split(".", 1)[0]
 
 
+def _sections_from_report(d: dict[str, Any]) -> dict[str, Section]:
+    """Health per invariant from a plan-mode Report (its JSON): drift, findings, errors."""
+    sections = {inv.value: Section(inv.value) for inv in ALL_INVARIANTS}
+    for c in d["changes"]:
+        sec = sections.get(c.get("invariant", ""), sections["checks"])
+        label = "would repair" if c["result"] == Result.PLANNED.value else c["result"]
+        sec.worsen("broken", f"{label}: {c['reason']}")
+    for f in d["findings"]:
+        sec = sections.get(_invariant_of(f["check"]), sections["checks"])
+        if f["severity"] == Severity.ERROR.value:
+            sec.worsen("broken", f["message"])
+        elif f["severity"] == Severity.WARNING.value:
+            sec.worsen("degraded", f["message"])
+        else:
+            sec.facts.append(f["message"])
+    for e in d.get("errors", []):
+        sec = sections.get(e["invariant"], sections["checks"])
+        sec.worsen("unknown", f"could not be read: {e['error']}")
+    onprem = [x for x in d["deferred"] if x["target"] == "onprem"]
+    if onprem:
+        for name in ("ippools", "rcc", "checks"):
+            reason = onprem[0]["reason"]
+            sections[name].worsen("unknown", f"on-prem not reachable: {reason}")
+    for failed in d.get("failed_targets", []):
+        fix = f"; fix: {failed['fix']}" if failed.get("fix") else ""
+        for name in failed["invariants"]:
+            if name in sections:
+                sections[name].facts.append(f"{failed['target']} failed: {failed['reason']}{fix}")
+    return sections
+
+
+_ORDER = [i.value for i in (Invariant.VPN, *[x for x in ALL_INVARIANTS if x is not Invariant.VPN])]
+
+
+def status_from_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The health view of a plan Report alone (e.g. the repair Lambda's ``status`` answer):
+    what ``Status.to_dict()`` gives, without the extra facts only local reads provide."""
+    sections = _sections_from_report(report)
+    ordered = [sections[n] for n in _ORDER if n in report["scope"]] or list(sections.values())
+    worst: Health = "healthy"
+    for s in ordered:
+        if _RANK[s.health] > _RANK[worst]:
+            worst = s.health
+    return {"health": worst, "sections": [s.to_dict() for s in ordered], "plan": report}
+
+
 def federation_status(conns: Connections) -> Status:
     """Health of every invariant: a plan-mode reconcile plus the facts behind it."""
     started = time.perf_counter()
     # One plan-mode run; the facts below reuse its cached reads (VPC, routes, VPN, pools).
     run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
     report = reconcile(conns, Scope.everything(), "plan", trigger="status", run=run)
-    sections = {inv.value: Section(inv.value) for inv in ALL_INVARIANTS}
-    for outcome in report.changes:
-        sec = sections[outcome.change.invariant.value]
-        label = "would repair" if outcome.result is Result.PLANNED else outcome.result.value
-        sec.worsen("broken", f"{label}: {outcome.change.reason}")
-    for f in report.findings:
-        sec = sections.get(_invariant_of(f.check), sections["checks"])
-        if f.severity is Severity.ERROR:
-            sec.worsen("broken", f.message)
-        elif f.severity is Severity.WARNING:
-            sec.worsen("degraded", f.message)
-        else:
-            sec.facts.append(f.message)
-    for e in report.errors:
-        sections[e.invariant].worsen("unknown", f"could not be read: {e.message}")
-    onprem_deferred = [d for d in report.deferred if d.target == "onprem"]
-    if onprem_deferred:
-        for name in ("ippools", "rcc", "checks"):
-            sections[name].worsen("unknown", f"on-prem not reachable: {onprem_deferred[0].reason}")
-    for failed in report.failed_targets:
-        for name in failed.invariants:
-            if name in sections:
-                fix = f"; fix: {failed.fix}" if failed.fix else ""
-                sections[name].facts.append(f"{failed.target} failed: {failed.reason}{fix}")
+    sections = _sections_from_report(report.to_dict())
     _trouble_facts(conns, sections)
     for name, gather in _FACTS.items():
         try:
@@ -126,11 +150,8 @@ def federation_status(conns: Connections) -> Status:
             sections[name].facts.append(f"({exc.target or 'a backend'} unreachable)")
         except FedkeeperError as exc:
             sections[name].facts.append(f"(facts unavailable: {exc})")
-    order = [
-        i.value for i in (Invariant.VPN, *[x for x in ALL_INVARIANTS if x is not Invariant.VPN])
-    ]
     return Status(
-        sections=[sections[n] for n in order],
+        sections=[sections[n] for n in _ORDER],
         report=report,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
@@ -167,7 +188,7 @@ def _vpn_facts(run: Run, sec: Section) -> None:
     for conn in vpn_connections(run, vgw):
         for i, t in enumerate(conn.tunnels, 1):
             state = "UP" if t.up else "DOWN"
-            since = f" since {t.last_change}" if t.last_change else ""
+            since = f" (changed {ago(t.last_change)})" if t.last_change else ""
             sec.facts.append(
                 f"{conn.id} tunnel {i} {t.outside_ip}: {state}{since}, "
                 f"{t.accepted_routes} route(s) accepted"
@@ -275,18 +296,3 @@ _FACTS = {
     "ippools": _pool_facts,
     "rcc": _rcc_facts,
 }
-
-
-def render_status(status: Status, *, colour: bool = False) -> str:
-    def paint(health: str) -> str:
-        if not colour:
-            return health
-        code = {"healthy": 32, "degraded": 33, "broken": 31, "unknown": 35}[health]
-        return f"\033[{code}m{health}\033[0m"
-
-    lines = [f"federation: {paint(status.health)}"]
-    for s in status.sections:
-        lines.append(f"  {s.invariant:<8} {paint(s.health)}")
-        lines += [f"      · {f}" for f in s.facts]
-        lines += [f"      ! {r}" for r in s.reasons]
-    return "\n".join(lines)

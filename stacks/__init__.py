@@ -37,12 +37,6 @@ class FederationStacks:
     automation: AutomationStack
 
 
-def default_config_file(project_root: Path = PROJECT_ROOT) -> Path:
-    """federation.yaml when present, else the documented example."""
-    own = project_root / "federation.yaml"
-    return own if own.is_file() else project_root / "federation.example.yaml"
-
-
 def feature_flags(project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The context of cdk.json, so ``python app.py`` synthesizes what ``cdk synth`` does."""
     path = project_root / "cdk.json"
@@ -109,6 +103,5 @@ __all__ = [
     "FederationStacks",
     "add_compliance_checks",
     "build_stacks",
-    "default_config_file",
     "feature_flags",
 ]

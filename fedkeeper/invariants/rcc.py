@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from fedkeeper.calico_v3 import served_rcc_spec
+from fedkeeper.calico_v3 import RCC_OMITEMPTY_STRINGS, served_rcc_spec
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
     FEDERATION_LABEL,
@@ -59,26 +59,8 @@ TYPHA_ACCESS = "remote-cluster-secret-access"
 TYPHA_SA = ("calico-typha", "calico-system")
 ROLE_LABEL = "fedkeeper.io/role"
 ACCESS_SECRET_ROLE = "rcc-access-secret"
-INLINE_DATASTORE_FIELDS = (
-    "datastoreType",
-    "kubeconfig",
-    "kubeconfigInline",
-    "k8sAPIEndpoint",
-    "k8sKeyFile",
-    "k8sCertFile",
-    "k8sCAFile",
-    "k8sAPIToken",
-    "k8sInsecureSkipTLSVerify",
-    "etcdEndpoints",
-    "etcdUsername",
-    "etcdPassword",
-    "etcdKeyFile",
-    "etcdCertFile",
-    "etcdCACertFile",
-    "etcdKey",
-    "etcdCert",
-    "etcdCACert",
-)
+# Every datastore field of the spec: all must be empty beside clusterAccessSecret.
+INLINE_DATASTORE_FIELDS = (*RCC_OMITEMPTY_STRINGS, "k8sInsecureSkipTLSVerify")
 _READ = ["get", "list", "watch"]
 REMOTE_RULES: tuple[dict[str, Any], ...] = (
     {

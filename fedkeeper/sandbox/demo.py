@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from fedkeeper.config import FederationConfig
+from fedkeeper.render import colour_wanted, paint, render_report, table, yes_no
 from fedkeeper.sandbox.scenarios import SCENARIOS, ScenarioResult, run_scenario
-from fedkeeper.sandbox.world import Sandbox, matching_rules
+
+
+class DemoInputError(ValueError):
+    """A bad demo argument (unknown scenario, unreadable event): nothing was started."""
 
 
 def _say(text: str, *, quiet: bool) -> None:
@@ -18,14 +21,25 @@ def _say(text: str, *, quiet: bool) -> None:
         print(text, flush=True)
 
 
-def _colour(ok: bool, text: str) -> str:
-    if not sys.stdout.isatty():
-        return text
-    return f"\033[32m{text}\033[0m" if ok else f"\033[31m{text}\033[0m"
+def _unknown(names: Sequence[str]) -> DemoInputError:
+    return DemoInputError(
+        f"unknown scenario(s): {', '.join(names)}; choose from: {', '.join(SCENARIOS)}"
+    )
 
 
-def _tick(v: bool) -> str:
-    return _colour(v, "yes" if v else "NO")
+def summary_table(results: Sequence[ScenarioResult], *, colour: bool) -> str:
+    """One row per scenario; aligned whether or not the cells are coloured."""
+    rows = [
+        [
+            r.scenario,
+            yes_no(r.detected, colour),
+            yes_no(r.repaired, colour),
+            yes_no(r.converged, colour),
+            str(r.writes_on_rerun),
+        ]
+        for r in results
+    ]
+    return table(["scenario", "detected", "repaired", "converged", "rerun writes"], rows)
 
 
 def run_demo(
@@ -34,6 +48,7 @@ def run_demo(
     scenarios: Sequence[str] | None = None,
     as_json: bool = False,
     list_only: bool = False,
+    header: str | None = None,
 ) -> int:
     """Run the named scenarios (default all); 0 only if each converged with no rerun writes."""
     if list_only:
@@ -43,14 +58,14 @@ def run_demo(
     names = list(scenarios or SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        print(
-            f"unknown scenario(s): {', '.join(unknown)}; choose from: {', '.join(SCENARIOS)}",
-            file=sys.stderr,
-        )
-        return 2
+        raise _unknown(unknown)
+    from fedkeeper.sandbox.world import Sandbox
+
     quiet = as_json
+    colour = colour_wanted()
     started = time.perf_counter()
-    _say(f"fedkeeper demo · federation {config.name} · {len(names)} scenario(s)", quiet=quiet)
+    _say(header or f"fedkeeper demo · federation {config.name}", quiet=quiet)
+    _say(f"{len(names)} scenario(s)", quiet=quiet)
     _say(
         "starting the sandbox: emulated AWS (moto + gap fills), EKS and on-prem API servers…",
         quiet=quiet,
@@ -70,42 +85,51 @@ def run_demo(
             result = run_scenario(sb, scenario)
             results.append(result)
             if not quiet:
-                from fedkeeper.cli import render_report
-
-                print(render_report(result.report, title="  repair run"))
-                verdict = _colour(result.ok, "OK" if result.ok else "FAILED")
+                print(render_report(result.report, title="  repair run", colour=colour))
+                verdict = paint("OK" if result.ok else "FAILED", _ok(result.ok), colour)
                 print(
-                    f"  → {verdict}: detected {_tick(result.detected)} · repaired "
-                    f"{_tick(result.repaired)} · converged {_tick(result.converged)} · writes on "
-                    f"rerun {result.writes_on_rerun}"
+                    f"  → {verdict}: detected {yes_no(result.detected, colour)} · repaired "
+                    f"{yes_no(result.repaired, colour)} · converged "
+                    f"{yes_no(result.converged, colour)} · writes on rerun "
+                    f"{result.writes_on_rerun}",
+                    flush=True,
                 )
     ok = all(r.ok for r in results)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
-        print("\nscenario                       detected  repaired  converged  rerun writes")
-        for r in results:
-            print(
-                f"{r.scenario:<30} {_tick(r.detected):<9} {_tick(r.repaired):<9} "
-                f"{_tick(r.converged):<10} {r.writes_on_rerun}"
-            )
+        print()
+        print(summary_table(results, colour=colour))
         total = time.perf_counter() - started
         summary = f"{sum(r.ok for r in results)}/{len(results)} scenarios healed in {total:.1f} s"
-        print(_colour(ok, summary))
+        print(paint(summary, _ok(ok), colour))
     return 0 if ok else 1
 
 
+def _ok(value: bool) -> str:
+    return "green" if value else "red"
+
+
 def load_event(path: str) -> dict[str, Any]:
-    """An EventBridge event from a JSON file; ValueError says what is wrong with it."""
+    """An EventBridge event from a JSON file; DemoInputError says what is wrong with it."""
     try:
         with open(path, encoding="utf-8") as fh:
             event = json.load(fh)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise DemoInputError(
+            f"--event {path}: cannot be read ({exc.strerror or exc}); give the path of an event "
+            "JSON file, e.g. tests/events/scheduled_event.json"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else exc
+        raise DemoInputError(
+            f"--event {path}: not valid JSON ({where}); fix the JSON syntax"
+        ) from None
     if not isinstance(event, dict):
-        raise ValueError(f"{path}: an event is a JSON object, not a {type(event).__name__}")
+        raise DemoInputError(
+            f"--event {path}: an event is a JSON object, not a {type(event).__name__}; give "
+            "one event as a JSON object"
+        )
     return event
 
 
@@ -135,27 +159,23 @@ def run_event_demo(
     *,
     scenario: str | None = None,
     as_json: bool = False,
+    header: str | None = None,
 ) -> int:
     """Deliver one EventBridge event (from a file) to the sandbox through the deployed rules.
 
     With ``scenario``, its fault is applied first (its own events are not delivered). Prints
     the handler's Report; 0 unless a handler failed or its retries ran out.
     """
-    try:
-        event = load_event(event_path)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    event = load_event(event_path)
     if scenario is not None and scenario not in SCENARIOS:
-        print(
-            f"unknown scenario {scenario!r}; choose from: {', '.join(SCENARIOS)}", file=sys.stderr
-        )
-        return 2
-    from fedkeeper.cli import render_report
+        raise _unknown([scenario])
     from fedkeeper.events import event_summary
+    from fedkeeper.sandbox.world import Sandbox, matching_rules
 
+    colour = colour_wanted()
     quiet = as_json
-    _say(f"fedkeeper demo · federation {config.name} · event {event_path}", quiet=quiet)
+    _say(header or f"fedkeeper demo · federation {config.name}", quiet=quiet)
+    _say(f"event {event_path}", quiet=quiet)
     _say("starting the sandbox and converging the baseline…", quiet=quiet)
     with Sandbox.start(config) as sb:
         if scenario is not None:
@@ -176,7 +196,7 @@ def run_event_demo(
         return 1 if failed else 0
     if not rules:
         print("no deployed rule matches this event: nothing is invoked (a no-op)")
-        print(render_report(delivery.report, title="  no-op"))
+        print(render_report(delivery.report, title="  no-op", colour=colour))
         return 0
     for rule in rules:
         attempts = delivery.attempts.get(rule.handler, 1)
@@ -184,13 +204,17 @@ def run_event_demo(
         print(f"rule {rule.name} → lambdas/{rule.handler}.py{tries}")
     for name in delivery.dead_letters:
         print(
-            _colour(False, f"  {name}: retries exhausted; the event goes to the dead-letter queue")
+            paint(
+                f"  {name}: retries exhausted; the event goes to the dead-letter queue",
+                "red",
+                colour,
+            )
         )
-    print(render_report(delivery.report, title="  handler Report"))
+    print(render_report(delivery.report, title="  handler Report", colour=colour))
     metrics = _metric_values(delivery.logs)
     if metrics:
         print("  metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
     print(f"  emulators saw {writes.total} write(s)" + "".join(f"\n    {d}" for d in writes.detail))
     if repaired is not None:
-        print(f"  the scenario's check of a repaired world: {_tick(repaired)}")
+        print(f"  the scenario's check of a repaired world: {yes_no(repaired, colour)}")
     return 1 if failed else 0

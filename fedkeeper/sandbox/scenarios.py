@@ -14,18 +14,21 @@ import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from fedkeeper.calico_v3 import ippool_field
+from fedkeeper.config import FederationConfig
 from fedkeeper.events import tunnel_alarm_name
 from fedkeeper.invariants.ippools import FEDERATION_LABEL, pool_name
 from fedkeeper.invariants.rcc import ROLE_LABEL, TYPHA_ACCESS, access_secret_name
 from fedkeeper.invariants.snat import ADDON_NAME, EXTERNAL_SNAT, daemonset_env
 from fedkeeper.model import MANAGED_BY_LABEL, Report, Result
 from fedkeeper.sandbox import event_factory as ev
-from fedkeeper.sandbox.world import Sandbox
+
+if TYPE_CHECKING:
+    from fedkeeper.sandbox.world import Sandbox
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,44 @@ register(
 
 # --- ippools ---------------------------------------------------------------------------------
 
-SECONDARY = "10.101.0.0/16"
-FOREIGN = "10.102.0.0/16"
+# The private ranges AWS lets a VPC add as secondary CIDRs, by the primary's range (EC2
+# User Guide, "IPv4 CIDR block association restrictions"): another block of the primary's
+# own RFC 1918 range, or 100.64.0.0/10 whatever the primary. /16 is the largest VPC CIDR.
+_SHARED_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
+_RFC1918 = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
+def free_cidrs(config: FederationConfig, count: int = 2) -> list[str]:
+    """``count`` CIDRs a VPC could add that overlap nothing the config names (the VPC, the
+    on-prem host, pod and service CIDRs): the scenarios' extra VPC ranges, for any config.
+
+    The search starts just after the VPC's CIDR in its own RFC 1918 range, so the example's
+    10.100.0.0/16 gives 10.101.0.0/16 and 10.102.0.0/16.
+    """
+    vpc = config.aws.vpc.cidr
+    taken = [vpc, *(net for _, net in config.onprem.all_cidrs())]
+    ranges = [r for r in _RFC1918 if vpc.subnet_of(r)] + [_SHARED_SPACE]
+    found: list[str] = []
+    for space in ranges:
+        prefix = 20 if space.prefixlen >= 16 else 16  # 192.168.0.0/16 holds /20s only
+        blocks = list(space.subnets(new_prefix=prefix))
+        start = next((i for i, b in enumerate(blocks) if b.overlaps(vpc)), -1) + 1
+        for block in blocks[start:] + blocks[:start]:
+            if not any(block.overlaps(t) for t in taken) and str(block) not in found:
+                found.append(str(block))
+                if len(found) == count:
+                    return found
+    raise ValueError(f"no {count} free CIDRs outside the config's ranges for the sandbox scenarios")
+
+
+def _secondary(sb: Sandbox) -> str:
+    return free_cidrs(sb.config)[0]
+
+
+def _foreign(sb: Sandbox) -> str:
+    return free_cidrs(sb.config)[1]
 
 
 def _vpc_id(sb: Sandbox) -> str:
@@ -257,9 +296,9 @@ def _disassociate(sb: Sandbox, cidr: str) -> None:
             ec2.disassociate_vpc_cidr_block(AssociationId=assoc["AssociationId"])
 
 
-def _cidr_event(name: str, cidr: str) -> Callable[[Sandbox], dict[str, Any]]:
+def _cidr_event(name: str, cidr: Callable[[Sandbox], str]) -> Callable[[Sandbox], dict[str, Any]]:
     def event(sb: Sandbox) -> dict[str, Any]:
-        params: dict[str, Any] = {"vpcId": _vpc_id(sb), "cidrBlock": cidr}
+        params: dict[str, Any] = {"vpcId": _vpc_id(sb), "cidrBlock": cidr(sb)}
         if name == "DisassociateVpcCidrBlock":
             params = {"associationId": "vpc-cidr-assoc-0example"}
         return ev.cloudtrail("ec2", name, params, sb.config.aws.region)
@@ -277,28 +316,29 @@ def _good_pool(p: dict[str, Any] | None) -> bool:
 register(
     Scenario(
         name="vpc-secondary-cidr",
-        description=f"the VPC gains secondary CIDR {SECONDARY}; on-prem would still NAT it",
-        inject=lambda sb: _associate(sb, SECONDARY),
-        event=_cidr_event("AssociateVpcCidrBlock", SECONDARY),
-        verify=lambda sb: _good_pool(_pool(sb, SECONDARY)),
+        description="the VPC gains a secondary CIDR (the first free /16 after the VPC's); "
+        "on-prem would still NAT it",
+        inject=lambda sb: _associate(sb, _secondary(sb)),
+        event=_cidr_event("AssociateVpcCidrBlock", _secondary),
+        verify=lambda sb: _good_pool(_pool(sb, _secondary(sb))),
     )
 )
 
 
 def _with_secondary_then_remove(sb: Sandbox) -> None:
-    if _pool(sb, SECONDARY) is None:
-        _associate(sb, SECONDARY)
+    if _pool(sb, _secondary(sb)) is None:
+        _associate(sb, _secondary(sb))
         sb.reconcile(["ippools"], "apply")
-    _disassociate(sb, SECONDARY)
+    _disassociate(sb, _secondary(sb))
 
 
 register(
     Scenario(
         name="vpc-cidr-removed",
-        description=f"CIDR {SECONDARY} is disassociated from the VPC; its owned pool must go",
+        description="the secondary CIDR is disassociated from the VPC; its owned pool must go",
         inject=_with_secondary_then_remove,
-        event=_cidr_event("DisassociateVpcCidrBlock", SECONDARY),
-        verify=lambda sb: _pool(sb, SECONDARY) is None,
+        event=_cidr_event("DisassociateVpcCidrBlock", _secondary),
+        verify=lambda sb: _pool(sb, _secondary(sb)) is None,
     )
 )
 
@@ -330,34 +370,34 @@ def _seed_foreign(sb: Sandbox) -> None:
             "apiVersion": _calico(sb),
             "kind": "IPPool",
             "metadata": {"name": "team-b-aws-range"},
-            "spec": {"cidr": FOREIGN, "disabled": True, "natOutgoing": False},
+            "spec": {"cidr": _foreign(sb), "disabled": True, "natOutgoing": False},
         }
     )
-    _associate(sb, FOREIGN)
+    _associate(sb, _foreign(sb))
 
 
 def _foreign_untouched(sb: Sandbox) -> bool:
     foreign = sb.onprem_server.get_object(_calico(sb), "IPPool", "team-b-aws-range")
     return (
         foreign is not None
-        and foreign["spec"]["cidr"] == FOREIGN
+        and foreign["spec"]["cidr"] == _foreign(sb)
         and "labels" not in foreign["metadata"]
-        and _pool(sb, FOREIGN) is None
+        and _pool(sb, _foreign(sb)) is None
     )
 
 
 def _remove_foreign(sb: Sandbox) -> None:
     sb.onprem_server.delete_object(_calico(sb), "IPPool", "team-b-aws-range")
-    _disassociate(sb, FOREIGN)
+    _disassociate(sb, _foreign(sb))
 
 
 register(
     Scenario(
         name="foreign-overlapping-pool",
-        description=f"a pool fedkeeper does not own already covers new VPC CIDR {FOREIGN}: "
+        description="a pool fedkeeper does not own already covers a new VPC CIDR: "
         "left to it and reported (Felix does not masquerade towards any pool), nothing written",
         inject=_seed_foreign,
-        event=_cidr_event("AssociateVpcCidrBlock", FOREIGN),
+        event=_cidr_event("AssociateVpcCidrBlock", _foreign),
         verify=_foreign_untouched,
         cleanup=_remove_foreign,
         expects_repair=False,

@@ -142,7 +142,7 @@ def test_the_cli_shows_the_take_over_and_writes_nothing_by_default(
 
     code = main(["adopt", "--sandbox", "--scenario", "adopt-manual-setup", "-c", str(EXAMPLE)])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # like `plan`: something is planned
     assert f"[planned] update onprem/IPPool/{MANUAL_POOL}" in out
     assert "[planned] update onprem/RemoteClusterConfiguration/aws-cluster" in out
 
@@ -154,3 +154,13 @@ def test_the_kill_switch_turns_an_adopt_apply_into_a_plan(
     report = manual.invoke("repair", {"action": "adopt", "mode": "apply"})
     assert report["mode"] == "plan" and report["changes"]
     assert manual.emulator_writes().total == 0
+
+
+def test_adopt_exits_0_when_there_is_nothing_to_take_over(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fedkeeper.cli import main
+
+    code = main(["adopt", "--sandbox", "-c", str(EXAMPLE)])
+    assert "changes: none" in capsys.readouterr().out
+    assert code == 0

@@ -19,8 +19,10 @@ CFG = ["--config", str(EXAMPLE)]
 
 def test_status_on_a_healthy_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--sandbox", *CFG]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("federation: healthy")
+    first, second, *_ = capsys.readouterr().out.splitlines()
+    assert first.startswith("fedkeeper status · config ")
+    assert "federation fed-demo · account sandbox · region eu-west-1" in first
+    assert second == "federation: healthy"
 
 
 def test_status_names_a_broken_scenario_as_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,11 +51,13 @@ def test_invoke_calls_the_repair_function(capsys: pytest.CaptureFixture[str]) ->
     assert "trigger: manual plan" in out and "converged" in out
 
 
-def test_invoke_with_a_bad_payload_reports_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+def test_invoke_refuses_an_unknown_scope_before_calling_the_function(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["invoke", "apply", "--sandbox", "--scope", "bogus", *CFG]) == 2
-    body = json.loads(capsys.readouterr().out)
-    assert body["error"] == "invalid request"
-    assert body["problems"][0].startswith("scope[0]")
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no sandbox started, nothing invoked
+    assert "--scope: unknown scope 'bogus'" in captured.err
 
 
 def test_onprem_bootstrap_prints_applicable_manifests(capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,7 +185,7 @@ def test_plan_and_apply_against_real_targets_through_local_contexts(
             "--profile",
             "ops",
         ]
-        assert main(["plan", *args]) == 0
+        assert main(["plan", *args]) == 1  # drift planned
         planned = capsys.readouterr().out
         assert "[planned] update aws/RouteTable/" in planned
         assert "[planned] create eks/RemoteClusterConfiguration/onprem" in planned
@@ -200,6 +204,6 @@ def test_every_command_refuses_a_bad_config_the_same_way(
     bad.write_text("name: Not_A_Label\n")
     assert main([*command, "--config", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("invalid configuration:")
+    assert err.startswith(f"fedkeeper: {bad}: 4 errors")
     assert "name:" in err and "aws: is required" in err
     assert "Traceback" not in err

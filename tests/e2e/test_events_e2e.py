@@ -18,6 +18,7 @@ from fedkeeper.cli import main
 from fedkeeper.model import Result
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.sandbox.scenarios import SCENARIOS
+from tests.conftest import EXAMPLE
 from tests.lambda_support import BAD_MANUAL, EVENTS, load_event
 
 pytestmark = pytest.mark.slow
@@ -277,7 +278,16 @@ def test_demo_event_applies_the_fault_and_prints_the_handlers_report(
 ) -> None:
     path = EVENTS / "cloudtrail_ec2_DisableVgwRoutePropagation.json"
     code = main(
-        ["demo", "--event", str(path), "--scenario", "route-propagation-disabled", "--json"]
+        [
+            "demo",
+            "-c",
+            str(EXAMPLE),
+            "--event",
+            str(path),
+            "--scenario",
+            "route-propagation-disabled",
+            "--json",
+        ]
     )
     report: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -289,7 +299,9 @@ def test_demo_event_for_people_names_the_rule_the_metrics_and_the_repair(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = EVENTS / "cloudwatch_tunnel_alarm_ALARM.json"
-    code = main(["demo", "--event", str(path), "--scenario", "tunnels-down-then-up"])
+    code = main(
+        ["demo", "-c", str(EXAMPLE), "--event", str(path), "--scenario", "tunnels-down-then-up"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "rule tunnel-state → lambdas/on_tunnel_state.py" in out
@@ -302,5 +314,5 @@ def test_demo_event_refuses_a_file_that_is_not_an_event(
 ) -> None:
     bad = tmp_path / "event.json"
     bad.write_text("[1, 2]")
-    assert main(["demo", "--event", str(bad)]) == 2
+    assert main(["demo", "-c", str(EXAMPLE), "--event", str(bad)]) == 2
     assert "an event is a JSON object" in capsys.readouterr().err

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from fedkeeper.config import load_config
+from fedkeeper.render import render_status as render
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.sandbox.scenarios import SCENARIOS
-from fedkeeper.status import federation_status, render_status
+from fedkeeper.status import Status, federation_status
 from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.xdist_group("status")
@@ -34,6 +36,10 @@ EXPECTED = {
 HEALTHY_BY_DESIGN = {"foreign-overlapping-pool"}
 
 
+def render_status(status: Status) -> str:
+    return render(status.to_dict())
+
+
 @pytest.fixture
 def fresh() -> Iterator[Sandbox]:
     with Sandbox.start(load_config(EXAMPLE)) as sb:
@@ -48,7 +54,10 @@ def test_healthy_sandbox_says_healthy(fresh: Sandbox) -> None:
     status = federation_status(fresh.connections())
     assert status.healthy, render_status(status)
     text = render_status(status)
-    assert "UP since" in text and "AWS_VPC_K8S_CNI_EXTERNALSNAT=true" in text
+    assert (
+        re.search(r"UP \(changed \d+ (s|min) ago\)", text)
+        and "AWS_VPC_K8S_CNI_EXTERNALSNAT=true" in text
+    )
     assert fresh.emulator_writes().total == 0
 
 

@@ -132,3 +132,20 @@ def test_app_synthesizes_every_stack_without_importing_the_handlers(
         f"{synth.config.name}-cluster.template.json",
         f"{synth.config.name}-network.template.json",
     ]
+
+
+def test_app_without_a_config_refuses_instead_of_using_the_example(tmp_path: Path) -> None:
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path / "cdk.out"), "CDK_CONTEXT_JSON": "{}"}
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "app.py")],
+        cwd=tmp_path,  # no federation.yaml here, and -c config=… not given
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+    assert result.returncode == 2
+    assert "-c config=" in result.stderr and "fedkeeper init" in result.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()

@@ -166,7 +166,12 @@ def test_reconciler_rbac_grants_what_invariants_2_to_4_need(synth: Synth) -> Non
         assert _verbs(rules, "rbac.authorization.k8s.io", kind) == {"create", "get", "patch"}
     named = [r for r in rules if "patch" in r["verbs"] and "clusterroles" in r["resources"]]
     assert [r["resourceNames"] for r in named] == [[remote]]
-    assert _verbs(rules, calico, "remoteclusterconfigurations") == {"list", "create", "patch"}
+    assert _verbs(rules, calico, "remoteclusterconfigurations") == {
+        "list",
+        "create",
+        "patch",
+        "delete",
+    }
     fed = synth.config.federation
     namespaces = {r["metadata"]["namespace"] for r in _roles(synth)}
     assert namespaces == {

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from fedkeeper.adopt import adopt
 from fedkeeper.bootstrap import SERVICE_ACCOUNT
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.invariants.ippools import pool_name
-from fedkeeper.invariants.rcc import SA_NAME_ANNOTATION, TYPHA_ACCESS
+from fedkeeper.invariants.rcc import SA_NAME_ANNOTATION, TYPHA_ACCESS, access_secret_name
 from fedkeeper.model import Result
 from fedkeeper.rbac import RECONCILER, Side, eks_reconciler_objects, reconciler_objects
 from fedkeeper.sandbox import Sandbox
@@ -84,6 +85,22 @@ def _drift_owned_objects(sb: Sandbox) -> None:
     )
 
 
+def _disown_federation_objects(sb: Sandbox) -> None:
+    """Strip fedkeeper's labels, as if the objects had been made by hand."""
+    cfg = sb.config
+    remote = cfg.federation.remote_service_account
+    access_ns = cfg.federation.access_secret_namespace
+    calico = f"{cfg.federation.calico_api.group}/{cfg.federation.calico_api.version}"
+
+    def disown(o: dict[str, Any]) -> None:
+        o["metadata"]["labels"] = {}
+
+    for server, rcc in ((sb.eks_server, cfg.eks_rcc_name), (sb.onprem_server, cfg.onprem_rcc_name)):
+        server.mutate("v1", "ServiceAccount", remote.name, remote.namespace, disown)
+        server.mutate(calico, "RemoteClusterConfiguration", rcc, None, disown)
+        server.mutate("v1", "Secret", access_secret_name(rcc), access_ns, disown)
+
+
 @pytest.mark.parametrize(("side", "kind", "namespace", "index"), _cases())
 def test_removing_any_one_rule_the_reconciler_needs_fails_with_a_403(
     example_config: FederationConfig, side: Side, kind: str, namespace: str | None, index: int
@@ -101,6 +118,10 @@ def test_removing_any_one_rule_the_reconciler_needs_fails_with_a_403(
         if not forbidden:
             _drift_owned_objects(sb)
             forbidden = _forbidden(sb.reconcile(None, "apply"))
+        if not forbidden:
+            # Taking over objects made by hand labels them (patches under their own names).
+            _disown_federation_objects(sb)
+            forbidden = _forbidden(adopt(sb.connections(), "apply"))
 
         assert forbidden, f"no request needed {removed}"
         assert forbidden[0].startswith(f"{side}:")

@@ -74,6 +74,7 @@ def test_apply_writes_and_converges() -> None:
     assert report.converged
     assert report.to_dict()["changes"][0] == {
         "target": "aws/RouteTable/a",
+        "invariant": "routes",
         "action": "update",
         "reason": "a drifted",
         "result": "applied",

@@ -92,6 +92,16 @@ def test_updates_patches_and_deletes_name_the_objects_fedkeeper_owns(
                 # Pools are named after VPC CIDRs that change at run time.
                 assert rule["apiGroups"] == [calico]
                 continue
+            if rule["resources"] == ["remoteclusterconfigurations"]:
+                # Adopted RCCs keep the names their operators gave them.
+                assert rule["apiGroups"] == [calico]
+                continue
+            if rule["resources"] == ["secrets"] and "resourceNames" not in rule:
+                # Adopted access Secrets keep their names: patch only, in that namespace only.
+                assert obj["kind"] == "Role"
+                assert obj["metadata"]["namespace"] == config.federation.access_secret_namespace
+                assert not {"update", "delete"} & set(rule["verbs"])
+                continue
             assert rule.get("resourceNames"), (obj["kind"], rule)
 
 

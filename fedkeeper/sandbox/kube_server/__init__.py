@@ -50,8 +50,8 @@ Imitated (Kubernetes API conventions):
 * Deleting a Namespace deletes every object in it (at once, no ``Terminating`` phase).
 * Calico v3 ``IPPool`` (as Calico's API server does): defaulting (``blockSize`` 26 / 122,
   ``ipipMode``/``vxlanMode`` ``Never``, ``nodeSelector`` ``all()``, ``allowedUses``
-  ``[Workload, Tunnel]``, ``assignmentMode`` ``Automatic``) and the served form of
-  :mod:`fedkeeper.calico_v3` (``omitempty`` false booleans such as ``natOutgoing``,
+  ``[Workload, Tunnel]``, ``assignmentMode`` ``Automatic``) and the served form of Go's
+  ``encoding/json`` (``omitempty`` false booleans such as ``natOutgoing``,
   ``disabled``, ``disableBGPExport`` left out), a valid network CIDR, block size range,
   minimum pool size for enabled pools, on create no overlap with ANY existing pool
   (``IPPool(<new>) CIDR overlaps with IPPool(<other>) CIDR <cidr>``), ``cidr`` and

@@ -1,5 +1,12 @@
 """Calico v3 kinds as the Calico API server stores them: defaulting, validation, and the
-served form (:mod:`fedkeeper.calico_v3`: ``omitempty`` zero values left out)."""
+served form — Go's ``encoding/json`` leaves every ``omitempty`` field out while it holds its
+zero value (``false``, ``0``, ``""``, an empty list or map).
+
+Written from the upstream types, on purpose apart from :mod:`fedkeeper.calico_v3` (the
+product's own reading of them), so a mistake there shows up here as drift instead of being
+agreed with: projectcalico/calico ``api/pkg/apis/projectcalico/v3/ippool.go`` (IPPoolSpec
+json tags), ``libcalico-go/lib/clientv3/ippool.go`` (defaults); tigera/api
+``pkg/apis/projectcalico/v3/remoteclusterconfig.go`` (RemoteClusterConfigurationSpec)."""
 
 from __future__ import annotations
 
@@ -7,9 +14,63 @@ import ipaddress
 import json
 from typing import Any
 
-from fedkeeper.calico_v3 import served_ippool_spec, served_rcc_spec
 from fedkeeper.sandbox.kube_server.api import ApiError, JSONObj, ResourceType, invalid_error
 from fedkeeper.sandbox.kube_server.store import Store
+
+# IPPoolSpec: json name → omitempty. ``cidr`` is the one field without it.
+_IPPOOL_JSON: dict[str, bool] = {
+    "cidr": False,
+    "vxlanMode": True,
+    "ipipMode": True,
+    "natOutgoing": True,
+    "disabled": True,
+    "disableBGPExport": True,
+    "blockSize": True,
+    "nodeSelector": True,
+    "namespaceSelector": True,
+    "allowedUses": True,
+    "assignmentMode": True,
+}
+# RemoteClusterConfigurationSpec: every field is omitempty, the nested structs too
+# (``clusterAccessSecret`` is a *ObjectReference, ``syncOptions`` a struct whose one field,
+# ``overlayRoutingMode``, is omitempty).
+_REFERENCE_JSON = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion")
+
+
+def _go_zero(value: Any) -> bool:
+    """What ``omitempty`` leaves out: false, 0, "", nil, and empty lists and maps."""
+    return value is None or value is False or value == 0 or value in ("", [], {})
+
+
+def _encode(spec: JSONObj, omitempty: dict[str, bool] | None = None) -> JSONObj:
+    """A struct through ``encoding/json``: omitempty zero fields dropped. Fields the Go type
+    does not know are dropped too (the API server decodes into the type, then encodes it)
+    when ``omitempty`` names them all; with None every field is taken as omitempty."""
+    out: JSONObj = {}
+    for key, value in spec.items():
+        if omitempty is not None and key not in omitempty:
+            continue
+        if (omitempty is None or omitempty[key]) and _go_zero(value):
+            continue
+        out[key] = value
+    return out
+
+
+def _served_rcc(spec: JSONObj) -> JSONObj:
+    out = _encode(spec)
+    ref = out.get("clusterAccessSecret")
+    if isinstance(ref, dict):
+        ref = _encode({k: v for k, v in ref.items() if k in _REFERENCE_JSON})
+        if ref:
+            out["clusterAccessSecret"] = ref
+        else:
+            del out["clusterAccessSecret"]
+    sync = out.get("syncOptions")
+    sync = _encode(sync) if isinstance(sync, dict) else {}
+    # Calico defaults the mode when it is left empty (Disabled without VXLAN).
+    sync.setdefault("overlayRoutingMode", "Disabled")
+    out["syncOptions"] = sync
+    return out
 
 
 def _check_ippool(
@@ -41,6 +102,7 @@ def _check_ippool(
     spec.setdefault("disabled", False)
     spec.setdefault("nodeSelector", "all()")
     spec.setdefault("allowedUses", ["Workload", "Tunnel"])
+    spec.setdefault("assignmentMode", "Automatic")
     if network is not None:
         spec["cidr"] = str(network)
     if not validate:
@@ -157,7 +219,7 @@ def prepare_ippool(
 ) -> None:
     """Default and validate an IPPool as clientv3 does, then keep it in its served form."""
     _check_ippool(store, rt, name, obj, existing, validate=validate)
-    obj["spec"] = served_ippool_spec(obj["spec"])
+    obj["spec"] = _encode(obj["spec"], _IPPOOL_JSON)
 
 
 def prepare_rcc(rt: ResourceType, name: str, obj: JSONObj, *, validate: bool) -> None:
@@ -165,4 +227,4 @@ def prepare_rcc(rt: ResourceType, name: str, obj: JSONObj, *, validate: bool) ->
     if validate:
         validate_rcc(rt, name, obj)
     spec = obj.get("spec")
-    obj["spec"] = served_rcc_spec(spec if isinstance(spec, dict) else {})
+    obj["spec"] = _served_rcc(spec if isinstance(spec, dict) else {})
