@@ -490,9 +490,14 @@ def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
         trigger="configuration",
     )
     try:
-        settings = Settings.from_env()
+        settings: Settings | None = Settings.from_env()
     except ConfigError:
-        settings = None
+        # Another setting is bad: the topic and the table may still be named correctly.
+        wanted = ("FEDKEEPER_TOPIC_ARN", "FEDKEEPER_EPISODES_TABLE")
+        try:
+            settings = Settings.from_env({k: v for k, v in os.environ.items() if k in wanted})
+        except ConfigError:
+            settings = None
     if settings is not None and settings.topic_arn:
         import boto3
 
@@ -574,13 +579,16 @@ def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, 
     try:
         for _ in range(3):
             data, version = aws.read_episodes(table)
+            before = episodes.parse_store(data)
             result = episodes.step(
-                episodes.parse_store(data),
+                before,
                 report,
                 now,
                 window_s=settings.alert_window_minutes * 60,
                 after_runs=settings.alert_after_runs,
             )
+            if result.episodes == before and not (result.opened or result.closed):
+                break  # nothing wrong, before or now: a quiet run writes nothing
             if aws.write_episodes(table, episodes.dump_store(result.episodes), version):
                 break
         else:
