@@ -7,8 +7,12 @@ access Secret, the remote ServiceAccount with its token Secret and RBAC, and Typ
 RoleBinding. In mode ``apply`` it labels them as owned by this federation
 (``app.kubernetes.io/managed-by: fedkeeper``, ``fedkeeper.io/federation: <name>``), keeping
 their names and specs; from then on the invariants keep them like anything fedkeeper
-created (drift restored, pruned when no longer needed). Nothing is ever adopted by a
-reconcile: only this command labels an object fedkeeper did not create.
+created (drift restored, pruned when no longer needed). A reconcile never takes over an
+object fedkeeper did not label: the one exception is an object labelled only
+``app.kubernetes.io/managed-by: fedkeeper`` (the old labelling) under exactly the name this
+federation gives it, which the invariants adopt on the next apply with the same labels
+(:func:`fedkeeper.model.owner_labels`). This command also takes over such objects under
+other names; objects of another federation are never listed.
 
 The plan runs through the engine (:func:`fedkeeper.service.reconcile`) with adoption
 runners, so it gets the same Report, conflict handling (a write carries the object's
@@ -23,7 +27,6 @@ from typing import Any
 
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.ippools import (
-    FEDERATION_LABEL,
     IpPoolsObservation,
     coverage,
     pools_needed,
@@ -38,16 +41,17 @@ from fedkeeper.invariants.rcc import (
 )
 from fedkeeper.model import (
     IGNORE_ANNOTATION,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
     Action,
     Backend,
     Change,
     Finding,
     Invariant,
+    Ownership,
     Report,
     Scope,
     Severity,
+    owner_labels,
+    ownership,
 )
 from fedkeeper.service import Connections, ModeName, Run, Runner, reconcile
 
@@ -62,14 +66,14 @@ def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return _meta(obj).get("labels") or {}
 
 
-def _takeable(obj: Mapping[str, Any] | None) -> bool:
-    """Present, not owned by fedkeeper (for any federation), not opted out."""
+def _takeable(obj: Mapping[str, Any] | None, federation: str) -> bool:
+    """Present, not opted out, and fedkeeper's for no federation (or labelled the old way)."""
     if obj is None:
         return False
     annotations = _meta(obj).get("annotations") or {}
     if str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true":
         return False
-    return _labels(obj).get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE
+    return ownership(obj, federation) in (Ownership.FOREIGN, Ownership.UNCLAIMED)
 
 
 def adoption_change(
@@ -84,7 +88,7 @@ def adoption_change(
 ) -> Change:
     """A merge patch adding fedkeeper's ownership labels, nothing else; name and spec kept."""
     meta = _meta(obj)
-    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: federation}
+    labels = owner_labels(federation)
     if role:
         labels[ROLE_LABEL] = role
     return Change(
@@ -106,7 +110,7 @@ def plan_pool_adoption(obs: IpPoolsObservation) -> Plan:
     needed = pools_needed(obs)
     for cov in coverage(obs):
         for p in cov.covering:
-            if not _takeable(p):
+            if not _takeable(p, obs.federation):
                 continue
             name, cidr = _meta(p).get("name"), (p.get("spec") or {}).get("cidr")
             why_not = None
@@ -186,7 +190,7 @@ def plan_rcc_adoption(obs: RccObservation) -> Plan:
             *_remote_access(side),
         ]
         for kind, obj, job, role in wanted:
-            if _takeable(obj):
+            if _takeable(obj, fed):
                 assert obj is not None
                 plan.changes.append(
                     adoption_change(

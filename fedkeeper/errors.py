@@ -15,7 +15,15 @@ from __future__ import annotations
 
 
 class FedkeeperError(Exception):
-    """Base class of every error fedkeeper raises on purpose."""
+    """Base class of every error fedkeeper raises on purpose.
+
+    ``target`` names where it happened when an adapter knows (``eks``, ``onprem``,
+    ``aws/<service>``), ``status`` the HTTP status when there was one: the engine keeps a
+    failure to the work that needs that target and names the fix.
+    """
+
+    target: str | None = None
+    status: int | None = None
 
 
 class RetryableError(FedkeeperError):
@@ -48,6 +56,14 @@ class NotFoundError(PermanentError):
 
 class UnauthorizedError(PermanentError):
     """The API server did not accept the credentials (HTTP 401): expired, revoked, rotated."""
+
+
+class AnswerTimeoutError(UnreachableError):
+    """The endpoint accepted the connection but did not answer in time (read timeout)."""
+
+
+class OutOfTimeError(RetryableError):
+    """The run's deadline is too close for the call: the work is deferred, not started."""
 
 
 class ConfigError(PermanentError):

@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -56,12 +57,14 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from fedkeeper import episodes
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
 from fedkeeper.model import Deferred, Report, Result, RunError, Scope, Severity
 
 if TYPE_CHECKING:
+    from fedkeeper.adapters.aws import AwsAdapter
     from fedkeeper.model import Invariant
     from fedkeeper.service import Connections, ModeName, Runner
 
@@ -104,6 +107,10 @@ class Settings(BaseModel):
     onprem_secret_arn: str | None = Field(None, alias="FEDKEEPER_ONPREM_SECRET_ARN")
     topic_arn: str | None = Field(None, alias="FEDKEEPER_TOPIC_ARN")
     watch_state_parameter: str | None = Field(None, alias="FEDKEEPER_WATCH_STATE_PARAMETER")
+    # The DynamoDB table keeping open episodes of persistent trouble (fedkeeper.episodes).
+    episodes_table: str | None = Field(None, alias="FEDKEEPER_EPISODES_TABLE")
+    alert_window_minutes: float = Field(30.0, alias="FEDKEEPER_ALERT_WINDOW_MINUTES", gt=0)
+    alert_after_runs: int = Field(3, alias="FEDKEEPER_ALERT_AFTER_RUNS", ge=1)
 
     @field_validator("config_path", mode="before")
     @classmethod
@@ -168,9 +175,11 @@ class Runtime:
         connections: Connections | None = None,
         runners: dict[Invariant, Runner] | None = None,
         on_report: Callable[[Report], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.config = config
+        self.wall_clock = wall_clock  # epoch seconds: when an episode of trouble started
         self.runners = runners
         self.on_report = on_report
         self._connections = connections
@@ -371,12 +380,12 @@ def handle_event(event: Any, context: object, handler_name: str) -> dict[str, An
         )
         metrics.add_metric("EventsIgnored", MetricUnit.Count, 1)
         return finish(rt, report, handler_name)
-    report = _reconcile(rt, trigger.scope, "apply", trigger.reason)
+    report = _reconcile(rt, trigger.scope, "apply", trigger.reason, run_budget(context))
     _defer_while_cut_off(report, trigger)
     return finish(rt, report, handler_name)
 
 
-def handle_manual(payload: Any) -> dict[str, Any]:
+def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
     """A manual request to the repair function; a bad one changes nothing.
 
     ``plan`` and ``status`` never write; ``apply`` writes unless the kill switch says plan.
@@ -395,7 +404,9 @@ def handle_manual(payload: Any) -> dict[str, Any]:
     if isinstance(command, AdoptCommand):
         return finish(rt, _adopt(rt, command), "repair")
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
-    report = _reconcile(rt, command.scope_of_run(), requested, f"manual {command.action}")
+    report = _reconcile(
+        rt, command.scope_of_run(), requested, f"manual {command.action}", run_budget(context)
+    )
     return finish(rt, report, "repair")
 
 
@@ -416,15 +427,41 @@ def handle_repair(event: Any, context: object) -> dict[str, Any]:
     """The repair function: an EventBridge event (the schedule) or a manual payload."""
     if is_eventbridge_event(event):
         return handle_event(event, context, "repair")
-    return handle_manual(event)
+    return handle_manual(event, context)
 
 
-def _reconcile(rt: Runtime, scope: Scope, requested: ModeName, reason: str) -> Report:
+EPISODES_TABLE_SUFFIX = "-fedkeeper-episodes"  # the stack names the table <name> + this
+# Seconds kept back from the Lambda's remaining time: logging the Report, metrics, SNS.
+DEADLINE_MARGIN_S = 20.0
+
+
+def run_budget(context: object) -> float | None:
+    """The run's time budget: the invocation's remaining time less a margin (None: no limit)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        left = float(remaining()) / 1000.0
+    except (TypeError, ValueError):
+        return None
+    return max(left - DEADLINE_MARGIN_S, 1.0)
+
+
+def _reconcile(
+    rt: Runtime, scope: Scope, requested: ModeName, reason: str, budget_s: float | None = None
+) -> Report:
     from fedkeeper.service import effective_mode, reconcile
 
     mode = effective_mode(requested, rt.config, rt.settings.mode)
     try:
-        return reconcile(rt.connections(), scope, mode, trigger=reason, runners=rt.runners)
+        return reconcile(
+            rt.connections(),
+            scope,
+            mode,
+            trigger=reason,
+            runners=rt.runners,
+            deadline_s=budget_s,
+        )
     except FedkeeperError as exc:
         # The engine reports per-invariant failures itself; this is one it could not place.
         error = RunError("run", str(exc), retryable=isinstance(exc, RetryableError))
@@ -442,13 +479,34 @@ def _defer_while_cut_off(report: Report, trigger: Trigger) -> None:
 
 
 def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
-    """Bad settings or federation.yaml: permanent, so reported and counted, not retried."""
+    """Bad settings or federation.yaml: permanent, so reported and counted, not retried.
+
+    Notified once per episode like any persistent trouble, when the settings that name the
+    topic and the episodes table can still be read.
+    """
     report = Report(
         mode="plan",
         scope=Scope(frozenset()),
         errors=[RunError("config", "; ".join(exc.errors), retryable=False)],
         trigger="configuration",
     )
+    try:
+        settings: Settings | None = Settings.from_env()
+    except ConfigError:
+        # Another setting is bad: the topic and the table may still be named correctly.
+        wanted = ("FEDKEEPER_TOPIC_ARN", "FEDKEEPER_EPISODES_TABLE")
+        try:
+            settings = Settings.from_env({k: v for k, v in os.environ.items() if k in wanted})
+        except ConfigError:
+            settings = None
+    if settings is not None and settings.topic_arn:
+        import boto3
+
+        from fedkeeper.adapters.aws import AwsAdapter
+
+        table = settings.episodes_table or ""
+        name = table.removesuffix(EPISODES_TABLE_SUFFIX) or "(unknown federation)"
+        alert(settings, AwsAdapter(boto3.Session()), name, report, time.time())
     return finish(None, report, handler_name)
 
 
@@ -463,12 +521,20 @@ def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, A
     record_metrics(report, handler_name)
     if rt is not None:
         notify(rt, report)
+        if rt.settings.episodes_table:
+            try:
+                aws = rt.connections().aws
+            except FedkeeperError as exc:
+                logger.warning("could not record trouble", extra={"error": redact(str(exc))})
+            else:
+                alert(rt.settings, aws, rt.config.name, report, rt.wall_clock())
     retryable = [f"{e.invariant}: {e.message}" for e in report.errors if e.retryable]
     retryable += [
         f"{c.change.target}: {c.error}"
         for c in report.changes
-        if c.result is Result.FAILED and c.retryable
+        if c.result in (Result.FAILED, Result.SKIPPED) and c.retryable
     ]
+    retryable += [f"{d.target}: {d.reason}" for d in report.deferred if d.retry]
     if retryable:
         # Lambda logs a raised error itself, past our formatter: redact the message here.
         summary = redact("; ".join(retryable))
@@ -498,6 +564,55 @@ def notify(rt: Runtime, report: Report) -> None:
         rt.connections().aws.publish(topic, subject, json.dumps(report.to_dict(), indent=2))
     except FedkeeperError as exc:
         logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
+
+
+def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, now: float) -> None:
+    """Persistent trouble: one notification when an episode starts, one when it ends.
+
+    The open episodes live in one DynamoDB item written conditionally (its version), so
+    two functions finishing at once cannot both notify the same episode. Publishes the
+    ``PersistentTrouble`` metric (open, notified episodes) that the stack's alarm watches.
+    A failure here is logged, never raised: alerting must not break the run it reports.
+    """
+    table, topic = settings.episodes_table, settings.topic_arn
+    if not table:
+        return
+    try:
+        for _ in range(3):
+            data, version = aws.read_episodes(table)
+            before = episodes.parse_store(data)
+            result = episodes.step(
+                before,
+                report,
+                now,
+                window_s=settings.alert_window_minutes * 60,
+                after_runs=settings.alert_after_runs,
+            )
+            if result.episodes == before and not (result.opened or result.closed):
+                break  # nothing wrong, before or now: a quiet run writes nothing
+            if aws.write_episodes(table, episodes.dump_store(result.episodes), version):
+                break
+        else:
+            logger.warning("episodes: another run kept winning the write; nothing notified")
+            return
+        open_count = sum(e.notified for e in result.episodes.values())
+        metrics.add_metric("PersistentTrouble", MetricUnit.Count, open_count)
+        if not topic:
+            return
+        for ep in result.opened:
+            aws.publish(
+                topic,
+                f"fedkeeper {federation}: persistent trouble: {ep.key}"[:100],
+                episodes.describe(ep, now),
+            )
+        for ep in result.closed:
+            aws.publish(
+                topic,
+                f"fedkeeper {federation}: recovered: {ep.key}"[:100],
+                f"{episodes.describe(ep, now)}; well again since this run",
+            )
+    except FedkeeperError as exc:
+        logger.warning("could not record or notify trouble", extra={"error": redact(str(exc))})
 
 
 def record_metrics(report: Report, handler_name: str) -> None:

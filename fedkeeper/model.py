@@ -91,6 +91,7 @@ class Result(StrEnum):
     PLANNED = "planned"  # mode plan: nothing written
     APPLIED = "applied"
     FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted: a write it depends on failed in this run
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class Change:
     namespace: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     resource_version: str | None = None
+    # Targets of writes in the same plan this one needs first: not attempted if they failed.
+    after: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def target(self) -> str:
@@ -137,13 +140,41 @@ class Finding:
 
 @dataclass(frozen=True)
 class Deferred:
-    """Work skipped this run because its target was unreachable; retried later."""
+    """Work skipped this run because its target was unreachable; retried later.
+
+    ``retry``: the run asks to be retried soon (e.g. an add-on still UPDATING, work not
+    reached before the deadline) rather than waiting for the next event or schedule.
+    """
 
     target: str
     reason: str
+    retry: bool = False
 
-    def to_dict(self) -> dict[str, str]:
-        return {"target": self.target, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "reason": self.reason}
+        if self.retry:
+            out["retry"] = True
+        return out
+
+
+@dataclass
+class TargetFailure:
+    """A target (a cluster or an AWS service) that failed this run, and what to do about it."""
+
+    target: str
+    reason: str
+    fix: str | None
+    invariants: list[str] = field(default_factory=list)  # the work it held up
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "target": self.target,
+            "reason": self.reason,
+            "invariants": list(self.invariants),
+        }
+        if self.fix:
+            out["fix"] = self.fix
+        return out
 
 
 @dataclass
@@ -174,9 +205,17 @@ class RunError:
     invariant: str
     message: str
     retryable: bool
+    target: str | None = None  # the cluster or AWS service that failed, when known
 
     def to_dict(self) -> dict[str, Any]:
-        return {"invariant": self.invariant, "error": self.message, "retryable": self.retryable}
+        out: dict[str, Any] = {
+            "invariant": self.invariant,
+            "error": self.message,
+            "retryable": self.retryable,
+        }
+        if self.target:
+            out["target"] = self.target
+        return out
 
 
 @dataclass
@@ -222,6 +261,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
     errors: list[RunError] = field(default_factory=list)
+    failed_targets: list[TargetFailure] = field(default_factory=list)
     api: ApiCounter = field(default_factory=ApiCounter)
     duration_ms: int = 0
     trigger: str | None = None
@@ -234,7 +274,7 @@ class Report:
         An error finding is something broken that fedkeeper will not or cannot write (a
         covering pool that NATs, an address overlap): never "converged" while it stands.
         """
-        if self.errors or self.deferred:
+        if self.errors or self.deferred or self.failed_targets:
             return False
         if any(f.severity is Severity.ERROR for f in self.findings):
             return False
@@ -258,6 +298,8 @@ class Report:
         }
         if self.errors:
             out["errors"] = [e.to_dict() for e in self.errors]
+        if self.failed_targets:
+            out["failed_targets"] = [t.to_dict() for t in self.failed_targets]
         if self.trigger:
             out["trigger"] = self.trigger
         if self.tunnels_up is not None:
@@ -340,6 +382,36 @@ IGNORE_TAG = "fedkeeper.io/ignore"
 IGNORE_ANNOTATION = "fedkeeper.io/ignore"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "fedkeeper"
+FEDERATION_LABEL = "fedkeeper.io/federation"
+
+
+class Ownership(StrEnum):
+    """Whose an object is, from its labels (DESIGN.md, "Safety")."""
+
+    OURS = "ours"  # both labels, this federation: kept, repaired, pruned
+    # ``managed-by: fedkeeper`` without a federation label (how objects were once labelled,
+    # and what operators were once told to add): adopted when it has a name this federation
+    # gives, otherwise left alone like any foreign object.
+    UNCLAIMED = "unclaimed"
+    OTHER_FEDERATION = "other-federation"  # fedkeeper's, for another federation: never touched
+    FOREIGN = "foreign"  # not fedkeeper's
+
+
+def ownership(obj: object, federation: str) -> Ownership:
+    """The ownership of any object read from a cluster, whatever its shape."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not isinstance(labels, Mapping) or labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return Ownership.FOREIGN
+    fed = labels.get(FEDERATION_LABEL)
+    if fed is None or fed == "":
+        return Ownership.UNCLAIMED
+    return Ownership.OURS if fed == federation else Ownership.OTHER_FEDERATION
+
+
+def owner_labels(federation: str) -> dict[str, str]:
+    """The labels that make an object this federation's: the one way anything is labelled."""
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: federation}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedkeeper.adapters.kube import KubeCluster
-from fedkeeper.errors import FedkeeperError, PermanentError, UnreachableError
+from fedkeeper.errors import FedkeeperError, PermanentError
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
@@ -35,6 +35,7 @@ from fedkeeper.invariants.snat import (
 )
 from fedkeeper.invariants.vpn import VpnObservation, VpnVerdict, assess_vpn
 from fedkeeper.model import (
+    FEDERATION_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     Backend,
@@ -45,7 +46,7 @@ from fedkeeper.model import (
     Severity,
     VpnConnection,
 )
-from fedkeeper.service import Run, Runner
+from fedkeeper.run import Run, Runner
 
 
 def _no_vpc(run: Run, check: str) -> Plan:
@@ -110,15 +111,20 @@ def run_vpn(run: Run) -> Plan:
         return _no_vpc(run, "vpn.vpc")
     run.report.tunnels_up = verdict.tunnels_up
     if not verdict.onprem_reachable:
-        run.onprem_down = "no VPN tunnel up: the on-prem cluster is unreachable"
-        run.defer("onprem", run.onprem_down)
+        run.cut_off("onprem", "no VPN tunnel up: the on-prem cluster is unreachable")
     return verdict.plan
 
 
 def run_snat(run: Run) -> Plan:
     cluster = run.conns.cluster_name
     addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
-    ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+    try:
+        ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+    except FedkeeperError as exc:
+        if addon is None:
+            raise  # self-managed CNI: the DaemonSet is all there is
+        run.fail(Invariant.SNAT, exc)  # the add-on is still kept; aws-node checked later
+        ds = None
     # An add-on update this run already applied: the re-read checks what it did.
     updated = [
         str(o.change.payload.get("resolve_conflicts"))
@@ -206,7 +212,10 @@ def _cluster_side(
     owned_secrets = cluster.list(
         "Secret",
         ns,
-        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{ROLE_LABEL}={ACCESS_SECRET_ROLE}",
+        label_selector=(
+            f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation},"
+            f"{ROLE_LABEL}={ACCESS_SECRET_ROLE}"
+        ),
     )
     secret_name = access_secret_name(rcc_name)
     access = next(
@@ -262,19 +271,23 @@ def rcc_observation(run: Run) -> RccObservation:
     """What invariant 4 reads on both clusters (on-prem None, and deferred, when cut off)."""
     names = rcc_names(run)
     cfg = run.config
-    eks_info = run.conns.eks_cluster()
-    eks = _cluster_side(
-        run.eks(),
-        names,
-        backend="eks",
-        name=cfg.eks.cluster_name,
-        rcc_name=cfg.eks_rcc_name,
-        endpoint=str(eks_info.get("endpoint", "")),
-        ca_data=(eks_info.get("certificateAuthority") or {}).get("data"),
-    )
-    try:
-        onprem: ClusterSide | None = _cluster_side(
-            run.onprem(),
+
+    def eks_side(cluster: KubeCluster) -> ClusterSide:
+        info = run.conns.eks_cluster()
+        ca = info.get("certificateAuthority")
+        return _cluster_side(
+            cluster,
+            names,
+            backend="eks",
+            name=cfg.eks.cluster_name,
+            rcc_name=cfg.eks_rcc_name,
+            endpoint=str(info.get("endpoint", "")),
+            ca_data=ca.get("data") if isinstance(ca, dict) else None,
+        )
+
+    def onprem_side(cluster: KubeCluster) -> ClusterSide:
+        return _cluster_side(
+            cluster,
             names,
             backend="onprem",
             name=cfg.onprem.cluster_name,
@@ -282,11 +295,16 @@ def rcc_observation(run: Run) -> RccObservation:
             endpoint=cfg.onprem.api_endpoint,
             ca_data=None,
         )
-    except UnreachableError as exc:
-        if exc.target != "onprem":
-            raise
-        run.defer("onprem", str(exc))
-        onprem = None
+
+    # Each side on its own: one cluster failing leaves the other's work (and AWS) going.
+    eks: ClusterSide | None = run.side("eks", Invariant.RCC, eks_side)
+    onprem: ClusterSide | None = run.side("onprem", Invariant.RCC, onprem_side)
+    if eks is None and onprem is None:
+        raise (
+            run.guard.down.get("eks")
+            or run.guard.down.get("onprem")
+            or PermanentError("rcc: neither cluster could be read")
+        )
     return RccObservation(names=names, eks=eks, onprem=onprem)
 
 
@@ -303,19 +321,26 @@ def _controllers(cluster: KubeCluster) -> ControllerState:
 
 def run_checks(run: Run) -> Plan:
     vpc = run.vpc()
-    eks = run.eks()
-    onprem_seen: dict[str, Any] = {}
-    try:
-        onprem = run.onprem()
-        onprem_seen = {
-            "pools": onprem_pools(run),
-            "peers": onprem.list("BGPPeer"),
-            "controllers": _controllers(onprem),
-        }
-    except UnreachableError as exc:
-        if exc.target != "onprem":
-            raise
-        run.defer("onprem", str(exc))
+    eks_seen: dict[str, Any] = (
+        run.side(
+            "eks",
+            Invariant.CHECKS,
+            lambda eks: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)},
+        )
+        or {}
+    )
+    onprem_seen: dict[str, Any] = (
+        run.side(
+            "onprem",
+            Invariant.CHECKS,
+            lambda onprem: {
+                "pools": onprem_pools(run),
+                "peers": onprem.list("BGPPeer"),
+                "controllers": _controllers(onprem),
+            },
+        )
+        or {}
+    )
     try:
         trails = run.conns.aws.trails()
     except FedkeeperError as exc:
@@ -328,10 +353,10 @@ def run_checks(run: Run) -> Plan:
         trails=trails,
         schedule=run.config.reconcile.schedule,
         vpc_cidrs=list(vpc.cidrs) if vpc else [],
-        eks_pools=eks.list("IPPool"),
+        eks_pools=eks_seen.get("pools"),
         onprem_pools=onprem_seen.get("pools"),
         onprem_bgp_peers=onprem_seen.get("peers"),
-        eks_controllers=_controllers(eks),
+        eks_controllers=eks_seen.get("controllers"),
         onprem_controllers=onprem_seen.get("controllers"),
     )
     return plan_checks(obs)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import boto3
 
+from fedkeeper import observe
 from fedkeeper.adapters.auth import (
     EksTokenSource,
     eks_kubeconfig,
@@ -24,6 +25,7 @@ from fedkeeper.adapters.auth import (
 )
 from fedkeeper.adapters.aws import AwsAdapter
 from fedkeeper.adapters.kube import (
+    REQUEST_TIMEOUT,
     KubeCluster,
     ResourceType,
     api_client_from_kubeconfig,
@@ -33,25 +35,36 @@ from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
     FedkeeperError,
+    OutOfTimeError,
     PermanentError,
     RetryableError,
     UnreachableError,
 )
+from fedkeeper.guard import RunGuard
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
     ApiCounter,
     Change,
     ChangeOutcome,
-    Deferred,
     Invariant,
     Report,
     Result,
     RunError,
     Scope,
-    Vpc,
 )
+from fedkeeper.run import ModeName, Run, Runner
 
-ModeName = Literal["plan", "apply"]
+__all__ = [
+    "Connections",
+    "ModeName",
+    "Run",
+    "Runner",
+    "Targets",
+    "effective_mode",
+    "execute",
+    "reconcile",
+]
+
 MAX_CONFLICT_ATTEMPTS = 3
 MAX_SETTLE_PASSES = 3
 
@@ -87,8 +100,12 @@ class Connections:
         onprem_kubeconfig: dict[str, Any] | None = None,
         counter: ApiCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        kube_timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> None:
         self.config = config
+        self.kube_timeout = kube_timeout  # (connect, read) seconds per HTTP attempt
+        self.clock = clock  # monotonic seconds: token lifetimes and the run's deadline
+        self._guard: RunGuard | None = None
         self.session = session
         self.targets = targets or Targets()
         self.counter = counter if counter is not None else ApiCounter()
@@ -114,18 +131,33 @@ class Connections:
             self._eks_cluster = self.aws.describe_cluster(self.cluster_name)
         return self._eks_cluster
 
+    def use_guard(self, guard: RunGuard | None) -> None:
+        """The current run's deadline and failed targets, for every adapter (None: no run)."""
+        self._guard = guard
+        self.aws.guard = guard
+        for cluster in (self._eks, self._onprem):
+            if cluster is not None:
+                cluster.guard, cluster.timeout = guard, self.kube_timeout
+
+    def _ready(self, cluster: KubeCluster) -> KubeCluster:
+        cluster.guard, cluster.timeout = self._guard, self.kube_timeout
+        return cluster
+
     def eks(self) -> KubeCluster:
         if self._eks_kubeconfig is not None:
             if self._eks is None:
-                self._eks = KubeCluster.from_kubeconfig(
-                    "eks", self._eks_kubeconfig, self.types, self.counter
+                self._eks = self._ready(
+                    KubeCluster.from_kubeconfig(
+                        "eks", self._eks_kubeconfig, self.types, self.counter
+                    )
                 )
             return self._eks
         if self._eks is None:
             kubeconfig = eks_kubeconfig(self.eks_cluster(), self._tokens.token())
-            self._eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
-            keep_bearer_token_fresh(self._eks.api.configuration, self._tokens.token)
-            self._eks.reauthenticate = self._remint_eks_token
+            eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
+            keep_bearer_token_fresh(eks.api.configuration, self._tokens.token)
+            eks.reauthenticate = self._remint_eks_token
+            self._eks = self._ready(eks)
         return self._eks
 
     def _remint_eks_token(self) -> Any:  # a kubernetes ApiClient
@@ -137,12 +169,14 @@ class Connections:
 
     def onprem(self) -> KubeCluster:
         if self._onprem is None:
-            self._onprem = KubeCluster(
-                "onprem",
-                api_client_from_kubeconfig("onprem", self._onprem_config()),
-                self.types,
-                self.counter,
-                reauthenticate=self._reread_onprem if self._onprem_from_secret else None,
+            self._onprem = self._ready(
+                KubeCluster(
+                    "onprem",
+                    api_client_from_kubeconfig("onprem", self._onprem_config()),
+                    self.types,
+                    self.counter,
+                    reauthenticate=self._reread_onprem if self._onprem_from_secret else None,
+                )
             )
         return self._onprem
 
@@ -173,58 +207,7 @@ class Connections:
         self._eks = self._onprem = None
 
 
-@dataclass
-class Run:
-    """One reconcile: the connections, the report being built, and per-run read caches."""
-
-    conns: Connections
-    mode: ModeName
-    report: Report
-    onprem_down: str | None = None
-    _cache: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config(self) -> FederationConfig:
-        return self.conns.config
-
-    def cached(self, key: str, read: Callable[[], Any]) -> Any:
-        """Read once per run: invariants that share an observation share its API call."""
-        if key not in self._cache:
-            self._cache[key] = read()
-        return self._cache[key]
-
-    def vpc(self) -> Vpc | None:
-        conns = self.conns
-        result: Vpc | None = self.cached(
-            "vpc", lambda: conns.aws.find_vpc(conns.targets.vpc_id, self.config.federation_tag)
-        )
-        return result
-
-    def vgw_id(self, vpc_id: str) -> str | None:
-        if self.conns.targets.vgw_id:
-            return self.conns.targets.vgw_id
-        result: str | None = self.cached("vgw", lambda: self.conns.aws.find_vgw(vpc_id))
-        return result
-
-    def eks(self) -> KubeCluster:
-        return self.conns.eks()
-
-    def onprem(self) -> KubeCluster:
-        if self.onprem_down:
-            raise UnreachableError(self.onprem_down, target="onprem")
-        return self.conns.onprem()
-
-    def defer(self, target: str, reason: str) -> None:
-        if not any(d.target == target for d in self.report.deferred):
-            self.report.deferred.append(Deferred(target, reason))
-
-
-Runner = Callable[[Run], Plan]
-
-
 def _runners() -> dict[Invariant, Runner]:
-    from fedkeeper import observe
-
     return observe.RUNNERS
 
 
@@ -246,28 +229,36 @@ def reconcile(
     runners: dict[Invariant, Runner] | None = None,
     run: Run | None = None,
     on_phase: Callable[[str], None] | None = None,
+    deadline_s: float | None = None,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
-    Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its facts
-    from the same observations); by default each call starts fresh. ``on_phase`` is told
-    each invariant as its turn comes (the CLI shows it as progress).
+    ``deadline_s``: the run's time budget in seconds (the Lambda's remaining time less a
+    margin); a call whose worst case would pass it is not made and its work is reported as
+    deferred. Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its
+    facts from the same observations); by default each call starts fresh. ``on_phase`` is
+    told each invariant as its turn comes (the CLI shows it as progress).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
     report = Report(mode=mode, scope=scope, trigger=trigger)
+    guard = RunGuard.within(deadline_s, conns.clock)
     if run is None:
-        run = Run(conns=conns, mode=mode, report=report)
+        run = Run(conns=conns, mode=mode, report=report, guard=guard)
     else:
-        run.mode, run.report = mode, report
+        run.mode, run.report, run.guard = mode, report, guard
+    conns.use_guard(guard)
     table = runners if runners is not None else _runners()
-    for inv in scope.ordered():
-        runner = table.get(inv)
-        if runner is None:
-            continue
-        if on_phase is not None:
-            on_phase(inv.value)
-        _run_invariant(run, inv, runner)
+    try:
+        for inv in scope.ordered():
+            runner = table.get(inv)
+            if runner is None:
+                continue
+            if on_phase is not None:
+                on_phase(inv.value)
+            _run_invariant(run, inv, runner)
+    finally:
+        conns.use_guard(None)
     report.api = conns.counter.since(before)
     report.duration_ms = int((time.perf_counter() - started) * 1000)
     return report
@@ -278,49 +269,73 @@ def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
     while True:
         try:
             plan = runner(run)
-        except UnreachableError as exc:
-            if exc.target == "onprem":
-                run.defer("onprem", str(exc))
-            else:
-                run.report.errors.append(RunError(inv.value, str(exc), retryable=True))
-            return
         except FedkeeperError as exc:
+            run.fail(inv, exc)
+            return
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            # Data of a shape no planner expected: a finding for this invariant, never a
+            # crash of the run (the other invariants still run, the Report still goes out).
             run.report.errors.append(
-                RunError(inv.value, str(exc), retryable=isinstance(exc, RetryableError))
+                RunError(
+                    inv.value,
+                    f"malformed data read for {inv.value}: {type(exc).__name__}: {exc}",
+                    retryable=False,
+                )
             )
             return
         last = conflicts + 1 >= MAX_CONFLICT_ATTEMPTS
         conflicted = _apply(run, plan, last_attempt=last)
         if conflicted:
             conflicts += 1
-            run._cache.clear()  # a conflict means the world moved: re-read everything
+            run.forget_reads()  # a conflict means the world moved: re-read everything
             continue
         passes += 1
         if plan.settle and run.mode == "apply" and passes < MAX_SETTLE_PASSES:
             continue  # a write this pass unblocks another: plan again on fresh reads
         run.report.findings.extend(plan.findings)
         for d in plan.deferred:
-            run.defer(d.target, d.reason)
+            run.defer(d.target, d.reason, retry=d.retry)
         return
 
 
 def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
-    """Write the plan's changes; True when a conflict asks for a re-read and re-plan."""
+    """Write the plan's changes; True when a conflict asks for a re-read and re-plan.
+
+    A write that failed is not sent again in the same run (a settle pass plans it again);
+    a write that depends on one that failed or was skipped is not attempted.
+    """
     for change in plan.changes:
         if run.mode == "plan":
             run.report.changes.append(ChangeOutcome(change, Result.PLANNED))
+            continue
+        key = (change.target, change.action.value)
+        if key in run.failed_writes:
+            continue  # already failed (and reported) this run
+        blocked = [t for t in change.after if any(k[0] == t for k in run.failed_writes)]
+        if blocked:
+            run.failed_writes.add(key)
+            run.report.changes.append(
+                ChangeOutcome(
+                    change,
+                    Result.SKIPPED,
+                    f"not attempted: it needs {', '.join(blocked)}, whose write failed",
+                    True,
+                )
+            )
             continue
         try:
             execute(run, change)
         except ConflictError as exc:
             if not last_attempt:
                 return True
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
-        except UnreachableError as exc:
-            if exc.target == "onprem":
-                run.defer("onprem", str(exc))
+            run.failed_writes.add(key)
             run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
         except FedkeeperError as exc:
+            run.failed_writes.add(key)
+            if isinstance(exc, UnreachableError) and exc.target == "onprem":
+                run.defer("onprem", str(exc))
+            if exc.target is not None and not isinstance(exc, OutOfTimeError):
+                run.target_failed(exc, change.invariant)
             retryable = isinstance(exc, RetryableError)
             run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), retryable))
         else:
@@ -343,7 +358,7 @@ def execute(run: Run, change: Change) -> None:
         else:
             raise PermanentError(f"no AWS operation {op!r} for {change.target}")
         return
-    cluster = run.eks() if change.backend == "eks" else run.onprem()
+    cluster = run.eks() if change.backend == "eks" else run.onprem()  # refused if down
     if op == "create":
         cluster.create(p["body"])
     elif op == "replace":

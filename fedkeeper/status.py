@@ -11,8 +11,10 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fedkeeper import episodes
 from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.errors import FedkeeperError, UnreachableError
 from fedkeeper.invariants import ippools as ippools_inv
@@ -105,10 +107,16 @@ def _sections_from_report(d: dict[str, Any]) -> dict[str, Section]:
     for e in d.get("errors", []):
         sec = sections.get(e["invariant"], sections["checks"])
         sec.worsen("unknown", f"could not be read: {e['error']}")
-    if d["deferred"]:
+    onprem = [x for x in d["deferred"] if x["target"] == "onprem"]
+    if onprem:
         for name in ("ippools", "rcc", "checks"):
-            reason = d["deferred"][0]["reason"]
+            reason = onprem[0]["reason"]
             sections[name].worsen("unknown", f"on-prem not reachable: {reason}")
+    for failed in d.get("failed_targets", []):
+        fix = f"; fix: {failed['fix']}" if failed.get("fix") else ""
+        for name in failed["invariants"]:
+            if name in sections:
+                sections[name].facts.append(f"{failed['target']} failed: {failed['reason']}{fix}")
     return sections
 
 
@@ -134,6 +142,7 @@ def federation_status(conns: Connections) -> Status:
     run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
     report = reconcile(conns, Scope.everything(), "plan", trigger="status", run=run)
     sections = _sections_from_report(report.to_dict())
+    _trouble_facts(conns, sections)
     for name, gather in _FACTS.items():
         try:
             gather(run, sections[name])
@@ -154,6 +163,24 @@ def federation_status(conns: Connections) -> Status:
 
 
 # --- facts --------------------------------------------------------------------------------
+
+
+def _trouble_facts(conns: Connections, sections: dict[str, Section]) -> None:
+    """Open episodes of persistent trouble, with since when (the stack's episodes table)."""
+    table = f"{conns.config.name}-fedkeeper-episodes"
+    try:
+        data, _ = conns.aws.read_episodes(table)
+    except FedkeeperError:
+        return  # no table (not deployed, or the sandbox without one): nothing to show
+    now = time.time()
+    for ep in episodes.parse_store(data).values():
+        since = datetime.fromtimestamp(ep.since, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        kind, _, name = ep.key.partition(":")
+        sec = sections.get(name) if kind == "invariant" else sections["checks"]
+        (sec or sections["checks"]).facts.append(
+            f"{'notified' if ep.notified else 'watching'}: "
+            f"{episodes.describe(ep, now)} (since {since})"
+        )
 
 
 def _vpn_facts(run: Run, sec: Section) -> None:

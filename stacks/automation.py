@@ -28,6 +28,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -155,6 +156,20 @@ class AutomationStack(cdk.Stack):
             retention_period=cdk.Duration.days(14),
         )
         self.onprem_secret, secret_key = self._onprem_secret()
+        # Open episodes of persistent trouble (fedkeeper.episodes): one small item, written
+        # with a version condition so two functions finishing at once notify only once.
+        self.episodes = dynamodb.Table(
+            self,
+            "Episodes",
+            table_name=f"{config.name}-fedkeeper-episodes",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
 
         self.security_group = self._lambda_security_group()
         # The Lambdas reach the EKS API on its private endpoint, guarded by the cluster SG.
@@ -191,6 +206,7 @@ class AutomationStack(cdk.Stack):
             "FEDKEEPER_CLUSTER_NAME": cluster.cluster.cluster_name,
             "FEDKEEPER_ONPREM_SECRET_ARN": self.onprem_secret.secret_arn,
             "FEDKEEPER_TOPIC_ARN": self.topic.topic_arn,
+            "FEDKEEPER_EPISODES_TABLE": self.episodes.table_name,
             "POWERTOOLS_SERVICE_NAME": "fedkeeper",
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -461,6 +477,11 @@ class AutomationStack(cdk.Stack):
                 resources=[self.topic.topic_arn],
             ),
             iam.PolicyStatement(
+                sid="RememberTrouble",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                resources=[self.episodes.table_arn],
+            ),
+            iam.PolicyStatement(
                 sid="DeadLetter",
                 actions=["sqs:SendMessage"],
                 resources=[self.dead_letters.queue_arn],
@@ -728,6 +749,30 @@ class AutomationStack(cdk.Stack):
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
         dlq.add_alarm_action(action)
+        # The functions notify each episode themselves (once when it starts, once when it
+        # ends); this alarm is the same state for dashboards and composite alarms, without
+        # an action of its own so operators are not told twice.
+        self.trouble_alarm = cw.Alarm(
+            self,
+            "PersistentTroubleAlarm",
+            alarm_name=f"{self.config.name}-fedkeeper-persistent-trouble",
+            alarm_description=(
+                "A cluster or AWS service has failed for longer than the alert window, or an "
+                "invariant has failed several runs in a row (see the topic's notifications)"
+            ),
+            metric=cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="PersistentTrouble",
+                dimensions_map=METRICS_DIMENSIONS,
+                statistic="Maximum",
+                period=cdk.Duration.minutes(15),
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            actions_enabled=False,
+        )
         alarms = [dlq]
         for handler in self.handlers.values():
             alarm = cw.Alarm(

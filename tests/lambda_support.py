@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from logging import StreamHandler
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fedkeeper.config import FederationConfig
+from fedkeeper.errors import UnreachableError
 from fedkeeper.invariants import Plan
 from fedkeeper.lambda_runtime import Runtime, Settings
 from fedkeeper.model import Action, ApiCounter, Change, Finding, Invariant, Report, Severity
@@ -71,6 +73,11 @@ class StubConns:
     config: FederationConfig
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
+    guard: Any = None
+    clock: Any = time.monotonic
+
+    def use_guard(self, guard: Any) -> None:
+        self.guard = guard
 
 
 def drifted_routes(*tables: str) -> Callable[[Run], Plan]:
@@ -108,7 +115,7 @@ def tunnels(up: int) -> Callable[[Run], Plan]:
         r.report.tunnels_up = up
         plan = Plan()
         if up == 0:
-            r.onprem_down = "no VPN tunnel up: the on-prem cluster is unreachable"
+            r.guard.mark_down("onprem", UnreachableError("no VPN tunnel up", target="onprem"))
             plan.findings.append(Finding(Severity.ERROR, "vpn.tunnels", "no VPN tunnel is up"))
         return plan
 

@@ -8,6 +8,7 @@ per backend (``aws``) as reads or writes.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,17 +20,21 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     NoCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
 from fedkeeper.errors import (
+    AnswerTimeoutError,
+    FedkeeperError,
     NotFoundError,
     PermanentError,
     RetryableError,
     UnreachableError,
 )
+from fedkeeper.guard import RunGuard
 from fedkeeper.model import (
     Addon,
     ApiCounter,
@@ -41,10 +46,17 @@ from fedkeeper.model import (
     VpnConnection,
 )
 
+EPISODES_ITEM = "episodes"  # the one item of the episodes table
+AWS_ATTEMPTS = 3
+AWS_CONNECT_TIMEOUT = 3
+AWS_READ_TIMEOUT = 10
+# The worst case of one AWS call: every attempt times out, plus standard-mode backoff
+# (at most 2^attempt s, jittered, between attempts).
+AWS_WORST_CALL_S = AWS_ATTEMPTS * (AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT) + 2 + 4
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=20,
+    retries={"mode": "standard", "total_max_attempts": AWS_ATTEMPTS},
+    connect_timeout=AWS_CONNECT_TIMEOUT,
+    read_timeout=AWS_READ_TIMEOUT,
     user_agent_extra="fedkeeper",
 )
 
@@ -68,16 +80,20 @@ T = TypeVar("T")
 
 def translate_client_error(exc: ClientError) -> Exception:
     """Map a botocore ClientError to a RetryableError or PermanentError."""
-    err = exc.response.get("Error", {})
-    code = str(err.get("Code", ""))
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     op = getattr(exc, "operation_name", "call")
-    text = f"AWS {op} failed: {code}: {err.get('Message', '')}".rstrip(": ")
+    text = f"AWS {op} failed: {code}: {error.get('Message', '')}".rstrip(": ")
+    err: FedkeeperError
     if code in _THROTTLE_CODES or status >= 500 or code in {"InternalError", "ServiceUnavailable"}:
-        return RetryableError(text)
-    if code.endswith("NotFound") or code in {"ResourceNotFoundException", "NoSuchEntity"}:
-        return NotFoundError(text)
-    return PermanentError(text)
+        err = RetryableError(text)
+    elif code.endswith("NotFound") or code in {"ResourceNotFoundException", "NoSuchEntity"}:
+        err = NotFoundError(text)
+    else:
+        err = PermanentError(text)
+    err.status = status or None
+    return err
 
 
 @contextmanager
@@ -89,8 +105,10 @@ def aws_errors() -> Iterator[None]:
         raise translate_client_error(exc) from exc
     except NoCredentialsError as exc:
         raise PermanentError(f"AWS credentials not found: {exc}") from exc
+    except ReadTimeoutError as exc:
+        raise AnswerTimeoutError(f"AWS endpoint did not answer in time: {exc}") from exc
     except BotoConnectionError as exc:
-        raise UnreachableError(f"AWS endpoint unreachable: {exc}", target="aws") from exc
+        raise UnreachableError(f"AWS endpoint unreachable: {exc}") from exc
     except BotoCoreError as exc:
         raise PermanentError(f"AWS SDK error: {exc}") from exc
 
@@ -98,8 +116,14 @@ def aws_errors() -> Iterator[None]:
 def _translated(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with aws_errors():
-            return fn(*args, **kwargs)
+        adapter = args[0] if args and isinstance(args[0], AwsAdapter) else None
+        try:
+            with aws_errors():
+                return fn(*args, **kwargs)
+        except FedkeeperError as exc:
+            if adapter is not None:
+                adapter.failed(exc)
+            raise
 
     return wrapper
 
@@ -111,6 +135,8 @@ class AwsAdapter:
         self._session = session
         self.counter = counter if counter is not None else ApiCounter()
         self._clients: dict[str, Any] = {}
+        self.guard: RunGuard | None = None  # the current run's deadline and failed targets
+        self._service = "aws"  # target of the call in flight: aws/<service>
 
     def client(self, service: str) -> Any:
         """A cached client with the shared retry config and call counting."""
@@ -121,7 +147,18 @@ class AwsAdapter:
         return self._clients[service]
 
     def _count(self, model: Any, **_: Any) -> None:
+        # Each call is one AWS service: a failure of one keeps to the work needing it.
+        self._service = f"aws/{model.service_model.service_name}"
+        if self.guard is not None:
+            self.guard.before(self._service, AWS_WORST_CALL_S)
         self.counter.count("aws", write=not str(model.name).startswith(_READ_PREFIXES))
+
+    def failed(self, exc: FedkeeperError) -> None:
+        """Record a failed call against its service (see :class:`fedkeeper.guard.RunGuard`)."""
+        if exc.target is None:
+            exc.target = self._service
+        if self.guard is not None and exc.target.startswith("aws"):
+            self.guard.failed(exc.target, exc)
 
     # --- EC2: VPC and routes ------------------------------------------------------------
 
@@ -296,6 +333,41 @@ class AwsAdapter:
     @_translated
     def put_parameter(self, name: str, value: str) -> None:
         self.client("ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    # --- DynamoDB: the open episodes of persistent trouble (fedkeeper.episodes) ------------
+
+    @_translated
+    def read_episodes(self, table: str) -> tuple[Any, int]:
+        """The stored episodes (parsed JSON, any shape) and the item's version (0: none)."""
+        resp = self.client("dynamodb").get_item(
+            TableName=table, Key={"pk": {"S": EPISODES_ITEM}}, ConsistentRead=True
+        )
+        item = resp.get("Item") or {}
+        try:
+            version = int((item.get("version") or {}).get("N", "0"))
+            data = json.loads((item.get("episodes") or {}).get("S", "{}"))
+        except (ValueError, TypeError, AttributeError):
+            return {}, 0
+        return data, version
+
+    @_translated
+    def write_episodes(self, table: str, data: Any, version: int) -> bool:
+        """Store ``data`` if the item is still at ``version``; False when another run won."""
+        try:
+            self.client("dynamodb").put_item(
+                TableName=table,
+                Item={
+                    "pk": {"S": EPISODES_ITEM},
+                    "version": {"N": str(version + 1)},
+                    "episodes": {"S": json.dumps(data, sort_keys=True)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # --- Secrets Manager ------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ connection failure is turned into the project's own errors, and every call is co
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,13 +24,16 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.kube_config import new_client_from_config_dict
 
 from fedkeeper.errors import (
+    AnswerTimeoutError,
     ConflictError,
+    FedkeeperError,
     NotFoundError,
     PermanentError,
     RetryableError,
     UnauthorizedError,
     UnreachableError,
 )
+from fedkeeper.guard import RunGuard
 from fedkeeper.model import ApiCounter, Backend
 
 PatchType = Literal["merge", "strategic", "json"]
@@ -38,7 +43,10 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "json": "application/json-patch+json",
 }
 # (connect, read) seconds: an unreachable on-prem API must fail fast, not hang a Lambda.
-REQUEST_TIMEOUT = (3.0, 15.0)
+# (connect, read) seconds per HTTP attempt; with urllib3's one retry a call that hangs costs
+# at most 2 × (3 + 10) s, and a hung target is not called again in the same run (RunGuard).
+REQUEST_TIMEOUT = (3.0, 10.0)
+ATTEMPTS = 2  # Configuration.retries = 1
 
 
 Items = list[dict[str, Any]]
@@ -139,17 +147,48 @@ def translate_api_exception(exc: ApiException, cluster: str, what: str) -> Excep
     """Map an ApiException to the project's errors."""
     status = int(exc.status or 0)
     msg = f"{cluster}: {what}: HTTP {status}: {_status_message(exc)}"
+    err: FedkeeperError
     if status == 0:
         return UnreachableError(f"{cluster}: {what}: {exc.reason}", target=cluster)
     if status == 409:
-        return ConflictError(msg)
-    if status == 404:
-        return NotFoundError(msg)
-    if status == 401:
-        return UnauthorizedError(msg)
-    if status in (429,) or status >= 500:
-        return RetryableError(msg)
-    return PermanentError(msg)
+        err = ConflictError(msg)
+    elif status == 404:
+        err = NotFoundError(msg)
+    elif status == 401:
+        err = UnauthorizedError(msg)
+    elif status in (429,) or status >= 500:
+        err = RetryableError(msg)
+    else:
+        err = PermanentError(msg)
+    err.target, err.status = cluster, status
+    return err
+
+
+def _connection_error(exc: BaseException, cluster: str, what: str) -> FedkeeperError:
+    """A connection-level failure: refused, TLS, or an answer that never came."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = (
+            getattr(e, "reason", None)
+            if isinstance(e, urllib3.exceptions.MaxRetryError)
+            else (e.__cause__ or e.__context__)
+        )
+    if any(isinstance(x, ssl.SSLError | urllib3.exceptions.SSLError) for x in chain):
+        err: FedkeeperError = UnreachableError(
+            f"{cluster}: {what}: TLS handshake failed", target=cluster
+        )
+    elif any(
+        isinstance(x, urllib3.exceptions.ReadTimeoutError | TimeoutError | socket.timeout)
+        for x in chain
+    ):
+        err = AnswerTimeoutError(
+            f"{cluster}: {what}: the API server did not answer in time", target=cluster
+        )
+    else:
+        err = UnreachableError(f"{cluster}: {what}: API server unreachable", target=cluster)
+    return err
 
 
 def api_client_from_kubeconfig(
@@ -183,6 +222,8 @@ class KubeCluster:
         counter: ApiCounter | None = None,
         *,
         reauthenticate: Callable[[], ApiClient] | None = None,
+        guard: RunGuard | None = None,
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> None:
         self.backend = backend
         self.api = api_client
@@ -192,6 +233,8 @@ class KubeCluster:
         # Told of every object written (create/replace/patch answer): a watcher skips the
         # events of fedkeeper's own writes.
         self.on_write: Callable[[str, dict[str, Any]], None] | None = None
+        self.guard = guard  # the current run's deadline and failed targets
+        self.timeout = timeout
 
     @classmethod
     def from_kubeconfig(
@@ -220,9 +263,7 @@ class KubeCluster:
         except ApiException as exc:
             raise translate_api_exception(exc, self.backend, what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise UnreachableError(
-                f"{self.backend}: {what}: API server unreachable", target=self.backend
-            ) from exc
+            raise _connection_error(exc, self.backend, what) from exc
 
     def _call(
         self,
@@ -234,17 +275,27 @@ class KubeCluster:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        guard = self.guard
+        if guard is not None:
+            guard.before(self.backend, sum(self.timeout) * ATTEMPTS)
         try:
-            return self._call_once(
-                method, path, what=what, body=body, query=query, content_type=content_type
-            )
-        except UnauthorizedError:
-            if self.reauthenticate is None:
-                raise
-            self._reauthenticate()  # fresh credentials once, then retry
-            return self._call_once(
-                method, path, what=what, body=body, query=query, content_type=content_type
-            )
+            try:
+                return self._call_once(
+                    method, path, what=what, body=body, query=query, content_type=content_type
+                )
+            except UnauthorizedError:
+                if self.reauthenticate is None:
+                    raise
+                self._reauthenticate()  # fresh credentials once, then retry
+                return self._call_once(
+                    method, path, what=what, body=body, query=query, content_type=content_type
+                )
+        except FedkeeperError as exc:
+            if exc.target is None:
+                exc.target = self.backend
+            if guard is not None:
+                guard.failed(self.backend, exc)
+            raise
 
     def _reauthenticate(self) -> None:
         """A client with fresh credentials (possibly the same one, its token reset)."""
@@ -275,7 +326,7 @@ class KubeCluster:
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self._timeout(),
             )
             data = resp.data
         try:
@@ -283,6 +334,15 @@ class KubeCluster:
         except ValueError:
             raise RetryableError(f"{self.backend}: {what}: answer is not JSON") from None
         return out if isinstance(out, dict) else {}
+
+    def _timeout(self) -> tuple[float, float]:
+        """The per-attempt timeouts, shortened to what is left of the run's budget."""
+        left = self.guard.remaining() if self.guard is not None else None
+        if left is None:
+            return self.timeout
+        connect, read = self.timeout
+        share = max(left / ATTEMPTS, 0.05)
+        return (min(connect, share), min(read, share))
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -17,17 +17,23 @@ disabled or not (policy ``auto``; ``always``/``never`` force it).
   no pool: the networks collide, and no pool can fix that.
 * Pools adopted by ``fedkeeper adopt`` keep their names and are kept like generated ones.
 
-Only pools owned by this federation are patched or deleted, and owned pools are pruned only
-on a successful, non-empty read of the VPC.
+Only pools owned by this federation (both ``app.kubernetes.io/managed-by: fedkeeper`` and
+``fedkeeper.io/federation: <name>``) are patched or deleted, and owned pools are pruned only
+on a successful, non-empty read of the VPC. Another federation's pools are never touched. A
+pool labelled only ``managed-by: fedkeeper`` under the name this federation gives its CIDR is
+adopted on the next apply (its federation label added, reported as adopted); under any other
+name it is left alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fedkeeper import model
 from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.config import DisabledPoolPolicy
 from fedkeeper.invariants import Plan
@@ -39,10 +45,13 @@ from fedkeeper.model import (
     Change,
     Finding,
     Invariant,
+    Ownership,
     Severity,
+    owner_labels,
+    ownership,
 )
 
-FEDERATION_LABEL = "fedkeeper.io/federation"
+FEDERATION_LABEL = model.FEDERATION_LABEL  # kept importable from here
 POOL_PREFIX = "fedkeeper-aws-"
 DESIRED_SPEC: Mapping[str, Any] = {
     "disabled": True,
@@ -77,9 +86,29 @@ def owned(obj: Mapping[str, Any]) -> bool:
 
 
 def ours(obj: Mapping[str, Any], federation: str) -> bool:
-    """Owned by fedkeeper for this federation (an unlabelled federation counts as ours)."""
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return owned(obj) and labels.get(FEDERATION_LABEL) in (None, federation)
+    """Owned by this federation: both ownership labels, with its name."""
+    return ownership(obj, federation) is Ownership.OURS
+
+
+def unclaimed_ours(obj: Mapping[str, Any]) -> bool:
+    """Labelled the old way (managed-by only) under the name fedkeeper gives its CIDR.
+
+    Such a pool is adopted on the next apply (its federation label added); an unclaimed
+    pool under any other name is left alone like a foreign one.
+    """
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not isinstance(labels, Mapping) or labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return False
+    if labels.get(FEDERATION_LABEL) not in (None, ""):
+        return False
+    net = _v4(_spec(obj).get("cidr"))
+    return net is not None and _name(obj) == pool_name(str(net))
+
+
+def kept(obj: Mapping[str, Any], federation: str) -> bool:
+    """Pools this federation keeps: its own, and unclaimed ones it adopts on the next apply."""
+    return ours(obj, federation) or unclaimed_ours(obj)
 
 
 def opted_out(obj: Mapping[str, Any]) -> bool:
@@ -88,7 +117,8 @@ def opted_out(obj: Mapping[str, Any]) -> bool:
 
 
 def _name(obj: Mapping[str, Any]) -> str:
-    return str(obj.get("metadata", {}).get("name", ""))
+    meta = obj.get("metadata")
+    return str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
 
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -124,7 +154,7 @@ def nat_pools(obs: IpPoolsObservation) -> list[Mapping[str, Any]]:
     counts as Felix counts it.
     """
     return [
-        p for p in obs.pools if not ours(p, obs.federation) and _spec(p).get("natOutgoing") is True
+        p for p in obs.pools if not kept(p, obs.federation) and _spec(p).get("natOutgoing") is True
     ]
 
 
@@ -190,7 +220,7 @@ def coverage(obs: IpPoolsObservation) -> list[Coverage]:
             net = _v4(_spec(p).get("cidr"))
             if net is None or not net.overlaps(vpc):
                 continue
-            if not ours(p, obs.federation):
+            if not kept(p, obs.federation):
                 covering.append(p)
             elif not generated(p) and net.subnet_of(vpc):
                 adopted.append(p)
@@ -224,7 +254,7 @@ def _desired_pool(obs: IpPoolsObservation, net: ipaddress.IPv4Network) -> dict[s
         "kind": "IPPool",
         "metadata": {
             "name": name,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, FEDERATION_LABEL: obs.federation},
+            "labels": owner_labels(obs.federation),
         },
         "spec": {"cidr": str(net), **DESIRED_SPEC},
     }
@@ -283,6 +313,18 @@ def _drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
 
 
 def plan_ippools(obs: IpPoolsObservation) -> Plan:
+    plan = _plan_ippools(obs)
+    # Creates come after the deletes (Calico refuses an overlapping pool): a create whose
+    # delete failed in this run is not attempted.
+    deletes = tuple(c.target for c in plan.changes if c.action is Action.DELETE)
+    plan.changes = [
+        dataclasses.replace(c, after=deletes) if c.action is Action.CREATE and deletes else c
+        for c in plan.changes
+    ]
+    return plan
+
+
+def _plan_ippools(obs: IpPoolsObservation) -> Plan:
     plan = Plan()
     needed = pools_needed(obs)
     covs = coverage(obs)
@@ -304,14 +346,22 @@ def plan_ippools(obs: IpPoolsObservation) -> Plan:
                     {"op": "create", "body": want},
                 )
             )
+        elif unclaimed_ours(existing) and not opted_out(existing):
+            _plan_owned_drift(existing, want, plan, adopting=True)
         elif not ours(existing, obs.federation):
+            other = ownership(existing, obs.federation) is Ownership.OTHER_FEDERATION
+            whose = (
+                f"belongs to federation {existing['metadata']['labels'][FEDERATION_LABEL]!r}"
+                if other
+                else "is not owned by this federation"
+            )
             plan.findings.append(
                 Finding(
                     Severity.WARNING,
                     "ippools.foreign",
                     f"IP pool {name} ({_spec(existing).get('cidr')}) has the name fedkeeper "
-                    f"would give the pool for {want['spec']['cidr']} but is not owned by this "
-                    "federation; fedkeeper leaves it alone — rename or remove it",
+                    f"would give the pool for {want['spec']['cidr']} but {whose}; fedkeeper "
+                    "leaves it alone — rename or remove it",
                 )
             )
         elif not opted_out(existing):
@@ -390,7 +440,9 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
     )
 
 
-def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: Plan) -> None:
+def _plan_owned_drift(
+    existing: Mapping[str, Any], want: dict[str, Any], plan: Plan, *, adopting: bool = False
+) -> None:
     name = _name(existing)
     actual = _spec(existing)
     meta = existing.get("metadata", {})
@@ -437,14 +489,20 @@ def _plan_owned_drift(existing: Mapping[str, Any], want: dict[str, Any], plan: P
         patch["spec"] = {k: v for k, v in want["spec"].items() if k != "cidr"}
     if label_drift:
         patch["metadata"] = {"labels": label_drift}
+    reason = (
+        f"adopted pool {name}: labelled {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} only, under the "
+        f"name this federation gives it; adding {FEDERATION_LABEL}="
+        f"{want['metadata']['labels'][FEDERATION_LABEL]}"
+        + (f" and restoring {'; '.join(drift)}" if drift else "")
+        if adopting
+        else f"owned pool {name} drifted: {'; '.join(drift) or 'labels changed'}; "
+        "restoring a disabled, non-NAT pool"
+    )
     plan.changes.append(
         _pool_change(
             name,
             Action.UPDATE,
-            (
-                f"owned pool {name} drifted: {'; '.join(drift) or 'labels changed'}; "
-                "restoring a disabled, non-NAT pool"
-            ),
+            reason,
             {"op": "patch", "patch_type": "merge", "patch": patch},
             rv,
         )

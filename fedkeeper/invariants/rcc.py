@@ -37,6 +37,7 @@ import yaml
 from fedkeeper.calico_v3 import RCC_OMITEMPTY_STRINGS, served_rcc_spec
 from fedkeeper.invariants import Plan
 from fedkeeper.model import (
+    FEDERATION_LABEL,
     IGNORE_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -46,7 +47,10 @@ from fedkeeper.model import (
     Deferred,
     Finding,
     Invariant,
+    Ownership,
     Severity,
+    owner_labels,
+    ownership,
 )
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -117,25 +121,24 @@ class RccObservation:
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("metadata") or {}
-
-
-def _owned(obj: Mapping[str, Any] | None) -> bool:
-    return bool((_meta(obj).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
 
 
 def _ignored(obj: Mapping[str, Any] | None) -> bool:
-    return str((_meta(obj).get("annotations") or {}).get(IGNORE_ANNOTATION, "")).lower() == "true"
+    annotations = _meta(obj).get("annotations")
+    if not isinstance(annotations, Mapping):
+        return False
+    return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
 def owned_by(obj: Mapping[str, Any] | None, federation: str) -> bool:
-    """Owned by fedkeeper for this federation (no federation label counts as ours)."""
-    labels = _meta(obj).get("labels") or {}
-    return _owned(obj) and labels.get("fedkeeper.io/federation") in (None, federation)
+    """Owned by this federation: both ownership labels, with its name."""
+    return obj is not None and ownership(obj, federation) is Ownership.OURS
 
 
 def _labels(names: RccNames, role: str | None = None) -> dict[str, str]:
-    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, "fedkeeper.io/federation": names.federation}
+    out = owner_labels(names.federation)
     if role:
         out[ROLE_LABEL] = role
     return out
@@ -156,6 +159,17 @@ def _unb64(value: Any) -> str | None:
         return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge of two merge-patch documents (``b`` wins)."""
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def _rule_set(rules: Any) -> set[tuple[str, str, str]]:
@@ -246,7 +260,8 @@ def normalized_server(url: str | None) -> str | None:
 
 def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, name) of the RCC's clusterAccessSecret, if it has one."""
-    ref = (rcc.get("spec") or {}).get("clusterAccessSecret") or {}
+    spec = rcc.get("spec")
+    ref = spec.get("clusterAccessSecret") if isinstance(spec, Mapping) else None
     if not isinstance(ref, Mapping) or not ref.get("name"):
         return None
     return str(ref.get("namespace") or ""), str(ref["name"])
@@ -254,7 +269,9 @@ def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def rcc_server(rcc: Mapping[str, Any], side: ClusterSide) -> str | None:
     """The API server an RCC on ``side`` reads: from its access Secret or inline fields."""
-    spec = rcc.get("spec") or {}
+    spec = rcc.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
     ref = access_secret_ref(rcc)
     if ref is not None:
         secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}")
@@ -420,10 +437,12 @@ class _Planner:
         reason: str,
         payload: dict[str, Any],
         resource_version: str | None = None,
+        after: tuple[str, ...] = (),
     ) -> None:
         meta = obj.get("metadata") or {}
         self.plan.changes.append(
             Change(
+                after=after,
                 backend=side.backend,
                 kind=str(obj.get("kind")),
                 name=str(meta.get("name")),
@@ -447,9 +466,14 @@ class _Planner:
         drift: list[str],
         patch: dict[str, Any],
         why_missing: str,
+        *,
+        adopt: bool = True,
+        after: tuple[str, ...] = (),
     ) -> bool:
         """Create ``want`` if absent, patch an owned drifted copy, report a foreign one.
 
+        ``adopt``: ``want`` has the name this federation gives it, so a copy labelled
+        managed-by only is adopted; otherwise such a copy is left alone like a foreign one.
         True when the object exists and is as wanted (nothing to do).
         """
         kind = want["kind"]
@@ -463,13 +487,46 @@ class _Planner:
                 Action.CREATE,
                 f"{label} is missing: {why_missing}",
                 {"op": "create", "body": want},
+                after=after,
             )
             return False
-        if not _owned(actual) and not _ignored(actual):
-            self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
-        if not drift or _ignored(actual):
+        whose = ownership(actual, self.names.federation)
+        if whose is Ownership.UNCLAIMED and not adopt:
+            whose = Ownership.FOREIGN
+        if _ignored(actual):
             return True
-        if not _owned(actual):
+        if whose is Ownership.UNCLAIMED:
+            # Labelled managed-by only, under the name this federation gives it: adopted.
+            patch = _merge(patch, {"metadata": {"labels": dict(meta["labels"])}})
+            self.change(
+                side,
+                want,
+                Action.UPDATE,
+                f"adopted {label}: labelled {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} only, under "
+                f"the name this federation gives it; adding {FEDERATION_LABEL}="
+                f"{self.names.federation}"
+                + (f" and restoring: {'; '.join(drift)}" if drift else ""),
+                {"op": "patch", "patch_type": "merge", "patch": patch},
+                _meta(actual).get("resourceVersion"),
+            )
+            return not drift
+        if whose is Ownership.OTHER_FEDERATION:
+            labels = _meta(actual).get("labels") or {}
+            self.finding(
+                Severity.WARNING,
+                "rcc.other-federation",
+                f"{label} belongs to federation {labels.get(FEDERATION_LABEL)!r}, not "
+                f"{self.names.federation!r}: fedkeeper leaves it alone"
+                + (f", although {'; '.join(drift)}" if drift else "")
+                + " — give one of the federations other names (federation.remote_service_"
+                "account, access_secret_namespace) if both must run on this cluster",
+            )
+            return not drift
+        if whose is Ownership.FOREIGN:
+            self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
+        if not drift:
+            return True
+        if whose is Ownership.FOREIGN:
             self.finding(
                 Severity.WARNING,
                 "rcc.foreign",
@@ -484,6 +541,7 @@ class _Planner:
             f"{label} drifted: {'; '.join(drift)}; restoring it",
             {"op": "patch", "patch_type": "merge", "patch": patch},
             _meta(actual).get("resourceVersion"),
+            after=after,
         )
         return False
 
@@ -532,7 +590,12 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
             token_drift.append(f"its type is {token.get('type')!r} (want {SA_TOKEN_TYPE})")
         if (_meta(token).get("annotations") or {}).get(SA_NAME_ANNOTATION) != sa:
             token_drift.append(f"it is not annotated {SA_NAME_ANNOTATION}={sa}")
-    if token is not None and token_drift and _owned(token) and not _ignored(token):
+    if (
+        token is not None
+        and token_drift
+        and owned_by(token, p.names.federation)
+        and not _ignored(token)
+    ):
         # Type and token binding cannot be patched meaningfully: re-create the Secret.
         p.change(
             side,
@@ -549,6 +612,7 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
             Action.CREATE,
             f"{side.backend} token Secret {sa} is re-created for service account {sa}",
             {"op": "create", "body": want["Secret"]},
+            after=(f"{side.backend}/Secret/{want['Secret']['metadata']['namespace']}/{sa}",),
         )
         p.plan.settle = True
     else:
@@ -665,6 +729,11 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
                 )
             )
     else:
+        # Never an RCC pointing at a Secret whose write failed in this run.
+        secret_target = f"{side.backend}/Secret/{names.access_namespace}/" + access_secret_name(
+            side.rcc_name
+        )
+        writes_secret = any(c.target == secret_target for c in p.plan.changes)
         p.ensure(
             side,
             want,
@@ -673,6 +742,7 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
             _rcc_patch(actual, want),
             f"{side.backend} must federate the {other.backend if other else 'other'} cluster "
             f"({side.rcc_name}) to see its endpoints",
+            after=(secret_target,) if writes_secret else (),
         )
     _prune_rccs(p, side, keep=side.rcc_name)
     _prune_access_secrets(p, side, keep=access_secret_name(side.rcc_name))
@@ -714,6 +784,7 @@ def _plan_existing_rcc(
         _rcc_drift(actual, want),
         _rcc_patch(actual, want),
         f"{side.backend} must federate the other cluster",
+        adopt=False,
     )
 
 
@@ -781,6 +852,7 @@ def _plan_access_secret(
         drift,
         {"data": want_secret["data"]},
         f"the RCC {rcc_name} reads {other.backend} through it",
+        adopt=ref is None,
     )
     return True
 
@@ -788,16 +860,21 @@ def _plan_access_secret(
 def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
     if actual is None:
         return []
-    spec = served_rcc_spec(actual.get("spec") or {})  # as the API server serves it
+    raw = actual.get("spec")
+    spec = served_rcc_spec(raw) if isinstance(raw, Mapping) else {}  # as the API serves it
     drift = []
-    ref = spec.get("clusterAccessSecret") or {}
+    if raw is not None and not isinstance(raw, Mapping):
+        drift.append(f"its spec is a {type(raw).__name__}, not an object")
+    ref = spec.get("clusterAccessSecret")
+    ref = ref if isinstance(ref, Mapping) else {}
     want_ref = want["spec"]["clusterAccessSecret"]
     if any(ref.get(k) != want_ref[k] for k in ("name", "namespace")):
         drift.append(
             f"clusterAccessSecret is {ref or 'unset'} "
             f"(want {want_ref['namespace']}/{want_ref['name']})"
         )
-    mode = (spec.get("syncOptions") or {}).get("overlayRoutingMode")
+    sync = spec.get("syncOptions")
+    mode = sync.get("overlayRoutingMode") if isinstance(sync, Mapping) else None
     if mode != "Disabled":
         drift.append(
             f"overlayRoutingMode is {mode or 'unset'} "
@@ -808,24 +885,27 @@ def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> lis
         drift.append(
             f"it sets inline datastore fields {', '.join(inline)} beside clusterAccessSecret"
         )
+    known = {"clusterAccessSecret", "syncOptions", *INLINE_DATASTORE_FIELDS}
+    stray = sorted(str(k) for k in spec if k not in known)
+    if stray:
+        drift.append(f"it has fields fedkeeper does not set: {', '.join(stray)}")
     return drift
 
 
 def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch making the spec exactly ``want``'s: every other key is removed."""
     spec: dict[str, Any] = dict(want["spec"])
-    for f in INLINE_DATASTORE_FIELDS:
-        if actual is not None and (actual.get("spec") or {}).get(f) not in (None, ""):
-            spec[f] = None  # merge patch: remove
+    have = actual.get("spec") if actual is not None else None
+    for f in have if isinstance(have, Mapping) else ():
+        if f not in spec:
+            spec[str(f)] = None  # merge patch: remove (inline datastore fields, stray keys)
     return {"spec": spec}
 
 
 def _prune_rccs(p: _Planner, side: ClusterSide, *, keep: str) -> None:
     for r in side.rccs:
         name = _meta(r).get("name")
-        labels = _meta(r).get("labels") or {}
-        if name == keep or not _owned(r) or _ignored(r):
-            continue
-        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
+        if name == keep or not owned_by(r, p.names.federation) or _ignored(r):
             continue
         p.change(
             side,
@@ -844,12 +924,10 @@ def _prune_access_secrets(p: _Planner, side: ClusterSide, *, keep: str) -> None:
         labels = _meta(s).get("labels") or {}
         if (
             name == keep
-            or not _owned(s)
+            or not owned_by(s, p.names.federation)
             or _ignored(s)
             or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE
         ):
-            continue
-        if labels.get("fedkeeper.io/federation") not in (None, p.names.federation):
             continue
         p.change(
             side,

@@ -32,6 +32,7 @@ from fedkeeper.model import (
     Action,
     Addon,
     Change,
+    Deferred,
     Finding,
     Invariant,
     Severity,
@@ -125,6 +126,15 @@ def plan_snat(obs: SnatObservation) -> Plan:
         return plan
     if obs.addon is not None:
         _plan_addon(obs, obs.addon, plan)
+        if obs.addon.status in _BUSY_STATUSES or obs.addon.status == "DEGRADED":
+            # Not converged until the add-on settles: ask for a retry, not the next event.
+            plan.deferred.append(
+                Deferred(
+                    f"aws/Addon/{obs.cluster}/{ADDON_NAME}",
+                    f"the vpc-cni add-on is {obs.addon.status}; re-checked when it settles",
+                    retry=True,
+                )
+            )
     elif obs.daemonset is not None:
         _plan_self_managed(obs.daemonset, plan)
     else:

@@ -72,7 +72,7 @@ import botocore.session
 import jsonschema
 import yaml
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import UnknownServiceError
+from botocore.exceptions import ReadTimeoutError, UnknownServiceError
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID, botocore_stubber
 
@@ -424,6 +424,8 @@ class SandboxAws:
         self._saved_env: dict[str, str | None] = {}
         self._uid = f"{_HANDLER_PREFIX}-{id(self)}"
         self._botocore = self._core_session()  # service models for fail_next
+        # Moves emulated time (the sandbox clock) by what a timed-out attempt would cost.
+        self.advance: Callable[[float], None] | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -595,6 +597,14 @@ class SandboxAws:
                 _Fault(frozenset(names), operation, code, status, message, protocol, times)
             )
 
+    def time_out_next(
+        self, service: str, operation: str, *, times: int = 1, seconds: float = 10.0
+    ) -> None:
+        """The next ``times`` attempts of ``operation`` get no answer: each costs ``seconds``
+        on the sandbox clock (the client's read timeout) and ends in botocore's
+        ``ReadTimeoutError``, which its retry handler retries like a real timeout."""
+        self.fail_next(service, operation, "__timeout__", times=times, message=str(seconds))
+
     def clear_faults(self) -> None:
         """Forget every pending injected fault."""
         with self._lock:
@@ -620,6 +630,10 @@ class SandboxAws:
             return stopped
         _, service_id, operation = event_name.split(".", 2)
         fault = self._take_fault(service_id, operation)
+        if fault is not None and fault.code == "__timeout__":
+            if self.advance is not None:
+                self.advance(float(fault.message))
+            raise ReadTimeoutError(endpoint_url=request.url)
         if fault is not None:
             return _error_response(
                 request.url, fault.protocol, fault.status, fault.code, fault.message, fields={}

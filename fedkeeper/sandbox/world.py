@@ -142,6 +142,7 @@ class Sandbox:
             calico_group=cal.group,
             calico_version=cal.version,
             clock=self.clock.time,
+            advance=self.clock.advance,
         )
         self.onprem_server = FakeKubeServer(
             "onprem",
@@ -149,6 +150,7 @@ class Sandbox:
             calico_group=cal.group,
             calico_version=cal.version,
             clock=self.clock.time,
+            advance=self.clock.advance,
         )
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
@@ -158,8 +160,10 @@ class Sandbox:
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
+        self.aws.advance = self.clock.advance
         self.baseline: AwsBaseline | None = None
         self.topic_arn: str | None = None
+        self.episodes_table: str | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
         self.function_logs: list[str] = []
         self._session: boto3.Session | None = None
@@ -206,6 +210,14 @@ class Sandbox:
         # The automation stack's SNS topic for failures and findings.
         sns = self.aws_session().client("sns")
         self.topic_arn = sns.create_topic(Name=f"{self.config.name}-fedkeeper")["TopicArn"]
+        # ... and its table of open episodes of persistent trouble.
+        self.episodes_table = f"{self.config.name}-fedkeeper-episodes"
+        self.aws_session().client("dynamodb").create_table(
+            TableName=self.episodes_table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         if converge:
             self.reconcile(None, "apply")
         self.clear_logs()
@@ -318,10 +330,19 @@ class Sandbox:
                 log_handler.stream = previous
             self.function_logs.extend(out.getvalue().splitlines())
 
-    def reconcile(self, scope: Iterable[str] | Scope | None, mode: ModeName = "apply") -> Report:
-        """One reconcile through production code, as a Lambda or the CLI would run it."""
+    def reconcile(
+        self,
+        scope: Iterable[str] | Scope | None,
+        mode: ModeName = "apply",
+        *,
+        deadline_s: float | None = None,
+    ) -> Report:
+        """One reconcile through production code, as a Lambda or the CLI would run it.
+
+        ``deadline_s``: the run's time budget, on the sandbox clock.
+        """
         s = scope if isinstance(scope, Scope) else Scope.parse(scope)
-        return reconcile(self.connections(), s, mode)
+        return reconcile(self.connections(), s, mode, deadline_s=deadline_s)
 
     def route(self, event: dict[str, Any]) -> list[str]:
         """The handlers whose deployed rule matches ``event`` (moto's EventBridge matcher)."""
@@ -329,8 +350,16 @@ class Sandbox:
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""
-        settings = Settings.from_env().model_copy(update={"topic_arn": self.topic_arn})
-        return Runtime(settings, self.config, connections=self.connections(), on_report=on_report)
+        settings = Settings.from_env().model_copy(
+            update={"topic_arn": self.topic_arn, "episodes_table": self.episodes_table}
+        )
+        return Runtime(
+            settings,
+            self.config,
+            connections=self.connections(),
+            on_report=on_report,
+            wall_clock=self.clock.time,
+        )
 
     def notifications(self) -> list[tuple[str, str]]:
         """(subject, message) of everything published to the operators' SNS topic."""
@@ -420,8 +449,9 @@ class Sandbox:
         """Writes since the last ``clear_logs``, as the emulators saw them."""
         out = EmulatorWrites()
         for service, op in self.aws.calls:
-            # STS signs the EKS token; SNS carries notifications: neither changes the world.
-            if service in ("sts", "sns") or op.startswith(_AWS_READ_PREFIXES):
+            # STS signs the EKS token; SNS carries notifications; DynamoDB holds fedkeeper's
+            # own memory of trouble (its episodes table): none of them changes the world.
+            if service in ("sts", "sns", "dynamodb") or op.startswith(_AWS_READ_PREFIXES):
                 continue
             out.aws += 1
             out.detail.append(f"aws {service}:{op}")

@@ -27,6 +27,7 @@ ENV_NAMES = {
     "FEDKEEPER_CLUSTER_NAME",
     "FEDKEEPER_ONPREM_SECRET_ARN",
     "FEDKEEPER_TOPIC_ARN",
+    "FEDKEEPER_EPISODES_TABLE",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -436,7 +437,26 @@ def test_every_alarm_actions_principal_may_publish_to_its_topic(synth: Synth) ->
                 _allows(s, service, alarm_id, {"Ref": "AWS::AccountId"}) for s in statements
             ), alarm_id
             checked += 1
-    assert checked == len(alarms) + 2  # the tunnel alarms also notify when they clear
+    notifying = [a for a in alarms.values() if a["Properties"].get("AlarmActions")]
+    assert checked == len(notifying) + 2  # the tunnel alarms also notify when they clear
+
+
+def test_persistent_trouble_has_a_table_an_alarm_and_no_second_notification(
+    synth: Synth,
+) -> None:
+    # Given the automation stack
+    tables = synth.automation.find_resources("AWS::DynamoDB::Table")
+    [table] = tables.values()
+    # Then the episodes table is keyed by one string and recoverable
+    assert table["Properties"]["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    spec = table["Properties"]["PointInTimeRecoverySpecification"]
+    assert spec == {"PointInTimeRecoveryEnabled": True}
+    # And the alarm watches the metric the functions publish, without notifying again
+    [alarm] = synth.automation.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "PersistentTrouble"}}
+    ).values()
+    assert alarm["Properties"]["ActionsEnabled"] is False
+    assert "AlarmActions" not in alarm["Properties"]
 
 
 def test_no_other_service_may_publish_to_the_topic(synth: Synth) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ class StubConns:
     config: Any = None
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
+    guard: Any = None
+    clock: Any = time.monotonic
+
+    def use_guard(self, guard: Any) -> None:
+        self.guard = guard
 
 
 def enable(rt: str) -> Change:

@@ -94,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type", ""),
             body,
         )
+        fake._before_answer()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if not isinstance(payload, bytes):

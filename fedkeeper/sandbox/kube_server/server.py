@@ -78,8 +78,11 @@ class FakeKubeServer:
         calico_group: str = "projectcalico.org",
         calico_version: str = "v3",
         clock: Callable[[], float] = time.time,
+        advance: Callable[[float], None] | None = None,
     ) -> None:
         self.name = name
+        # Moves emulated time (the sandbox clock) instead of sleeping, for delayed answers.
+        self.advance = advance
         self.token = token  # the admin token (system:masters)
         self.clock = clock  # wall-clock seconds: token lifetimes
         # More ways to authenticate a bearer token (e.g. EKS IAM tokens): (token, now).
@@ -107,6 +110,9 @@ class FakeKubeServer:
         self.bookmark_interval = 60.0  # seconds between BOOKMARK events (sandbox clock)
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
+        self._delay_s = 0.0  # every answer waits this long (real seconds)
+        self._released = threading.Event()  # cleared: requests hang unanswered
+        self._released.set()
         self._httpd: HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._port: int | None = None
@@ -133,6 +139,7 @@ class FakeKubeServer:
 
     def stop(self) -> None:
         """Stop listening, cut every connection and join the server's threads."""
+        self._released.set()  # hung requests end
         with self._life_lock:
             if self._running and not self._unreachable:
                 self._unbind()
@@ -433,9 +440,36 @@ class FakeKubeServer:
             )
 
     def clear_faults(self) -> None:
-        """Forget every pending injected fault."""
+        """Forget every pending injected fault, delay and hang."""
         with self._lock:
             self._faults.clear()
+            self._delay_s = 0.0
+        self._released.set()
+
+    def delay_answers(self, seconds: float) -> None:
+        """Every answer takes ``seconds``: on the sandbox clock when the server has one
+        (``advance``; nothing sleeps), else in real time (keep it tiny)."""
+        with self._lock:
+            self._delay_s = max(seconds, 0.0)
+
+    def hang(self, hung: bool = True) -> None:
+        """True: accept connections and read requests but answer none until ``hang(False)``
+        (an overloaded or wedged API server behind a working network path)."""
+        if hung:
+            self._released.clear()
+        else:
+            self._released.set()
+
+    def _before_answer(self) -> None:
+        """Called by the HTTP handler before it writes an answer: delays and hangs."""
+        with self._lock:
+            delay = self._delay_s
+        if delay and self.advance is not None:
+            self.advance(delay)
+        elif delay:
+            time.sleep(delay)
+        # A hung request is released by hang(False) or stop(); the client has long gone.
+        self._released.wait(timeout=60)
 
     def end_watches(self) -> None:
         """End every open watch cleanly, as the server does when ``timeoutSeconds`` pass."""
