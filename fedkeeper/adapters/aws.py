@@ -333,6 +333,7 @@ class AwsAdapter:
     @_translated
     def put_parameter(self, name: str, value: str) -> None:
         self.client("ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
     # --- DynamoDB: the open episodes of persistent trouble (fedkeeper.episodes) ------------
 
     @_translated
