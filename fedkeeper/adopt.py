@@ -261,11 +261,12 @@ def adopt(
     *,
     only: Collection[str] | None = None,
     trigger: str | None = None,
+    deadline_s: float | None = None,
 ) -> Report:
     """List (mode plan) or take over (mode apply) the unowned objects doing fedkeeper's job.
 
     ``only``: targets (as the plan prints them, e.g. ``onprem/IPPool/aws-vpc``) the operator
-    accepts; None accepts every listed object.
+    accepts; None accepts every listed object. ``deadline_s``: the run's time budget.
     """
     report = reconcile(
         conns,
@@ -273,6 +274,7 @@ def adopt(
         mode,
         trigger=trigger or f"adopt {mode}",
         runners=adoption_runners(only),
+        deadline_s=deadline_s,
     )
     listed = {c.change.target for c in report.changes}
     unknown = sorted(t for t in only or () if t not in listed)

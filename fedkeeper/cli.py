@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -49,6 +50,11 @@ exit codes:
   130  interrupted (Ctrl-C)"""
 
 DEFAULT_CONFIG = "federation.yaml"
+# The CLI's run budget: like the Lambda's (its timeout less a margin), but a person waits.
+DEFAULT_DEADLINE_S = 280.0
+# Below a minute not even one AWS call's worst case (its retries and timeouts) fits.
+MIN_DEADLINE_S = 60.0
+MAX_DEADLINE_S = 3600.0
 EXAMPLE_CONFIG = "federation.example.yaml"
 SANDBOX_MODULES = frozenset({"moto", "werkzeug", "flask", "flask_cors", "responses", "rich"})
 NO_CREDENTIALS = (
@@ -458,7 +464,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         from fedkeeper.service import reconcile
 
         progress.show("reconciling…")
-        return reconcile(conns, scope, choice.mode, on_phase=_phase_reporter(progress))
+        return reconcile(
+            conns,
+            scope,
+            choice.mode,
+            on_phase=_phase_reporter(progress),
+            deadline_s=args.deadline,
+        )
 
     return _run_report(args, loaded, args.command, kill_switch_line(args.command, choice), run)
 
@@ -473,7 +485,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         from fedkeeper.adopt import adopt
 
         progress.show("looking for hand-made objects…")
-        return adopt(conns, choice.mode, only=args.only)
+        return adopt(conns, choice.mode, only=args.only, deadline_s=args.deadline)
 
     return _run_report(args, loaded, "adopt", kill_switch_line(requested, choice), run)
 
@@ -531,14 +543,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             if scenario is not None:
                 scenario.inject(sb)
             progress.show("reading every invariant…")
-            status = federation_status(sb.connections())
+            status = federation_status(sb.connections(), deadline_s=args.deadline)
     else:
         session, account = aws_session(args, loaded.config)
         from fedkeeper.status import federation_status
 
         _print_header(args, header("status", loaded, account, session.region_name))
         progress.show("reading every invariant…")
-        status = federation_status(_connections(args, loaded, session))
+        status = federation_status(_connections(args, loaded, session), deadline_s=args.deadline)
     progress.clear()
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
@@ -741,6 +753,19 @@ def _aws_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="AWS region (default: the config's)")
 
 
+def _deadline(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_DEADLINE_S <= value <= MAX_DEADLINE_S:
+        raise UsageError(
+            f"--deadline {text!r} is not a usable time budget; give seconds between "
+            f"{MIN_DEADLINE_S:g} and {MAX_DEADLINE_S:g}, e.g. --deadline {DEFAULT_DEADLINE_S:g}"
+        )
+    return value
+
+
 def _target_args(r: argparse.ArgumentParser) -> None:
     _config_arg(r)
     r.add_argument("--sandbox", action="store_true", help="run against the embedded sandbox")
@@ -757,6 +782,14 @@ def _target_args(r: argparse.ArgumentParser) -> None:
         help="with --sandbox: apply this demo scenario's fault first, to see how it shows",
     )
     r.add_argument("--json", action="store_true", help="print JSON (no header)")
+    r.add_argument(
+        "--deadline",
+        type=_deadline,
+        default=DEFAULT_DEADLINE_S,
+        metavar="SECONDS",
+        help="time budget of the run: work that cannot finish in it is reported as deferred "
+        f"(default: {DEFAULT_DEADLINE_S:g})",
+    )
 
 
 def _add_init(sub: Any) -> None:

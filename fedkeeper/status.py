@@ -135,12 +135,16 @@ def status_from_report(report: dict[str, Any]) -> dict[str, Any]:
     return {"health": worst, "sections": [s.to_dict() for s in ordered], "plan": report}
 
 
-def federation_status(conns: Connections) -> Status:
-    """Health of every invariant: a plan-mode reconcile plus the facts behind it."""
+def federation_status(conns: Connections, *, deadline_s: float | None = None) -> Status:
+    """Health of every invariant: a plan-mode reconcile plus the facts behind it.
+
+    ``deadline_s``: the plan run's time budget (see :func:`fedkeeper.service.reconcile`)."""
     started = time.perf_counter()
     # One plan-mode run; the facts below reuse its cached reads (VPC, routes, VPN, pools).
     run = Run(conns=conns, mode="plan", report=Report(mode="plan", scope=Scope.everything()))
-    report = reconcile(conns, Scope.everything(), "plan", trigger="status", run=run)
+    report = reconcile(
+        conns, Scope.everything(), "plan", trigger="status", run=run, deadline_s=deadline_s
+    )
     sections = _sections_from_report(report.to_dict())
     _trouble_facts(conns, sections)
     for name, gather in _FACTS.items():

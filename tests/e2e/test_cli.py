@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -207,3 +208,24 @@ def test_every_command_refuses_a_bad_config_the_same_way(
     assert err.startswith(f"fedkeeper: {bad}: 4 errors")
     assert "name:" in err and "aws: is required" in err
     assert "Traceback" not in err
+
+
+def test_the_run_budget_given_with_deadline_reaches_the_engine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fedkeeper.service
+    from fedkeeper.cli import main
+
+    budgets: list[float | None] = []
+    real = fedkeeper.service.reconcile
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        budgets.append(kwargs.get("deadline_s"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fedkeeper.service, "reconcile", spy)
+    assert main(["plan", "--sandbox", "--deadline", "120", "-c", str(EXAMPLE)]) == 0
+    assert main(["plan", "--sandbox", "-c", str(EXAMPLE)]) == 0
+    capsys.readouterr()
+    # The sandbox converges its baseline first (no budget); then the CLI's run.
+    assert [b for b in budgets if b is not None] == [120.0, 280.0]
