@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from fedkeeper.config import FederationConfig
+from fedkeeper.events import ROUTE_EVENTS_BY_PARAMETER, FederationNetwork
 from fedkeeper.render import colour_wanted, paint, render_report, table, yes_no
 from fedkeeper.sandbox.scenarios import SCENARIOS, ScenarioResult, run_scenario
 
@@ -165,6 +167,31 @@ def _metric_values(lines: Sequence[str]) -> dict[str, float]:
     return values
 
 
+def onto_network(
+    event: dict[str, Any], network: FederationNetwork
+) -> tuple[dict[str, Any], list[str]]:
+    """``event`` with the federation ids in its request parameters replaced by the sandbox's.
+
+    An event file names another account's VPC, VGW or route tables; the deployed
+    route-change rule is narrowed to the federation's own ids, so the file's event is
+    re-aimed at the sandbox's network (and says so) to show what it would do there.
+    """
+    detail = event.get("detail")
+    params = detail.get("requestParameters") if isinstance(detail, dict) else None
+    if not isinstance(params, dict):
+        return event, []
+    out = copy.deepcopy(event)
+    new_params = out["detail"]["requestParameters"]
+    lines = []
+    for key, kind, _names in ROUTE_EVENTS_BY_PARAMETER:
+        value = new_params.get(key)
+        ids = network.ids(kind)
+        if isinstance(value, str) and ids and value not in ids:
+            new_params[key] = ids[-1]
+            lines.append(f"the event's {key} {value} is mapped onto the sandbox's {ids[-1]}")
+    return out, lines
+
+
 def run_event_demo(
     config: FederationConfig,
     event_path: str,
@@ -194,8 +221,12 @@ def run_event_demo(
             SCENARIOS[scenario].inject(sb)
             _say(f"fault injected ({scenario}): {SCENARIOS[scenario].description}", quiet=quiet)
         sb.clear_logs()
+        network = sb.network()
+        event, mapped = onto_network(event, network)
+        for line in mapped:
+            _say(line, quiet=quiet)
         _say(f"delivering {event_summary(event)}", quiet=quiet)
-        rules = matching_rules(config, event)
+        rules = matching_rules(config, event, network)
         delivery = sb.dispatch(event)
         writes = sb.emulator_writes()
         repaired = SCENARIOS[scenario].verify(sb) if scenario is not None else None

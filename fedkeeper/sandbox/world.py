@@ -40,7 +40,7 @@ from fedkeeper.adapters.kube import KubeCluster, resource_types
 from fedkeeper.bootstrap import apply_bootstrap, fedkeeper_kubeconfig
 from fedkeeper.config import FederationConfig
 from fedkeeper.errors import RetryableError
-from fedkeeper.events import HANDLERS, RuleSpec, rules, schedule_pattern
+from fedkeeper.events import HANDLERS, FederationNetwork, RuleSpec, rules, schedule_pattern
 from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.rbac import RECONCILER, RECONCILER_GROUP, eks_reconciler_objects
@@ -94,24 +94,34 @@ class Delivery:
     logs: list[str] = field(default_factory=list)  # the handlers' log and EMF lines
 
 
-def matching_rules(config: FederationConfig, event: dict[str, Any]) -> list[RuleSpec]:
+def matching_rules(
+    config: FederationConfig,
+    event: dict[str, Any],
+    network: FederationNetwork | None = None,
+) -> list[RuleSpec]:
     """The deployed rules whose pattern matches ``event`` (moto's EventBridge matcher).
 
-    The schedule rule has no pattern in AWS; here it matches what a schedule delivers.
+    ``network``: the federation's ids, which the stack narrows the route-change rule to
+    (None: the account-wide pattern). The schedule rule has no pattern in AWS; here it
+    matches what a schedule delivers.
     """
     from moto.events.models import EventPattern
 
     message: Any = event  # moto types it as its own TypedDict; any envelope dict will do
     return [
         rule
-        for rule in rules(config)
+        for rule in rules(config, network)
         if EventPattern.load(json.dumps(rule.pattern or schedule_pattern())).matches_event(message)
     ]
 
 
-def route_event(config: FederationConfig, event: dict[str, Any]) -> list[str]:
+def route_event(
+    config: FederationConfig,
+    event: dict[str, Any],
+    network: FederationNetwork | None = None,
+) -> list[str]:
     """Handlers whose rule pattern matches, using moto's EventBridge pattern matcher."""
-    return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event)))
+    return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event, network)))
 
 
 def _handler_module(handler: str) -> Any:
@@ -344,9 +354,24 @@ class Sandbox:
         s = scope if isinstance(scope, Scope) else Scope.parse(scope)
         return reconcile(self.connections(), s, mode, deadline_s=deadline_s)
 
+    def network(self) -> FederationNetwork:
+        """The federation's network ids, as the network stack hands them to the rules."""
+        b = self.baseline
+        if b is None:
+            raise RuntimeError("sandbox not started")
+        return FederationNetwork(
+            vpc=b.vpc_id,
+            vgw=b.vgw_id,
+            vpn=b.vpn_connection_id,
+            route_tables=(b.public_route_table_id, *b.private_route_table_ids),
+            subnets=(*b.public_subnet_ids, *b.private_subnet_ids),
+        )
+
     def route(self, event: dict[str, Any]) -> list[str]:
-        """The handlers whose deployed rule matches ``event`` (moto's EventBridge matcher)."""
-        return route_event(self.config, event)
+        """The handlers whose deployed rule matches ``event`` (moto's EventBridge matcher),
+        with the route-change rule narrowed to this federation's ids as the stack deploys it.
+        """
+        return route_event(self.config, event, self.network())
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""

@@ -17,11 +17,29 @@ import pytest
 from fedkeeper.cli import main
 from fedkeeper.model import Result
 from fedkeeper.sandbox import Sandbox
+from fedkeeper.sandbox.demo import onto_network
 from fedkeeper.sandbox.scenarios import SCENARIOS
 from tests.conftest import EXAMPLE
 from tests.lambda_support import BAD_MANUAL, EVENTS, load_event
 
 pytestmark = pytest.mark.slow
+
+
+def on_sandbox(sb: Sandbox, name: str) -> dict[str, Any]:
+    """A recorded event re-aimed at the sandbox's network (the file names another account's
+    ids, which the deployed, narrowed route-change rule would not match)."""
+    return onto_network(load_event(name), sb.network())[0]
+
+
+def test_the_route_change_rule_is_narrowed_to_the_federations_network(sandbox: Sandbox) -> None:
+    # Given the recorded event as CloudTrail wrote it in another account
+    recorded = load_event("cloudtrail_ec2_DisableVgwRoutePropagation.json")
+
+    # Then the sandbox's deployed rules (narrowed to its VGW and route tables) ignore it
+    assert sandbox.route(recorded) == []
+    # And the same call on the federation's own VGW reaches on_route_change
+    own = on_sandbox(sandbox, "cloudtrail_ec2_DisableVgwRoutePropagation.json")
+    assert sandbox.route(own) == ["on_route_change"]
 
 
 def disable_propagation(sb: Sandbox) -> str:
@@ -56,7 +74,7 @@ def test_a_disabled_propagation_is_repaired_from_its_cloudtrail_event(sandbox: S
     assert sandbox.baseline is not None
     assert sandbox.baseline.vgw_id not in sandbox.aws.propagations(table)
     sandbox.clear_logs()
-    event = load_event("cloudtrail_ec2_DisableVgwRoutePropagation.json")
+    event = on_sandbox(sandbox, "cloudtrail_ec2_DisableVgwRoutePropagation.json")
 
     # When CloudTrail's event arrives through the deployed rule
     delivery = sandbox.dispatch(event)
@@ -82,7 +100,9 @@ def test_a_disabled_propagation_is_repaired_from_its_cloudtrail_event(sandbox: S
 
 def test_the_function_logs_the_report_and_its_metrics(sandbox: Sandbox) -> None:
     disable_propagation(sandbox)
-    delivery = sandbox.dispatch(load_event("cloudtrail_ec2_DisableVgwRoutePropagation.json"))
+    delivery = sandbox.dispatch(
+        on_sandbox(sandbox, "cloudtrail_ec2_DisableVgwRoutePropagation.json")
+    )
     records = [json.loads(line) for line in delivery.logs]
     (log,) = [r for r in records if r.get("message") == "fedkeeper run finished"]
     assert log["report"] == delivery.report.to_dict()
@@ -171,7 +191,7 @@ def test_an_event_repairs_its_fault_and_a_rerun_writes_nothing(
     fault = SCENARIOS[scenario]
     fault.inject(sandbox)
     assert not fault.verify(sandbox)
-    event = load_event(event_file)
+    event = on_sandbox(sandbox, event_file)
 
     delivery = sandbox.dispatch(event)
 
@@ -195,7 +215,9 @@ def test_an_event_no_rule_matches_invokes_nothing(sandbox: Sandbox) -> None:
 def test_a_failed_call_reaches_the_handler_and_is_a_no_op(sandbox: Sandbox) -> None:
     disable_propagation(sandbox)
     sandbox.clear_logs()
-    report = sandbox.deliver(load_event("cloudtrail_ec2_DisableVgwRoutePropagation_denied.json"))
+    report = sandbox.deliver(
+        on_sandbox(sandbox, "cloudtrail_ec2_DisableVgwRoutePropagation_denied.json")
+    )
     assert report.trigger is not None
     assert report.trigger.startswith("ignored: ")
     assert sandbox.emulator_writes().total == 0
