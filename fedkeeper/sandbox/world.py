@@ -142,7 +142,9 @@ def _handler_module(handler: str) -> Any:
 class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
-    def __init__(self, config: FederationConfig) -> None:
+    def __init__(self, config: FederationConfig, *, tls: bool = False) -> None:
+        """``tls``: both fake API servers speak HTTPS with a CA of their own (kubeconfigs and
+        describe_cluster carry it), and ``fail_tls`` can be injected."""
         self.config = config
         cal = config.federation.calico_api
         self.clock = SandboxClock()
@@ -153,6 +155,7 @@ class Sandbox:
             calico_version=cal.version,
             clock=self.clock.time,
             advance=self.clock.advance,
+            tls=tls,
         )
         self.onprem_server = FakeKubeServer(
             "onprem",
@@ -161,6 +164,7 @@ class Sandbox:
             calico_version=cal.version,
             clock=self.clock.time,
             advance=self.clock.advance,
+            tls=tls,
         )
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
@@ -184,9 +188,11 @@ class Sandbox:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, config: FederationConfig, *, converge: bool = True) -> Iterator[Sandbox]:
+    def start(
+        cls, config: FederationConfig, *, converge: bool = True, tls: bool = False
+    ) -> Iterator[Sandbox]:
         """Start everything, lay down the baseline, optionally converge; tear down on exit."""
-        sb = cls(config)
+        sb = cls(config, tls=tls)
         try:
             sb.up(converge=converge)
             yield sb

@@ -10,7 +10,9 @@ timed-out AWS attempts advance).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -169,3 +171,47 @@ def test_work_past_the_deadline_is_deferred_as_not_reached(sandbox: Sandbox) -> 
         assert any("not reached" in d.reason and d.retry for d in report.deferred)
         assert "aws/Addon/fed-eks/vpc-cni" in _applied(report)  # AWS work came first
         assert not report.converged
+
+
+@pytest.fixture
+def tls_sandbox(example_config: Any) -> Iterator[Sandbox]:
+    """A converged sandbox whose API servers speak HTTPS with CAs of their own."""
+    with Sandbox.start(example_config, tls=True) as sb:
+        yield sb
+
+
+def test_a_tls_sandbox_converges_over_https_with_the_cluster_ca(tls_sandbox: Sandbox) -> None:
+    for server in (tls_sandbox.eks_server, tls_sandbox.onprem_server):
+        assert server.url.startswith("https://127.0.0.1:")
+        assert "BEGIN CERTIFICATE" in base64.b64decode(server.ca_data).decode()
+    _drift_everything(tls_sandbox)
+    report = tls_sandbox.reconcile(None, "apply")
+    assert not report.errors and not report.failed_targets, report.to_dict()
+    assert report.converged, report.to_dict()
+    assert tls_sandbox.reconcile(None, "plan").converged
+
+
+@pytest.mark.parametrize("cluster", ["eks", "onprem"])
+def test_a_certificate_from_another_ca_keeps_its_failure_to_its_own_cluster(
+    tls_sandbox: Sandbox, cluster: str
+) -> None:
+    server = tls_sandbox.eks_server if cluster == "eks" else tls_sandbox.onprem_server
+    _drift_everything(tls_sandbox)
+    with guarded(tls_sandbox):
+        server.fail_tls(True)
+        try:
+            report, took = _timed_run(tls_sandbox)
+        finally:
+            server.fail_tls(False)
+        assert took <= DEADLINE_S
+        assert not report.converged
+        failed = [f for f in report.failed_targets if f.target == cluster]
+        assert failed, report.to_dict()
+        assert "TLS handshake failed" in failed[0].reason
+        assert "does not match the CA in the kubeconfig" in (failed[0].fix or "")
+        missing = HEALTHY_REPAIRS[cluster] - _applied(report)
+        assert not missing, (missing, report.to_dict())
+        other = "onprem" if cluster == "eks" else "eks"
+        assert not any(f.target == other for f in report.failed_targets)
+    # The real certificate again: the next run repairs the rest.
+    assert tls_sandbox.reconcile(None, "apply").converged

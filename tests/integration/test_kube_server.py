@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -934,6 +935,82 @@ def test_unreachable_server_refuses_connections_until_restored_on_the_same_port(
     server.set_unreachable(False)
     assert server.url == url
     assert core.list_namespace().items
+
+
+@pytest.fixture
+def tls_server() -> Iterator[FakeKubeServer]:
+    with FakeKubeServer("tls", tls=True) as srv:
+        yield srv
+
+
+def _cert_verify_failure(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)
+    chain = [exc, reason, getattr(reason, "__cause__", None), getattr(reason, "__context__", None)]
+    chain += [a for x in chain if x is not None for a in getattr(x, "args", ())]
+    return any(isinstance(x, ssl.SSLCertVerificationError) for x in chain)
+
+
+def test_a_tls_server_serves_https_with_a_certificate_its_ca_data_verifies(
+    tls_server: FakeKubeServer,
+) -> None:
+    # Given a server in TLS mode
+    assert tls_server.url.startswith("https://127.0.0.1:")
+    ca = base64.b64decode(tls_server.ca_data).decode()
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    # When the client connects with the kubeconfig (certificate-authority-data)
+    api_client = _client(tls_server)
+    try:
+        core = client.CoreV1Api(api_client)
+        # Then it verifies the certificate and talks to the server, watches included
+        core.create_namespaced_config_map("default", configmap("cm"))
+        stream = core.list_namespaced_config_map(
+            "default", watch=True, timeout_seconds=1, _preload_content=False
+        )
+        tls_server.end_watches()
+        lines = [json.loads(line) for line in stream.read().splitlines() if line]
+        assert [e["object"]["metadata"]["name"] for e in lines] == ["cm"]
+        # And ServiceAccount token Secrets carry the same CA
+        core.create_namespaced_service_account("default", {"metadata": {"name": "sa"}})
+        core.create_namespaced_secret(
+            "default",
+            {
+                "metadata": {
+                    "name": "sa-token",
+                    "annotations": {"kubernetes.io/service-account.name": "sa"},
+                },
+                "type": SA_TOKEN,
+            },
+        )
+        secret = core.read_namespaced_secret("sa-token", "default")
+        assert base64.b64decode(secret.data["ca.crt"]).decode() == ca
+    finally:
+        api_client.close()
+
+
+def test_fail_tls_makes_the_client_see_a_certificate_verify_failure_until_lifted(
+    tls_server: FakeKubeServer,
+) -> None:
+    # Given a client with a kept-alive, verified connection
+    api_client = _client(tls_server)
+    try:
+        core = client.CoreV1Api(api_client)
+        core.list_namespace()
+        # When the server presents a certificate signed by another CA
+        tls_server.fail_tls(True)
+        # Then the next request handshakes anew and fails certificate verification
+        with pytest.raises(urllib3.exceptions.MaxRetryError) as err:
+            core.list_namespace()
+        assert _cert_verify_failure(err.value), repr(err.value)
+        # And when the fault is lifted, the same client works again
+        tls_server.fail_tls(False)
+        assert core.list_namespace().items
+    finally:
+        api_client.close()
+
+
+def test_fail_tls_on_a_plain_http_server_is_refused(server: FakeKubeServer) -> None:
+    with pytest.raises(RuntimeError, match="tls=True"):
+        server.fail_tls(True)
 
 
 def test_request_log_records_every_request_and_counts_writes(

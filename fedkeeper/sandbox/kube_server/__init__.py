@@ -61,8 +61,9 @@ Imitated (Kubernetes API conventions):
 * Faults: :meth:`FakeKubeServer.fail_next` (any status, e.g. 503, before auth),
   :meth:`FakeKubeServer.conflict_next` (409 on writes), :meth:`FakeKubeServer.set_unreachable`
   (the listener and every kept-alive connection are closed, so clients get connection
-  refused; the same port is listened on again afterwards). No ``Retry-After`` header is sent,
-  so urllib3 does not retry 503s by itself.
+  refused; the same port is listened on again afterwards), :meth:`FakeKubeServer.fail_tls`
+  (``tls=True`` servers only: new handshakes present a certificate from another CA).
+  No ``Retry-After`` header is sent, so urllib3 does not retry 503s by itself.
 * Watches (:mod:`.watch`): ``?watch=true`` streams chunked ``{"type", "object"}`` lines
   from a ``resourceVersion`` (or the current state as ``ADDED``), with selectors,
   ``allowWatchBookmarks``, ``timeoutSeconds`` on :attr:`FakeKubeServer.clock`, and a 410
@@ -75,8 +76,8 @@ list is returned), server-side apply, ``deletecollection``, admission webhooks, 
 ClusterRoles, non-resource URL rules, finalizers and graceful deletion (objects go at
 once), garbage collection of ``ownerReferences``, controllers other than the token
 controller (nothing fills ``status`` or creates default ServiceAccounts), field selectors
-restricted per kind, TLS
-(``ca_data`` is decorative: the server speaks plain HTTP), protobuf, YAML bodies,
+restricted per kind, TLS unless ``tls=True`` (by default ``ca_data`` is decorative: the
+server speaks plain HTTP), client certificates, protobuf, YAML bodies,
 multi-version conversion.
 
 The direct helpers (:meth:`~FakeKubeServer.seed`, :meth:`~FakeKubeServer.mutate`, ...) act

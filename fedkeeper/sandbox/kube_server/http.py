@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -41,8 +42,19 @@ class HTTPServer(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = self.fake._ssl_context()
+        if context is not None:
+            # The handshake runs on the connection's thread (finish_request), never here.
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         self.fake._track_connection(sock, add=True)
         return sock, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10.0)  # a client that never finishes its handshake
+            request.do_handshake()  # a client refusing the certificate ends it here
+            request.settimeout(None)
+        super().finish_request(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(

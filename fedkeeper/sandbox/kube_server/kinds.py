@@ -188,7 +188,7 @@ class Kinds:
 
 
 def make_ca_pem(name: str) -> str:
-    """A PEM-looking CA certificate (decorative: the server speaks plain HTTP)."""
+    """A PEM-looking CA certificate (decorative: replaced by the real CA in TLS mode)."""
     body = b64(f"fedkeeper fake CA for {name} ".encode() + secrets.token_bytes(300))
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"

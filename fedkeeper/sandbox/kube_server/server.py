@@ -7,6 +7,7 @@ import copy
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -47,6 +48,7 @@ from fedkeeper.sandbox.kube_server.rbac import (
     request_verb,
 )
 from fedkeeper.sandbox.kube_server.store import Store
+from fedkeeper.sandbox.kube_server.tls import ServerTLS, make_server_tls
 from fedkeeper.sandbox.kube_server.watch import EventLog, WatchRequest, open_watch, query_bool
 
 
@@ -79,8 +81,13 @@ class FakeKubeServer:
         calico_version: str = "v3",
         clock: Callable[[], float] = time.time,
         advance: Callable[[float], None] | None = None,
+        tls: bool = False,
     ) -> None:
         self.name = name
+        # HTTPS with a CA made at the first start (ca_data is then that CA); else plain HTTP.
+        self.tls = tls
+        self._tls: ServerTLS | None = None
+        self._fail_tls = False
         # Moves emulated time (the sandbox clock) instead of sleeping, for delayed answers.
         self.advance = advance
         self.token = token  # the admin token (system:masters)
@@ -132,6 +139,9 @@ class FakeKubeServer:
         """Listen (ephemeral port the first time, the same port afterwards); idempotent."""
         with self._life_lock:
             if not self._running:
+                if self.tls and self._tls is None:
+                    self._tls = make_server_tls(self.name)
+                    self._kinds.ca_pem = self._tls.ca_pem
                 self._bind()
                 self._running = True
                 self._unreachable = False
@@ -165,11 +175,14 @@ class FakeKubeServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ca_data(self) -> str:
-        """base64 of a PEM-looking CA certificate (decorative: the server speaks HTTP)."""
+        """base64 of the CA's PEM: in TLS mode the CA that signs the serving certificate
+        (known from the first start); in plain HTTP mode a decorative PEM-looking one."""
+        if self.tls and self._tls is None:
+            raise RuntimeError(f"FakeKubeServer {self.name!r} has not been started")
         return b64(self._kinds.ca_pem)
 
     def set_token(self, token: str) -> None:
@@ -240,6 +253,21 @@ class FakeKubeServer:
                 t.join(timeout=0.02)
         self._httpd = None
         self._serve_thread = None
+
+    def _close_connections(self) -> None:
+        """Cut every kept-alive connection (and end watches) while still listening."""
+        with self._conn_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._events.end_watches()
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The context new connections handshake with; None: plain HTTP."""
+        if self._tls is None:
+            return None
+        return self._tls.rogue if self._fail_tls else self._tls.context
 
     def _track_connection(self, sock: socket.socket, *, add: bool) -> None:
         with self._conn_lock:
@@ -479,6 +507,21 @@ class FakeKubeServer:
         """Simulate etcd compaction: a watch from any earlier resourceVersion gets 410."""
         with self._lock:
             self._events.compact(self._store.rv)
+
+    def fail_tls(self, failing: bool = True) -> None:
+        """True: new TLS handshakes present a serving certificate signed by another CA (a
+        re-issued cluster CA, a wrong CA in the client's kubeconfig, an intercepting proxy);
+        kept-alive connections are cut so the next request handshakes. False: the real
+        certificate again. TLS mode only."""
+        if not self.tls:
+            raise RuntimeError(
+                f"FakeKubeServer {self.name!r} speaks plain HTTP: create it with tls=True"
+            )
+        with self._lock:
+            changed = self._fail_tls != failing
+            self._fail_tls = failing
+        if changed:
+            self._close_connections()
 
     def set_unreachable(self, unreachable: bool) -> None:
         """True: stop listening and cut kept-alive connections; False: listen again."""
