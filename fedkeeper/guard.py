@@ -108,7 +108,17 @@ def fix_for(target: str, exc: FedkeeperError, *, credentials: str | None = None)
         return "the endpoint accepted the connection but did not answer in time; check its load"
     if isinstance(exc, UnreachableError):
         if "TLS" in str(exc):
-            return "the server's certificate does not match the CA in the kubeconfig"
+            if target == "onprem":
+                where = f"secret {credentials}" if credentials else "the on-prem kubeconfig"
+                return (
+                    "the server's certificate does not match the CA in the kubeconfig of "
+                    f"{where}; store the cluster's current CA there (`fedkeeper "
+                    "onprem-bootstrap --apply` writes a kubeconfig with it)"
+                )
+            return (
+                "the server's certificate does not match the cluster CA from "
+                "`eks describe-cluster`; check for a proxy in between"
+            )
         if target == "onprem":
             return (
                 "check the on-prem API endpoint address, DNS, the VPN routes and the "

@@ -208,7 +208,8 @@ def test_a_certificate_from_another_ca_keeps_its_failure_to_its_own_cluster(
         failed = [f for f in report.failed_targets if f.target == cluster]
         assert failed, report.to_dict()
         assert "TLS handshake failed" in failed[0].reason
-        assert "does not match the CA in the kubeconfig" in (failed[0].fix or "")
+        expected_ca = "the CA in the kubeconfig" if cluster == "onprem" else "the cluster CA"
+        assert "does not match " + expected_ca in (failed[0].fix or "")
         missing = HEALTHY_REPAIRS[cluster] - _applied(report)
         assert not missing, (missing, report.to_dict())
         other = "onprem" if cluster == "eks" else "eks"
