@@ -37,22 +37,12 @@ def _label(rt: RouteTable) -> str:
 def route_state(cidr: str, rt: RouteTable) -> str | None:
     """State of the propagated route covering ``cidr`` in ``rt`` (active/blackhole), or None."""
     want = ipaddress.ip_network(cidr)
-    best: tuple[int, str] | None = None
-    for r in rt.routes:
-        if not r.propagated:
-            continue
-        try:
-            net = ipaddress.ip_network(r.destination)
-        except ValueError:
-            continue
-        if (
-            isinstance(net, ipaddress.IPv4Network)
-            and isinstance(want, ipaddress.IPv4Network)
-            and want.subnet_of(net)
-            and (best is None or net.prefixlen > best[0])
-        ):
-            best = (net.prefixlen, r.state)
-    return best[1] if best else None
+    if not isinstance(want, ipaddress.IPv4Network):
+        return None
+    covering = [(net, state) for net, state in _propagated_v4(rt) if want.subnet_of(net)]
+    if not covering:
+        return None
+    return max(covering, key=lambda c: c[0].prefixlen)[1]  # the most specific route wins
 
 
 VGW_DYNAMIC_ROUTE_LIMIT = 100  # dynamic routes a VGW accepts per VPN connection
