@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from fedkeeper import episodes
@@ -77,6 +77,8 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "federation.yaml"
 # one metric set: these add to what the handler's own Logger and Metrics emit and flush.
 logger = Logger(service=SERVICE, child=True)
 metrics = Metrics(service=SERVICE)
+# Metrics, or an EphemeralMetrics that its owner flushes (it shares no metric set).
+MetricsSink = Metrics | EphemeralMetrics
 
 
 def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
@@ -510,15 +512,22 @@ def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
     return finish(None, report, handler_name)
 
 
-def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, Any]:
-    """Log the Report, record its metrics, raise if retrying can help; the Report dict."""
+def finish(
+    rt: Runtime | None, report: Report, handler_name: str, sink: MetricsSink | None = None
+) -> dict[str, Any]:
+    """Log the Report, record its metrics, raise if retrying can help; the Report dict.
+
+    ``sink`` takes the metrics when the caller flushes them itself (the watch function, whose
+    invocation outlives many runs); by default they join the handler's shared metric set.
+    """
+    sink = metrics if sink is None else sink
     if rt is not None and rt.on_report is not None:
         rt.on_report(report)
     out = report.to_dict()
     failed = report.errors or any(c.result is Result.FAILED for c in report.changes)
     log = logger.warning if failed else logger.info
     log("fedkeeper run finished", extra={"handler": handler_name, "report": out})
-    record_metrics(report, handler_name)
+    record_metrics(report, handler_name, sink)
     if rt is not None:
         notify(rt, report)
         if rt.settings.episodes_table:
@@ -527,7 +536,7 @@ def finish(rt: Runtime | None, report: Report, handler_name: str) -> dict[str, A
             except FedkeeperError as exc:
                 logger.warning("could not record trouble", extra={"error": redact(str(exc))})
             else:
-                alert(rt.settings, aws, rt.config.name, report, rt.wall_clock())
+                alert(rt.settings, aws, rt.config.name, report, rt.wall_clock(), sink)
     retryable = [f"{e.invariant}: {e.message}" for e in report.errors if e.retryable]
     retryable += [
         f"{c.change.target}: {c.error}"
@@ -566,7 +575,14 @@ def notify(rt: Runtime, report: Report) -> None:
         logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
 
 
-def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, now: float) -> None:
+def alert(
+    settings: Settings,
+    aws: AwsAdapter,
+    federation: str,
+    report: Report,
+    now: float,
+    sink: MetricsSink | None = None,
+) -> None:
     """Persistent trouble: one notification when an episode starts, one when it ends.
 
     The open episodes live in one DynamoDB item written conditionally (its version), so
@@ -596,7 +612,9 @@ def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, 
             logger.warning("episodes: another run kept winning the write; nothing notified")
             return
         open_count = sum(e.notified for e in result.episodes.values())
-        metrics.add_metric("PersistentTrouble", MetricUnit.Count, open_count)
+        (metrics if sink is None else sink).add_metric(
+            "PersistentTrouble", MetricUnit.Count, open_count
+        )
         if not topic:
             return
         for ep in result.opened:
@@ -615,28 +633,29 @@ def alert(settings: Settings, aws: AwsAdapter, federation: str, report: Report, 
         logger.warning("could not record or notify trouble", extra={"error": redact(str(exc))})
 
 
-def record_metrics(report: Report, handler_name: str) -> None:
+def record_metrics(report: Report, handler_name: str, sink: MetricsSink | None = None) -> None:
     """The Report as EMF metrics (see the module docstring for the names)."""
+    out = metrics if sink is None else sink
     count = MetricUnit.Count
-    metrics.add_metadata("handler", handler_name)
+    out.add_metadata("handler", handler_name)
     if report.trigger:
-        metrics.add_metadata("trigger", report.trigger)
+        out.add_metadata("trigger", report.trigger)
     found = Counter(c.change.invariant.value for c in report.changes)
     repaired = Counter(
         c.change.invariant.value for c in report.changes if c.result is Result.APPLIED
     )
-    metrics.add_metric("DriftFound", count, found.total())
-    metrics.add_metric("DriftRepaired", count, repaired.total())
+    out.add_metric("DriftFound", count, found.total())
+    out.add_metric("DriftRepaired", count, repaired.total())
     for name, n in sorted(found.items()):
-        metrics.add_metric(f"DriftFound.{name}", count, n)
+        out.add_metric(f"DriftFound.{name}", count, n)
     for name, n in sorted(repaired.items()):
-        metrics.add_metric(f"DriftRepaired.{name}", count, n)
+        out.add_metric(f"DriftRepaired.{name}", count, n)
     failures = sum(c.result is Result.FAILED for c in report.changes) + len(report.errors)
-    metrics.add_metric("Deferred", count, len(report.deferred))
-    metrics.add_metric("Failures", count, failures)
-    metrics.add_metric("Findings", count, len(report.findings))
+    out.add_metric("Deferred", count, len(report.deferred))
+    out.add_metric("Failures", count, failures)
+    out.add_metric("Findings", count, len(report.findings))
     if report.tunnels_up is not None:
-        metrics.add_metric("TunnelsUp", count, report.tunnels_up)
+        out.add_metric("TunnelsUp", count, report.tunnels_up)
 
 
 # --- secrets never reach a log ---------------------------------------------------------------

@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.metrics import EphemeralMetrics
+
 from fedkeeper.adapters.aws import AwsAdapter
 from fedkeeper.errors import FedkeeperError, RetryableError
-from fedkeeper.lambda_runtime import Runtime, finish, logger, runtime
+from fedkeeper.lambda_runtime import SERVICE, Runtime, finish, logger, metrics_namespace, runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.service import effective_mode
 from fedkeeper.watch import (
@@ -92,8 +94,14 @@ def watch_for(
         del scope
         # Logged, counted and notified like every run; a retryable failure is retried by
         # the next change or the schedule, and the watch goes on.
-        with contextlib.suppress(RetryableError):
-            finish(rt, report, "watch")
+        # Its metrics go out now, with this run's timestamp, in a set of their own: the
+        # handler's shared set is flushed only when the invocation ends.
+        sink = EphemeralMetrics(namespace=metrics_namespace(), service=SERVICE)
+        try:
+            with contextlib.suppress(RetryableError):
+                finish(rt, report, "watch", sink)
+        finally:
+            sink.flush_metrics()
 
     watcher = watcher_for(conns, mode, state=state, clock=clock, wall=wall, on_reconcile=reported)
     if started is not None:

@@ -269,3 +269,25 @@ def test_the_watch_lambda_watches_until_its_margin_then_stores_where_it_stopped(
     assert set(stored["resource_versions"]) == {t.key for t in watch_targets(sandbox.config)}
     assert {c["live"] for c in stored["clusters"].values()} == {False}  # until the next one
     assert out["writes"] == 0
+
+
+def test_a_watch_repair_emits_its_metrics_at_once_and_leaves_the_handlers_set_alone(
+    sandbox: Sandbox, capsys: Any
+) -> None:
+    import json
+
+    from fedkeeper.lambda_runtime import metrics
+
+    # Given a watch running in this process beside the handlers (as in the sandbox)
+    metrics.clear_metrics()
+    with sandbox.watching() as w:
+        before = _settled(w)
+        capsys.readouterr()
+        # When it repairs a deleted RCC
+        _delete_rcc(sandbox, "onprem")
+        _wait(lambda: len(w.summary.reports) > before and w.idle())
+    # Then that run's metrics went out as their own EMF document
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [doc["DriftRepaired"] for doc in emitted if "DriftRepaired" in doc] == [[1.0]]
+    # And nothing is left for the next handler invocation to flush as its own
+    assert metrics.metric_set == {}
