@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from fedkeeper.adapters.aws import AwsAdapter
 from fedkeeper.errors import FedkeeperError, RetryableError
@@ -81,9 +82,11 @@ def watch_for(
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     started: Callable[[Watcher], None] | None = None,
+    emit: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Watch until ``deadline`` (on ``clock``), reconciling changes as they come;
-    ``started`` is handed the :class:`Watcher` (to stop it early)."""
+    ``started`` is handed the :class:`Watcher` (to stop it early); ``emit`` writes each
+    run's EMF metrics line (stdout in Lambda, where CloudWatch picks it up)."""
     conns = rt.connections()
     name = rt.settings.watch_state_parameter
     store = ParameterState(conns.aws, name) if name else None
@@ -101,7 +104,10 @@ def watch_for(
             with contextlib.suppress(RetryableError):
                 finish(rt, report, "watch", sink)
         finally:
-            sink.flush_metrics()
+            if sink.metric_set and not is_metrics_disabled():
+                # One EMF document per line on stdout, as flush_metrics() prints it.
+                emit(json.dumps(sink.serialize_metric_set(), separators=(",", ":")))
+            sink.clear_metrics()
 
     watcher = watcher_for(conns, mode, state=state, clock=clock, wall=wall, on_reconcile=reported)
     if started is not None:

@@ -323,7 +323,12 @@ class Sandbox:
         thread = threading.Thread(
             target=watch_for,
             args=(rt, math.inf),
-            kwargs={"clock": self.clock.monotonic, "wall": self.clock.time, "started": started},
+            kwargs={
+                "clock": self.clock.monotonic,
+                "wall": self.clock.time,
+                "started": started,
+                "emit": lambda line: print(line, file=out),  # its "CloudWatch Logs" too
+            },
             name="sandbox-watch",
             daemon=True,
         )

@@ -282,12 +282,14 @@ def test_a_watch_repair_emits_its_metrics_at_once_and_leaves_the_handlers_set_al
     metrics.clear_metrics()
     with sandbox.watching() as w:
         before = _settled(w)
-        capsys.readouterr()
+        sandbox.clear_logs()
         # When it repairs a deleted RCC
         _delete_rcc(sandbox, "onprem")
         _wait(lambda: len(w.summary.reports) > before and w.idle())
-    # Then that run's metrics went out as their own EMF document
-    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [doc["DriftRepaired"] for doc in emitted if "DriftRepaired" in doc] == [[1.0]]
-    # And nothing is left for the next handler invocation to flush as its own
+    # Then each run's metrics went out as an EMF document of its own, to the function's
+    # logs: the start-up checks' (nothing repaired) and the repair's
+    emitted = [json.loads(line) for line in sandbox.function_logs if '"_aws"' in line]
+    assert [doc["DriftRepaired"] for doc in emitted] == [[0.0]] * before + [[1.0]]
+    # And nothing reached this process's stdout, nor is left for the next handler to flush
+    assert '"_aws"' not in capsys.readouterr().out
     assert metrics.metric_set == {}
