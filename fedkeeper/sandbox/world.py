@@ -26,6 +26,7 @@ import importlib
 import io
 import json
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ NODE_AGENT_IMAGE = (
     "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6"
 )
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
+_CREDENTIAL_KEYS = ("AccessKeyId", "SecretAccessKey", "SessionToken")
 # Lambda retries a failed asynchronous invocation twice by default, then dead-letters it.
 LAMBDA_ASYNC_RETRIES = 2
 
@@ -124,6 +126,13 @@ def route_event(
     return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event, network)))
 
 
+def function_environ() -> dict[str, str]:
+    """The environment the sandbox's functions see: this process's, less the CLI's own
+    ``FEDKEEPER_SANDBOX_*`` settings, which a deployed function never has (its settings
+    refuse unknown ``FEDKEEPER_*`` names)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEDKEEPER_SANDBOX_")}
+
+
 def _handler_module(handler: str) -> Any:
     """``lambdas.<handler>``: the handler code the stack deploys."""
     try:
@@ -142,9 +151,12 @@ def _handler_module(handler: str) -> Any:
 class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
-    def __init__(self, config: FederationConfig, *, tls: bool = False) -> None:
+    def __init__(
+        self, config: FederationConfig, *, tls: bool = False, ports: tuple[int, int] = (0, 0)
+    ) -> None:
         """``tls``: both fake API servers speak HTTPS with a CA of their own (kubeconfigs and
-        describe_cluster carry it), and ``fail_tls`` can be injected."""
+        describe_cluster carry it), and ``fail_tls`` can be injected. ``ports``: where the
+        EKS and on-prem API servers listen (0: any free port)."""
         self.config = config
         cal = config.federation.calico_api
         self.clock = SandboxClock()
@@ -156,6 +168,7 @@ class Sandbox:
             clock=self.clock.time,
             advance=self.clock.advance,
             tls=tls,
+            port=ports[0],
         )
         self.onprem_server = FakeKubeServer(
             "onprem",
@@ -165,11 +178,14 @@ class Sandbox:
             clock=self.clock.time,
             advance=self.clock.advance,
             tls=tls,
+            port=ports[1],
         )
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
         self.access_entries: dict[str, AccessEntry] = {}
         self.reconciler_role_arn: str | None = None
+        # The role's credentials, as STS gave them (what a Lambda finds in its environment).
+        self.reconciler_credentials: dict[str, str] = {}
         self._reconciler_session: boto3.Session | None = None
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
@@ -299,7 +315,7 @@ class Sandbox:
         conns = Connections(
             self.config, self.reconciler_session(), targets=Targets(), clock=self.clock.monotonic
         )
-        settings = Settings.from_env().model_copy(
+        settings = Settings.from_env(function_environ()).model_copy(
             update={
                 "topic_arn": self.topic_arn,
                 "watch_state_parameter": state_parameter_name(self.config),
@@ -381,7 +397,7 @@ class Sandbox:
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""
-        settings = Settings.from_env().model_copy(
+        settings = Settings.from_env(function_environ()).model_copy(
             update={"topic_arn": self.topic_arn, "episodes_table": self.episodes_table}
         )
         return Runtime(
@@ -559,6 +575,7 @@ class Sandbox:
         self.aws_callers[creds["AccessKeyId"]] = AwsCaller(
             creds["SecretAccessKey"], assumed["AssumedRoleUser"]["Arn"]
         )
+        self.reconciler_credentials = {k: str(creds[k]) for k in _CREDENTIAL_KEYS}
         self._reconciler_session = self.aws.session(credentials=creds)
 
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:
