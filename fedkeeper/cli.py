@@ -60,7 +60,20 @@ MIN_DEADLINE_S = 60.0
 MAX_DEADLINE_S = 3600.0
 EXAMPLE_CONFIG = "federation.example.yaml"
 _SANDBOX_PORT = 4570  # fedkeeper.sandbox.persistent.DEFAULT_PORT (checked by a test)
-SANDBOX_MODULES = frozenset({"moto", "werkzeug", "flask", "flask_cors", "responses", "rich"})
+# What the sandbox extra installs (pyproject's [project.optional-dependencies] sandbox, with
+# moto[server]'s own), by import name; and the core requirements' import names.
+SANDBOX_MODULES = frozenset(
+    {"moto", "werkzeug", "flask", "flask_cors", "responses", "xmltodict", "rich"}
+    | {"jsonschema", "cryptography"}
+)
+CORE_MODULES = {
+    "boto3": "boto3",
+    "botocore": "boto3",
+    "kubernetes": "kubernetes",
+    "pydantic": "pydantic",
+    "yaml": "PyYAML",
+    "aws_lambda_powertools": "aws-lambda-powertools",
+}
 NO_CREDENTIALS = (
     "no AWS credentials found; run `aws configure` (or `aws sso login`), pass --profile NAME, "
     "or use --sandbox to try fedkeeper without an AWS account"
@@ -1029,9 +1042,33 @@ def cmd_sandbox_tunnels(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line naming --help (and exit 2 via main)."""
 
+    argv: list[str] | None = None  # what was parsed (for the hint on a stray config path)
+
+    def parse_known_args(  # type: ignore[override] # typeshed's overloads; one form used here
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.argv is None:
+            _Parser.argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("fedkeeper").strip()
-        raise UsageError(f"{where + ': ' if where else ''}{message}; see `{self.prog} --help`")
+        hint = _stray_config_hint(message, _Parser.argv or [])
+        raise UsageError(
+            f"{where + ': ' if where else ''}{message}; " + (hint or f"see `{self.prog} --help`")
+        )
+
+
+def _stray_config_hint(message: str, argv: Sequence[str]) -> str:
+    """For ``fedkeeper status federation.yaml``: the config goes after -c."""
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    stray = message.split(":", 1)[1].split()
+    for arg in stray:
+        if arg.endswith((".yaml", ".yml")) or (Path(arg).is_file() and not arg.startswith("-")):
+            fixed = [("-c " + a if a == arg else a) for a in argv]
+            return f"a config file is named with -c: `fedkeeper {' '.join(fixed)}`"
+    return ""
 
 
 def _command(
@@ -1286,15 +1323,62 @@ def _config_error(exc: ConfigError, args: argparse.Namespace | None) -> None:
         print(f"  - {e}", file=sys.stderr)
 
 
-def _missing_module(exc: ModuleNotFoundError) -> None:
+def install_command(extra: str | None, direct_url: dict[str, Any] | None, cwd: Path) -> str:
+    """The pip command that installs fedkeeper (with ``extra``) the way it was installed.
+
+    ``direct_url``: the distribution's PEP 610 ``direct_url.json``: a checkout (``file://``
+    URL, editable or not), or None for an install from an index.
+    """
+    spec = f"[{extra}]" if extra else ""
+    url = str((direct_url or {}).get("url", ""))
+    if not url.startswith("file://"):
+        return f"pip install 'fedkeeper{spec}'"
+    source = Path(url.removeprefix("file://"))
+    where = "." if source == cwd else str(source)
+    editable = bool((direct_url or {}).get("dir_info", {}).get("editable"))
+    return f"pip install {'-e ' if editable else ''}'{where}{spec}'"
+
+
+def _direct_url() -> dict[str, Any] | None:
+    """Where the installed fedkeeper came from (a build's egg-info in a checkout has no
+    direct_url.json: the installed distribution does)."""
+    from importlib.metadata import distributions
+
+    for dist in distributions(name="fedkeeper"):
+        text = dist.read_text("direct_url.json")
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _uses_sandbox(args: argparse.Namespace | None) -> bool:
+    return args is not None and (
+        bool(getattr(args, "sandbox", False)) or args.command in ("demo", "sandbox")
+    )
+
+
+def _missing_module(exc: ModuleNotFoundError, args: argparse.Namespace | None) -> None:
     name = (exc.name or "").split(".")[0]
-    if name in SANDBOX_MODULES:
+    if name == "lambdas":  # its own message says how to make the handlers importable
+        _error(str(exc))
+        return
+    cwd = Path.cwd().resolve()
+    if name in SANDBOX_MODULES or (_uses_sandbox(args) and name not in CORE_MODULES):
+        hint = install_command("sandbox", _direct_url(), cwd)
         _error(
-            f"the sandbox is not installed (no module {name!r}); install it with "
-            "`pip install 'fedkeeper[sandbox]'`"
+            f"the sandbox is not installed (no module {name!r}); install fedkeeper with its "
+            f"sandbox extra: `{hint}`"
         )
-    else:
-        _error(f"fedkeeper is incompletely installed (no module {name!r}); `pip install fedkeeper`")
+        return
+    requirement = CORE_MODULES.get(name, name)
+    _error(
+        f"fedkeeper is incompletely installed (no module {name!r}, from {requirement}); "
+        f"reinstall it: `{install_command(None, _direct_url(), cwd)}`"
+    )
 
 
 def _stdout_gone() -> None:
@@ -1322,7 +1406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_DRIFT
     except ModuleNotFoundError as exc:
-        _missing_module(exc)
+        _missing_module(exc, args)
         return EXIT_USAGE
     except BrokenPipeError:
         _stdout_gone()

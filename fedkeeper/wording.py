@@ -25,12 +25,13 @@ MAX_SHOWN = 60
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice ``word`` most likely misspells, or None when none is close."""
     options = [c for c in choices if c != word]
-    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if not matches:
-        # A different case is a likely slip whatever the length (``VPC`` for ``vpc``).
-        folded = [c for c in options if c.lower() == word.lower()]
-        return folded[0] if folded else None
-    return matches[0]
+    matches = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    # Swapped letters are the commonest slip (``vcp``): among close matches, prefer one
+    # with the very same letters; a different case counts as the same word (``VPC``).
+    same = [c for c in [*matches, *options] if sorted(c.lower()) == sorted(word.lower())]
+    if same:
+        return same[0]
+    return matches[0] if matches else None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -52,6 +52,7 @@ from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
 from fedkeeper.watch import Watcher, state_parameter_name
+from fedkeeper.wording import shown
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
 NODE_AGENT_IMAGE = (
@@ -115,6 +116,77 @@ def matching_rules(
         for rule in rules(config, network)
         if EventPattern.load(json.dumps(rule.pattern or schedule_pattern())).matches_event(message)
     ]
+
+
+def _pattern_leaves(
+    pattern: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, condition) of each test in an EventBridge pattern; a ``$or`` is one test."""
+    for key, value in pattern.items():
+        if isinstance(value, dict):
+            yield from _pattern_leaves(value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for key in reversed(path):
+        out = {key: out}
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class _Rejection:
+    passed: int  # tests of the pattern that matched before this one (how close it came)
+    path: tuple[str, ...]
+    condition: Any
+
+
+def _first_rejection(
+    pattern: dict[str, Any], event: dict[str, Any], prefix: tuple[str, ...] = ()
+) -> _Rejection | None:
+    """The first test of ``pattern`` (at ``prefix`` in the event) that ``event`` fails."""
+    from moto.events.models import EventPattern
+
+    message: Any = event
+    passed = 0
+    for path, condition in _pattern_leaves(pattern, prefix):
+        if path[-1] == "$or":
+            tried = [_first_rejection(alt, event, path[:-1]) for alt in condition]
+            failed = [r for r in tried if r is not None]
+            if len(failed) < len(tried):
+                passed += 1
+                continue
+            best = max(failed, key=lambda r: r.passed)
+            same = [r for r in failed if r.path == best.path]
+            if len(same) == len(failed) and all(isinstance(r.condition, list) for r in same):
+                merged = list(dict.fromkeys(x for r in same for x in r.condition))
+                return _Rejection(passed + best.passed, best.path, merged)
+            return _Rejection(passed + best.passed, best.path, best.condition)
+        if not EventPattern.load(json.dumps(_nested(path, condition))).matches_event(message):
+            return _Rejection(passed, path, condition)
+        passed += 1
+    return None
+
+
+def rule_mismatch(rule: RuleSpec, event: dict[str, Any]) -> str | None:
+    """Why ``rule`` does not match ``event``: the field its pattern rejects, the event's value
+    and what the rule wants; None when it matches.
+
+    Each test of the pattern is checked alone by moto's EventBridge matcher (the one that
+    routes the sandbox's events), so the answer follows EventBridge's semantics; of a
+    ``$or``, the alternative that came closest is named.
+    """
+    rejection = _first_rejection(rule.pattern or schedule_pattern(), event)
+    if rejection is None:
+        return None
+    value: Any = event
+    for key in rejection.path:
+        value = value.get(key) if isinstance(value, dict) else None
+    seen = "is absent" if value is None else f"is {shown(value)}"
+    wanted = shown(rejection.condition, 160)
+    return f"{'.'.join(rejection.path)} {seen}; the rule wants {wanted}"
 
 
 def route_event(
