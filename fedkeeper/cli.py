@@ -1,4 +1,4 @@
-"""The ``fedkeeper`` command: init, validate, plan, apply, status, invoke, onprem-bootstrap, demo.
+"""The ``fedkeeper`` command: its subcommands (:data:`COMMANDS`), exit codes and errors.
 
 ``plan``/``apply``/``status`` run the same ``reconcile`` the Lambdas run, against real
 targets (local AWS credentials; kubeconfig contexts or the config's endpoints) or, with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ for key, value in {
     os.environ[key] = value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("FEDKEEPER_MODE", None)
+# A persistent sandbox someone runs on this machine is never the tests' (nor its fixed
+# ports): each test process gets its own empty state directory, and any sandbox a test
+# starts takes free ports.
+_SANDBOX_HOME = tempfile.TemporaryDirectory(prefix="fedkeeper-sandbox-tests-")
+os.environ["FEDKEEPER_SANDBOX_HOME"] = _SANDBOX_HOME.name
+os.environ["FEDKEEPER_SANDBOX_PORT"] = "0"
+# A deprecated CDK API called by the project's code fails the synth instead of warning.
+os.environ["JSII_DEPRECATED"] = "fail"
 
 
 @pytest.fixture

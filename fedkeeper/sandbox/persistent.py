@@ -392,13 +392,20 @@ def start_world(
             f"{what}; use it (commands with --sandbox do), or stop it first with "
             "`fedkeeper sandbox down`; a second sandbox is never started"
         ) from None
+    # Ctrl-C is held back while the process is spawned: an interrupt that landed inside
+    # Popen would leave a world nobody knows the pid of. It lands just below instead.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         replaced = _clean_stale(home)
         check_ports_free(port)
         process = _spawn(home, config_path, port, lock)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
     finally:
         os.close(lock)  # the world process holds the lock from here on
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         state = _wait_ready(home, process, timeout)
     except BaseException:
         _terminate(process.pid, lambda: process.poll() is not None)
@@ -653,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lock-fd", type=int, required=True, help="the lock `up` took, held here")
     args = p.parse_args(argv)
     os.set_inheritable(args.lock_fd, False)  # held by this process alone, never its children
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while `up` spawned it
     return serve(args.config, Path(args.home), args.port)
 
 
