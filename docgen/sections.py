@@ -63,10 +63,9 @@ def _line(name: str, text: str, indent: str = "") -> str:
 def render_layout() -> str:
     """The repository's layout: each top folder, and each fedkeeper module, with its summary."""
     lines = ["```text", _line("app.py, cdk.json", _LAYOUT_NOTES["app.py, cdk.json"])]
-    stacks = sorted(p.stem for p in (ROOT / "stacks").glob("*.py") if p.stem not in ("__init__",))
-    lines.append(
-        _line("stacks/", f"{_summary(ROOT / 'stacks' / '__init__.py')} ({', '.join(stacks)})")
-    )
+    modules = sorted(p.name for p in (ROOT / "stacks").glob("*.py") if p.stem != "__init__")
+    summary = _summary(ROOT / "stacks" / "__init__.py")
+    lines.append(_line("stacks/", f"{summary}: {', '.join(modules)}"))
     lines.append(_line("lambdas/", _summary(ROOT / "lambdas" / "__init__.py")))
     lines.append("fedkeeper/")
     package = ROOT / "fedkeeper"

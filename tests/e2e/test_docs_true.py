@@ -21,11 +21,14 @@ from fedkeeper.sandbox.scenarios import SCENARIOS, Scenario, ScenarioResult
 from tests.conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CODE = sorted(
-    p
-    for top in ("fedkeeper", "lambdas", "stacks", "bench", "docgen", "tests")
-    for p in (ROOT / top).rglob("*.py")
-) + [ROOT / "app.py"]
+CODE = [
+    *sorted(
+        p
+        for top in ("fedkeeper", "lambdas", "stacks", "bench", "docgen", "tests")
+        for p in (ROOT / top).rglob("*.py")
+    ),
+    ROOT / "app.py",
+]
 
 
 def tracked_files() -> list[str]:
@@ -99,8 +102,8 @@ def file_reference_problems(text: str, source: str, tracked: list[str]) -> list[
     dirs = {part for p in tracked for part in p.split("/")[:-1]}
     basenames = {p.rsplit("/", 1)[-1] for p in tracked}
     problems = []
-    for ref in _SPAN.findall(text) + _LINK.findall(text):
-        ref = ref.split("#", 1)[0].removeprefix("./")
+    for raw in _SPAN.findall(text) + _LINK.findall(text):
+        ref = raw.split("#", 1)[0].removeprefix("./")
         if not ref or "://" in ref or not _PATHLIKE.match(ref) or ref.startswith("."):
             continue
         first = ref.split("/", 1)[0]
@@ -192,7 +195,9 @@ def test_the_readme_synopsis_names_every_command_and_only_real_options() -> None
         known = {o for a in parser._actions for o in a.option_strings}
         for sub in parser._actions:
             if isinstance(sub, argparse._SubParsersAction):
-                known |= {o for p in sub.choices.values() for a in p._actions for o in a.option_strings}
+                known |= {
+                    o for p in sub.choices.values() for a in p._actions for o in a.option_strings
+                }
         for line in lines:
             options = re.findall(r"(--[a-z][\w-]*)", line.split("#", 1)[0])
             assert set(options) <= known, f"{line}: {set(options) - known}"
@@ -224,7 +229,7 @@ def test_the_readme_deadline_figures_are_the_clis() -> None:
 
 def test_the_sandbox_ports_in_the_docs_are_the_defaults() -> None:
     base = persistent.DEFAULT_PORT
-    assert cli._SANDBOX_PORT == base
+    assert base == cli._SANDBOX_PORT
     readme = " ".join((ROOT / "README.md").read_text().split())
     sandbox_doc = " ".join((ROOT / "docs" / "SANDBOX.md").read_text().split())
     for text in (readme, sandbox_doc):
