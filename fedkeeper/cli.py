@@ -413,6 +413,8 @@ def _sandbox_target(args: argparse.Namespace, loaded: Loaded) -> SandboxTarget:
     except persistent.SandboxStateError as exc:
         raise Failure(str(exc)) from None
     if found.condition == "none":
+        import fedkeeper.sandbox.world  # noqa: F401 - a missing sandbox extra is said before anything runs
+
         return SandboxTarget(None, scenario)
     if found.condition != "running":
         raise Failure(
@@ -1042,14 +1044,7 @@ def cmd_sandbox_tunnels(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line naming --help (and exit 2 via main)."""
 
-    argv: list[str] | None = None  # what was parsed (for the hint on a stray config path)
-
-    def parse_known_args(  # type: ignore[override] # typeshed's overloads; one form used here
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        if self.argv is None:
-            _Parser.argv = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
+    argv: list[str] | None = None  # what main() parses (for the hint on a stray config path)
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("fedkeeper").strip()
@@ -1392,6 +1387,7 @@ def _stdout_gone() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)

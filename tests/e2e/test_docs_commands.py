@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from fedkeeper.cli import main
+from fedkeeper.cli import UsageError, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -137,6 +137,12 @@ def test_doc_command_runs_as_written_or_needs_aws(
     command: DocCommand, fresh_clone: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if command.needs_aws:
+        if command.argv[0].endswith("fedkeeper"):
+            # It cannot run here, but it must still be a command the CLI takes.
+            try:
+                build_parser().parse_args(command.argv[1:])
+            except UsageError as exc:
+                pytest.fail(f"{command.doc}:{command.line} {command.text}: {exc}")
         return
     _run(command, capsys)
 
