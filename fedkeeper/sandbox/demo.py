@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -90,7 +92,10 @@ def run_demo(
         quiet=quiet,
     )
     results: list[ScenarioResult] = []
-    with Sandbox.start(config, converge=False) as sb:
+    # With --json, stdout carries the JSON alone: what the functions print while the
+    # scenarios run (the watch's metric lines) is set aside.
+    aside = contextlib.redirect_stdout(io.StringIO()) if as_json else contextlib.nullcontext()
+    with aside, Sandbox.start(config, converge=False) as sb:
         base = sb.reconcile(None, "apply")
         _say(
             f"baseline laid down and converged: {len(base.changes)} change(s) made by fedkeeper "

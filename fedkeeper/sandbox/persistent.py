@@ -574,7 +574,10 @@ class WorldControl:
         scenario = SCENARIOS.get(name)
         if scenario is None:
             return 400, _json({"error": f"no scenario {name!r}"})
-        scenario.inject(self.sb)
+        try:
+            scenario.inject(self.sb)
+        except Exception as exc:  # the world stays up; the command says what went wrong
+            return 500, _json({"error": f"{name} could not be applied: {exc}"})
         return 200, _json({"done": scenario.description})
 
 

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -221,26 +220,6 @@ def _handler_module(handler: str) -> Any:
         ) from None
 
 
-class _OtherThreadsTo:
-    """A stdout that sends what other threads write to ``capture`` and what its owner thread
-    writes to ``own`` (``redirect_stdout`` would take the owner's prints too)."""
-
-    def __init__(self, capture: io.StringIO, own: Any, owner: int) -> None:
-        self._capture, self._own, self._owner = capture, own, owner
-
-    def _target(self) -> Any:
-        return self._own if threading.get_ident() == self._owner else self._capture
-
-    def write(self, text: str) -> int:
-        return int(self._target().write(text))
-
-    def flush(self) -> None:
-        self._target().flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._own, name)
-
-
 class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
@@ -429,10 +408,6 @@ class Sandbox:
         previous = log_handler.stream if isinstance(log_handler, StreamHandler) else None
         if isinstance(log_handler, StreamHandler):
             log_handler.stream = out
-        # What the function prints (its EMF metric lines) is its "CloudWatch Logs" too; the
-        # caller's own prints (the demo's JSON) keep going to its stdout.
-        stdout = sys.stdout
-        sys.stdout = _OtherThreadsTo(out, stdout, threading.get_ident())
         thread = threading.Thread(
             target=watch_for,
             args=(rt, math.inf),
@@ -455,7 +430,6 @@ class Sandbox:
                 if not thread.is_alive():
                     break
             conns.close()
-            sys.stdout = stdout
             if previous is not None and isinstance(log_handler, StreamHandler):
                 log_handler.stream = previous
             self.function_logs.extend(out.getvalue().splitlines())

@@ -4,6 +4,7 @@ test_sandbox_persistent.py.)"""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,18 @@ def test_without_a_running_sandbox_the_printed_fix_replays_the_fault_and_repairs
 
     assert main(argv) == 0
     assert "[applied] update aws/Addon/" in capsys.readouterr().out
+
+
+def test_sandbox_status_json_says_what_runs_and_where(
+    running: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    state = persistent.WorldState.read(running)
+    assert state is not None
+    assert status["condition"] == "running" and status["pid"] == state.pid
+    assert status["endpoints"] == {
+        "aws": state.aws_url,
+        "eks": state.eks_url,
+        "onprem": state.onprem_url,
+    }
