@@ -14,7 +14,6 @@ This module is pure: no boto3, kubernetes or Powertools.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 # Longer values are cut when a message repeats them: a 5,000-character paste must not
@@ -24,6 +23,8 @@ MAX_SHOWN = 60
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice ``word`` most likely misspells, or None when none is close."""
+    import difflib  # only on the way to an error message, never on a Lambda's cold start
+
     options = [c for c in choices if c != word]
     matches = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
     # Swapped letters are the commonest slip (``vcp``): among close matches, prefer one
