@@ -1,4 +1,4 @@
-"""The ``fedkeeper`` command: init, validate, plan, apply, status, invoke, onprem-bootstrap, demo.
+"""The ``fedkeeper`` command: its subcommands (:data:`COMMANDS`), exit codes and errors.
 
 ``plan``/``apply``/``status`` run the same ``reconcile`` the Lambdas run, against real
 targets (local AWS credentials; kubeconfig contexts or the config's endpoints) or, with
@@ -17,12 +17,14 @@ Adding a command: write ``cmd_x(args) -> int`` and a ``_add_x(sub)`` that builds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -40,6 +42,7 @@ from fedkeeper.config import (
 from fedkeeper.errors import ConfigError, FedkeeperError, UnreachableError
 from fedkeeper.model import ALL_INVARIANTS, Report, Scope
 from fedkeeper.render import Progress, colour_wanted, render_report, render_status
+from fedkeeper.wording import did_you_mean, shown
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES = """\
@@ -56,7 +59,21 @@ DEFAULT_DEADLINE_S = 280.0
 MIN_DEADLINE_S = 60.0
 MAX_DEADLINE_S = 3600.0
 EXAMPLE_CONFIG = "federation.example.yaml"
-SANDBOX_MODULES = frozenset({"moto", "werkzeug", "flask", "flask_cors", "responses", "rich"})
+_SANDBOX_PORT = 4570  # fedkeeper.sandbox.persistent.DEFAULT_PORT (checked by a test)
+# What the sandbox extra installs (pyproject's [project.optional-dependencies] sandbox, with
+# moto[server]'s own), by import name; and the core requirements' import names.
+SANDBOX_MODULES = frozenset(
+    {"moto", "werkzeug", "flask", "flask_cors", "responses", "xmltodict", "rich"}
+    | {"jsonschema", "cryptography"}
+)
+CORE_MODULES = {
+    "boto3": "boto3",
+    "botocore": "boto3",
+    "kubernetes": "kubernetes",
+    "pydantic": "pydantic",
+    "yaml": "PyYAML",
+    "aws_lambda_powertools": "aws-lambda-powertools",
+}
 NO_CREDENTIALS = (
     "no AWS credentials found; run `aws configure` (or `aws sso login`), pass --profile NAME, "
     "or use --sandbox to try fedkeeper without an AWS account"
@@ -177,9 +194,41 @@ def _scope(args: argparse.Namespace) -> Scope:
         raise UsageError(f"--scope: {exc}") from None
 
 
-def _check_target_args(args: argparse.Namespace) -> None:
-    if getattr(args, "region", None) and not REGION_PATTERN.fullmatch(args.region):
-        raise UsageError(f"--region {args.region!r} is not an AWS region; write e.g. eu-west-1")
+def _known_regions() -> list[str]:
+    """Every region botocore's endpoint data names (offline, no AWS call)."""
+    import botocore.session
+
+    core = botocore.session.get_session()
+    return [
+        region
+        for partition in core.get_available_partitions()
+        for region in core.get_available_regions("ec2", partition_name=partition)
+    ]
+
+
+def _check_region(region: str) -> None:
+    """--region names a region AWS has, or UsageError with the nearest one."""
+    known = _known_regions()
+    if REGION_PATTERN.fullmatch(region) and region in known:
+        return
+    raise UsageError(
+        f"--region {shown(region)} is not an AWS region{did_you_mean(region, known)}; write one "
+        "such as eu-west-1 (`aws ec2 describe-regions` lists them; a region newer than this "
+        "boto3 needs `pip install -U boto3`)"
+    )
+
+
+def _check_target_args(args: argparse.Namespace, loaded: Loaded | None = None) -> None:
+    region = getattr(args, "region", None)
+    if region:
+        _check_region(region)
+    sandbox = getattr(args, "sandbox", False)
+    if region and sandbox and loaded is not None and region != loaded.config.aws.region:
+        raise UsageError(
+            f"--region {region}: the sandbox runs in the config's region "
+            f"({loaded.config.aws.region}, aws.region in {loaded.path}); leave --region out, "
+            "or change aws.region in the config"
+        )
     if getattr(args, "vpc_id", None) and not _VPC_ID.fullmatch(args.vpc_id):
         raise UsageError(f"--vpc-id {args.vpc_id!r} is not a VPC id; write e.g. vpc-0abc1234")
 
@@ -305,9 +354,9 @@ def _connections(args: argparse.Namespace, loaded: Loaded, session: Any) -> Any:
     )
 
 
-def _prepare_target(args: argparse.Namespace) -> None:
+def _prepare_target(args: argparse.Namespace, loaded: Loaded) -> None:
     """Check every target argument (kubeconfigs included) before any AWS call."""
-    _check_target_args(args)
+    _check_target_args(args, loaded)
     args.eks_kubeconfig = (
         load_kubeconfig(args.kubeconfig, args.eks_context) if args.eks_context else None
     )
@@ -318,33 +367,135 @@ def _prepare_target(args: argparse.Namespace) -> None:
         raise UsageError("--scenario needs --sandbox (it breaks the sandbox, never a real account)")
 
 
-def _scenario(args: argparse.Namespace) -> Any:
+def _scenario_named(name: str, flag: str = "--scenario") -> Any:
     from fedkeeper.sandbox.scenarios import SCENARIOS
 
-    name: str | None = getattr(args, "scenario", None)
-    if name is None:
-        return None
     if name not in SCENARIOS:
-        raise UsageError(f"--scenario: unknown {name!r}; use one of {', '.join(SCENARIOS)}")
+        raise UsageError(
+            f"{flag}: unknown {shown(name)}{did_you_mean(name, SCENARIOS)}; use one of "
+            f"{', '.join(SCENARIOS)} (`fedkeeper demo --list` describes them)"
+        )
     return SCENARIOS[name]
 
 
-def fix_commands(loaded: Loaded, *, sandbox: bool) -> dict[str, str]:
+def _scenario(args: argparse.Namespace) -> Any:
+    name: str | None = getattr(args, "scenario", None)
+    return None if name is None else _scenario_named(name)
+
+
+@dataclass(frozen=True)
+class SandboxTarget:
+    """Which sandbox a ``--sandbox`` command acts on: the running world, or a throwaway one."""
+
+    world: Any  # fedkeeper.sandbox.persistent.RunningWorld, or None: a throwaway sandbox
+    scenario: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.world is not None
+
+    def note(self) -> str:
+        """What the first line says about it."""
+        if self.world is None:
+            return " · throwaway sandbox (none running)"
+        state = self.world.state
+        since = time.strftime("%H:%M:%S", time.localtime(state.started))
+        return f" · running sandbox (pid {state.pid}, up since {since})"
+
+
+def _sandbox_target(args: argparse.Namespace, loaded: Loaded) -> SandboxTarget:
+    """The running world when there is one (checked against the config), else a throwaway."""
+    from fedkeeper.sandbox import persistent
+
+    scenario: str | None = getattr(args, "scenario", None)
+    try:
+        found = persistent.find_world()
+    except persistent.SandboxStateError as exc:
+        raise Failure(str(exc)) from None
+    if found.condition == "none":
+        import fedkeeper.sandbox.world  # noqa: F401 - a missing sandbox extra is said before anything runs
+
+        return SandboxTarget(None, scenario)
+    if found.condition != "running":
+        raise Failure(
+            f"{persistent.describe(found)}; `fedkeeper sandbox down` cleans up (commands then "
+            "start a throwaway sandbox each), `fedkeeper sandbox up -c PATH` starts a new one"
+        )
+    state = found.state
+    assert state is not None
+    if scenario:
+        raise UsageError(
+            f"--scenario breaks a throwaway sandbox, but one is running (pid {state.pid}); "
+            f"break the running one with `fedkeeper sandbox break {scenario}`, or stop it "
+            "with `fedkeeper sandbox down`"
+        )
+    if state.config_digest != persistent.config_digest(loaded.config):
+        raise UsageError(
+            f"the running sandbox was started from {state.config_path} (federation "
+            f"{state.federation}), not {loaded.path}; run with -c {state.config_path}, or "
+            f"`fedkeeper sandbox down` then `fedkeeper sandbox up -c {loaded.path}`"
+        )
+    return SandboxTarget(persistent.RunningWorld(found))
+
+
+@contextlib.contextmanager
+def _sandbox_connections(
+    target: SandboxTarget, loaded: Loaded, progress: Progress
+) -> Iterator[Any]:
+    """Connections on the running world's endpoints, or on a throwaway sandbox (with the
+    scenario's fault applied) torn down on leaving."""
+    if target.world is not None:
+        with target.world.connections(loaded.config) as conns:
+            yield conns
+        return
+    from fedkeeper.sandbox.world import Sandbox
+
+    progress.show("starting the sandbox…")
+    with Sandbox.start(loaded.config) as sb:
+        if target.scenario is not None:
+            _scenario_named(target.scenario).inject(sb)
+        yield sb.connections()
+
+
+def fix_commands(
+    loaded: Loaded, *, sandbox: bool, scenario: str | None = None, running: bool = False
+) -> dict[str, str]:
     """For each invariant, the command that repairs it (or what to look at when fedkeeper
-    cannot write it)."""
+    cannot write it), as it works where the status came from: the real account, the running
+    sandbox, or (``scenario``) a new throwaway sandbox with the same fault."""
     target = f" -c {loaded.path}" + (" --sandbox" if sandbox else "")
+    if sandbox and scenario and not running:
+        target += f" --scenario {scenario}"
     region = loaded.config.aws.region
     fixes = {
         inv.value: f"fedkeeper apply --scope {inv.value}{target}"
         for inv in ALL_INVARIANTS
         if inv.value not in ("vpn", "checks")
     }
-    fixes["vpn"] = (
-        "bring a tunnel up on the on-prem router; watch it with "
-        f"`aws ec2 describe-vpn-connections --region {region}`"
-    )
+    if not sandbox:
+        fixes["vpn"] = (
+            "bring a tunnel up on the on-prem router; watch it with "
+            f"`aws ec2 describe-vpn-connections --region {region}`"
+        )
+    elif running:
+        fixes["vpn"] = (
+            "bring a tunnel up on the on-prem router; in the sandbox: "
+            "`fedkeeper sandbox tunnels up`"
+        )
+    else:
+        fixes["vpn"] = (
+            "bring a tunnel up on the on-prem router; rehearse it on a running sandbox: "
+            f"`fedkeeper sandbox up -c {loaded.path}`, `fedkeeper sandbox break "
+            "tunnels-down-then-up`, `fedkeeper sandbox tunnels up`"
+        )
     fixes["checks"] = "fedkeeper does not write these: correct each item above on its cluster"
     return fixes
+
+
+THROWAWAY_NOTE = (
+    "(this sandbox was started for this command and is gone; `fedkeeper sandbox up -c {path}` "
+    "keeps one running between commands)"
+)
 
 
 def _print_header(args: argparse.Namespace, text: str, note: str | None = None) -> None:
@@ -485,9 +636,25 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         from fedkeeper.adopt import adopt
 
         progress.show("looking for hand-made objects…")
+        if args.only:
+            # Every --only must name a listed object, or nothing is taken over at all.
+            listed = adopt(conns, "plan", deadline_s=args.deadline)
+            _check_only(args.only, [c.change.target for c in listed.changes])
         return adopt(conns, choice.mode, only=args.only, deadline_s=args.deadline)
 
     return _run_report(args, loaded, "adopt", kill_switch_line(requested, choice), run)
+
+
+def _check_only(only: Sequence[str], targets: Sequence[str]) -> None:
+    unknown = [t for t in only if t not in targets]
+    if not unknown:
+        return
+    first = unknown[0]
+    listed = ", ".join(targets) if targets else "nothing (no hand-made object to take over)"
+    raise UsageError(
+        f"--only {shown(first)} names no object `fedkeeper adopt` lists"
+        f"{did_you_mean(first, targets)}; it lists: {listed}. Nothing was adopted"
+    )
 
 
 def _run_report(
@@ -498,18 +665,15 @@ def _run_report(
     run: Callable[[Any, Progress], Report],
 ) -> int:
     """Run ``run`` on the sandbox or the real targets, print its Report, exit by it."""
-    _prepare_target(args)
-    scenario = _scenario(args)
+    _prepare_target(args, loaded)
+    _scenario(args)
     progress = Progress()
     if args.sandbox:
-        from fedkeeper.sandbox.world import Sandbox
-
-        _print_header(args, header(command, loaded, "sandbox", loaded.config.aws.region), note)
-        progress.show("starting the sandbox…")
-        with Sandbox.start(loaded.config) as sb:
-            if scenario is not None:
-                scenario.inject(sb)
-            report = run(sb.connections(), progress)
+        target = _sandbox_target(args, loaded)
+        region = loaded.config.aws.region
+        _print_header(args, header(command, loaded, "sandbox", region, target.note()), note)
+        with _sandbox_connections(target, loaded, progress) as conns:
+            report = run(conns, progress)
     else:
         session, account = aws_session(args, loaded.config)
         _print_header(args, header(command, loaded, account, session.region_name), note)
@@ -530,33 +694,37 @@ def _report_code(report: Report | dict[str, Any]) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     loaded = _load(args)
     env_mode()
-    _prepare_target(args)
-    scenario = _scenario(args)
+    _prepare_target(args, loaded)
+    _scenario(args)
     progress = Progress()
-    if args.sandbox:
-        from fedkeeper.sandbox.world import Sandbox
-        from fedkeeper.status import federation_status
+    from fedkeeper.status import federation_status
 
-        _print_header(args, header("status", loaded, "sandbox", loaded.config.aws.region))
-        progress.show("starting the sandbox…")
-        with Sandbox.start(loaded.config) as sb:
-            if scenario is not None:
-                scenario.inject(sb)
+    target: SandboxTarget | None = None
+    if args.sandbox:
+        target = _sandbox_target(args, loaded)
+        region = loaded.config.aws.region
+        _print_header(args, header("status", loaded, "sandbox", region, target.note()))
+        with _sandbox_connections(target, loaded, progress) as conns:
             progress.show("reading every invariant…")
-            status = federation_status(sb.connections(), deadline_s=args.deadline)
+            status = federation_status(conns, deadline_s=args.deadline)
     else:
         session, account = aws_session(args, loaded.config)
-        from fedkeeper.status import federation_status
-
         _print_header(args, header("status", loaded, account, session.region_name))
         progress.show("reading every invariant…")
         status = federation_status(_connections(args, loaded, session), deadline_s=args.deadline)
     progress.clear()
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
-    else:
-        fixes = fix_commands(loaded, sandbox=args.sandbox)
-        print(render_status(status.to_dict(), colour=colour_wanted(), fixes=fixes))
+        return EXIT_OK if status.healthy else EXIT_DRIFT
+    fixes = fix_commands(
+        loaded,
+        sandbox=args.sandbox,
+        scenario=args.scenario,
+        running=target is not None and target.running,
+    )
+    print(render_status(status.to_dict(), colour=colour_wanted(), fixes=fixes))
+    if target is not None and not target.running:
+        print(THROWAWAY_NOTE.format(path=loaded.path))
     return EXIT_OK if status.healthy else EXIT_DRIFT
 
 
@@ -564,7 +732,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     loaded = _load(args)
     cfg = loaded.config
     env_mode()
-    _check_target_args(args)
+    _check_target_args(args, loaded)
     payload: dict[str, Any] = {"action": args.action}
     if args.scope is not None:
         payload["scope"] = [i.value for i in _scope(args).ordered()]
@@ -588,13 +756,21 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return body, resp.get("FunctionError")
 
     target = f" · function {function}:{args.qualifier}"
+    running = False
     try:
         if args.sandbox:
-            from fedkeeper.sandbox.world import Sandbox
+            world = _sandbox_target(args, loaded)
+            running = world.running
+            note = target + world.note()
+            _print_header(args, header("invoke", loaded, "sandbox", cfg.aws.region, note))
+            if world.running:
+                with world.world.clock().signing_time():
+                    body, error = call(world.world.session())
+            else:
+                from fedkeeper.sandbox.world import Sandbox
 
-            _print_header(args, header("invoke", loaded, "sandbox", cfg.aws.region, target))
-            with Sandbox.start(cfg) as sb:
-                body, error = call(sb.aws_session())
+                with Sandbox.start(cfg) as sb:
+                    body, error = call(sb.aws_session())
         else:
             session, account = aws_session(args, cfg)
             _print_header(args, header("invoke", loaded, account, session.region_name, target))
@@ -617,7 +793,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         from fedkeeper.status import status_from_report
 
         view = status_from_report(body)
-        fixes = fix_commands(loaded, sandbox=args.sandbox)
+        fixes = fix_commands(loaded, sandbox=args.sandbox, running=running)
         print(render_status(view, colour=colour_wanted(), fixes=fixes))
     else:
         print(render_report(body, colour=colour_wanted()))
@@ -717,15 +893,177 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _sandbox_module() -> Any:
+    from fedkeeper.sandbox import persistent
+
+    return persistent
+
+
+def _sandbox_first_line(command: str, state: Any) -> str:
+    since = time.strftime("%H:%M:%S", time.localtime(state.started))
+    return (
+        f"fedkeeper sandbox {command} · config {state.config_path} · federation "
+        f"{state.federation} · account sandbox · region {state.region} · running sandbox "
+        f"(pid {state.pid}, up since {since})"
+    )
+
+
+def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    """Start the persistent sandbox (see :mod:`fedkeeper.sandbox.persistent`)."""
+    persistent = _sandbox_module()
+    loaded = _load(args)
+    env_mode()
+    try:
+        port = persistent.base_port(args.port)
+    except persistent.SandboxStateError as exc:
+        raise UsageError(str(exc)) from None
+    print(header("sandbox up", loaded, "sandbox", loaded.config.aws.region), flush=True)
+    progress = Progress()
+    progress.show("starting the sandbox: emulated AWS, the EKS and on-prem API servers…")
+    try:
+        started = persistent.start_world(loaded.path, loaded.config, port)
+    except persistent.PortInUseError as exc:
+        raise UsageError(str(exc)) from None
+    except persistent.SandboxStateError as exc:
+        raise Failure(str(exc)) from None
+    except KeyboardInterrupt:
+        progress.clear()
+        _error("interrupted: the sandbox being started was stopped; nothing is left running")
+        return EXIT_INTERRUPTED
+    finally:
+        progress.clear()
+    if started.replaced is not None:
+        print(f"{persistent.describe(started.replaced)}; started a new one")
+    state = started.state
+    print(f"sandbox running (pid {state.pid}) until `fedkeeper sandbox down`")
+    rows = [
+        ["AWS", state.aws_url, "boto3 or the AWS CLI with --endpoint-url"],
+        ["EKS API", state.eks_url, "kubectl --kubeconfig KUBECONFIG --context sandbox-eks"],
+        ["on-prem API", state.onprem_url, "kubectl ... --context sandbox-onprem"],
+        ["kubeconfig", state.kubeconfig, "both clusters, as cluster admin"],
+        ["log", state.log, ""],
+    ]
+    from fedkeeper.render import table
+
+    print(table(["", "where", "use"], rows, indent="  "))
+    print(
+        f"next: `fedkeeper status -c {loaded.path} --sandbox`; break it with "
+        "`fedkeeper sandbox break SCENARIO` (`fedkeeper demo --list` names them)"
+    )
+    return EXIT_OK
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    persistent = _sandbox_module()
+    try:
+        print(persistent.stop_world())
+    except persistent.SandboxStateError as exc:
+        raise Failure(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_sandbox_status(args: argparse.Namespace) -> int:
+    persistent = _sandbox_module()
+    try:
+        found = persistent.find_world()
+    except persistent.SandboxStateError as exc:
+        raise Failure(str(exc)) from None
+    state = found.state
+    if args.json:
+        out: dict[str, Any] = {"condition": found.condition, "home": str(persistent.sandbox_home())}
+        if state is not None:
+            out |= {
+                "pid": state.pid,
+                "started": datetime.fromtimestamp(state.started, UTC).isoformat(),
+                "config": state.config_path,
+                "federation": state.federation,
+                "region": state.region,
+                "endpoints": {
+                    "aws": state.aws_url,
+                    "eks": state.eks_url,
+                    "onprem": state.onprem_url,
+                },
+                "kubeconfig": state.kubeconfig,
+                "log": state.log,
+                **({"detail": found.detail} if found.detail else {}),
+            }
+        print(json.dumps(out, indent=2))
+        return EXIT_OK if found.condition == "running" else EXIT_DRIFT
+    print(f"fedkeeper sandbox status · state in {persistent.sandbox_home()}")
+    print(persistent.describe(found))
+    if state is not None and found.condition == "running":
+        up = found.health.get("tunnels_up", 0)
+        print(f"  AWS {state.aws_url} · EKS {state.eks_url} · on-prem {state.onprem_url}")
+        print(f"  VPN tunnels up: {up} of 2 · kubeconfig {state.kubeconfig} · log {state.log}")
+    elif state is None:
+        print("start one with `fedkeeper sandbox up -c PATH`")
+        return EXIT_DRIFT
+    else:
+        print("`fedkeeper sandbox down` cleans up; `fedkeeper sandbox up -c PATH` starts anew")
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _running_world() -> Any:
+    persistent = _sandbox_module()
+    try:
+        return persistent.RunningWorld(persistent.require_running())
+    except persistent.SandboxStateError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_sandbox_break(args: argparse.Namespace) -> int:
+    persistent = _sandbox_module()
+    scenario = _scenario_named(args.scenario, "sandbox break")
+    world = _running_world()
+    print(_sandbox_first_line("break", world.state), flush=True)
+    try:
+        done = world.inject(scenario.name)
+    except (OSError, persistent.SandboxStateError) as exc:
+        raise Failure(f"the sandbox could not be broken: {exc}") from None
+    print(f"broke the running sandbox: {scenario.name}: {done}")
+    print(f"see it: `fedkeeper status -c {world.state.config_path} --sandbox`")
+    return EXIT_OK
+
+
+def cmd_sandbox_tunnels(args: argparse.Namespace) -> int:
+    persistent = _sandbox_module()
+    world = _running_world()
+    print(_sandbox_first_line("tunnels", world.state), flush=True)
+    try:
+        done = world.set_tunnels(up=args.state == "up")
+    except (OSError, persistent.SandboxStateError) as exc:
+        raise Failure(f"the sandbox's tunnels could not be set: {exc}") from None
+    print(f"the on-prem router has {done}")
+    return EXIT_OK
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line naming --help (and exit 2 via main)."""
 
+    argv: list[str] | None = None  # what main() parses (for the hint on a stray config path)
+
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("fedkeeper").strip()
-        raise UsageError(f"{where + ': ' if where else ''}{message}; see `{self.prog} --help`")
+        hint = _stray_config_hint(message, _Parser.argv or [])
+        raise UsageError(
+            f"{where + ': ' if where else ''}{message}; " + (hint or f"see `{self.prog} --help`")
+        )
+
+
+def _stray_config_hint(message: str, argv: Sequence[str]) -> str:
+    """For ``fedkeeper status federation.yaml``: the config goes after -c."""
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    stray = message.split(":", 1)[1].split()
+    for arg in stray:
+        if arg.endswith((".yaml", ".yml")) or (Path(arg).is_file() and not arg.startswith("-")):
+            fixed = [("-c " + a if a == arg else a) for a in argv]
+            return f"a config file is named with -c: `fedkeeper {' '.join(fixed)}`"
+    return ""
 
 
 def _command(
@@ -887,6 +1225,49 @@ def _add_demo(sub: Any) -> None:
     )
 
 
+def _add_sandbox(sub: Any) -> None:
+    help_ = (
+        "a sandbox kept running between commands, until `sandbox down` (like kind or "
+        "LocalStack): commands with --sandbox use it"
+    )
+    p = sub.add_parser(
+        "sandbox",
+        help=help_,
+        description=help_ + ". Ports: --port N or FEDKEEPER_SANDBOX_PORT (AWS on N, EKS on "
+        f"N+1, on-prem on N+2; default {_SANDBOX_PORT}); state: FEDKEEPER_SANDBOX_HOME "
+        "(default ~/.local/state/fedkeeper/sandbox).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="sandbox_command", required=True, parser_class=_Parser)
+    up = _command(
+        actions, "up", "start the sandbox from a config and keep it running", cmd_sandbox_up
+    )
+    _config_arg(up)
+    up.add_argument(
+        "--port",
+        type=int,
+        help="AWS endpoint port; EKS and on-prem take the next two (default: "
+        f"$FEDKEEPER_SANDBOX_PORT or {_SANDBOX_PORT}; 0: any free ports)",
+    )
+    _command(actions, "down", "stop the sandbox; nothing is left running", cmd_sandbox_down)
+    status = _command(
+        actions, "status", "is a sandbox running, where, since when", cmd_sandbox_status
+    )
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    brk = _command(
+        actions, "break", "apply a demo scenario's drift to the running sandbox", cmd_sandbox_break
+    )
+    brk.add_argument("scenario", help="a scenario name (`fedkeeper demo --list`)")
+    tunnels = _command(
+        actions,
+        "tunnels",
+        "take both VPN tunnels up or down, as the on-prem router would",
+        cmd_sandbox_tunnels,
+    )
+    tunnels.add_argument("state", choices=["up", "down"])
+
+
 COMMANDS: list[Callable[[Any], None]] = [
     _add_init,
     _add_validate,
@@ -896,6 +1277,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     _add_invoke,
     _add_bootstrap,
     _add_demo,
+    _add_sandbox,
 ]
 
 
@@ -936,15 +1318,62 @@ def _config_error(exc: ConfigError, args: argparse.Namespace | None) -> None:
         print(f"  - {e}", file=sys.stderr)
 
 
-def _missing_module(exc: ModuleNotFoundError) -> None:
+def install_command(extra: str | None, direct_url: dict[str, Any] | None, cwd: Path) -> str:
+    """The pip command that installs fedkeeper (with ``extra``) the way it was installed.
+
+    ``direct_url``: the distribution's PEP 610 ``direct_url.json``: a checkout (``file://``
+    URL, editable or not), or None for an install from an index.
+    """
+    spec = f"[{extra}]" if extra else ""
+    url = str((direct_url or {}).get("url", ""))
+    if not url.startswith("file://"):
+        return f"pip install 'fedkeeper{spec}'"
+    source = Path(url.removeprefix("file://"))
+    where = "." if source == cwd else str(source)
+    editable = bool((direct_url or {}).get("dir_info", {}).get("editable"))
+    return f"pip install {'-e ' if editable else ''}'{where}{spec}'"
+
+
+def _direct_url() -> dict[str, Any] | None:
+    """Where the installed fedkeeper came from (a build's egg-info in a checkout has no
+    direct_url.json: the installed distribution does)."""
+    from importlib.metadata import distributions
+
+    for dist in distributions(name="fedkeeper"):
+        text = dist.read_text("direct_url.json")
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _uses_sandbox(args: argparse.Namespace | None) -> bool:
+    return args is not None and (
+        bool(getattr(args, "sandbox", False)) or args.command in ("demo", "sandbox")
+    )
+
+
+def _missing_module(exc: ModuleNotFoundError, args: argparse.Namespace | None) -> None:
     name = (exc.name or "").split(".")[0]
-    if name in SANDBOX_MODULES:
+    if name == "lambdas":  # its own message says how to make the handlers importable
+        _error(str(exc))
+        return
+    cwd = Path.cwd().resolve()
+    if name in SANDBOX_MODULES or (_uses_sandbox(args) and name not in CORE_MODULES):
+        hint = install_command("sandbox", _direct_url(), cwd)
         _error(
-            f"the sandbox is not installed (no module {name!r}); install it with "
-            "`pip install 'fedkeeper[sandbox]'`"
+            f"the sandbox is not installed (no module {name!r}); install fedkeeper with its "
+            f"sandbox extra: `{hint}`"
         )
-    else:
-        _error(f"fedkeeper is incompletely installed (no module {name!r}); `pip install fedkeeper`")
+        return
+    requirement = CORE_MODULES.get(name, name)
+    _error(
+        f"fedkeeper is incompletely installed (no module {name!r}, from {requirement}); "
+        f"reinstall it: `{install_command(None, _direct_url(), cwd)}`"
+    )
 
 
 def _stdout_gone() -> None:
@@ -958,6 +1387,7 @@ def _stdout_gone() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
@@ -972,7 +1402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_DRIFT
     except ModuleNotFoundError as exc:
-        _missing_module(exc)
+        _missing_module(exc, args)
         return EXIT_USAGE
     except BrokenPipeError:
         _stdout_gone()

@@ -29,6 +29,7 @@ from pydantic import (
 
 from fedkeeper.eks_versions import DEFAULT_VERSION, version_warnings
 from fedkeeper.errors import ConfigError
+from fedkeeper.wording import MAX_SHOWN, closest, shown
 
 IPv4Net = ipaddress.IPv4Network
 
@@ -629,8 +630,6 @@ def _loc(loc: Iterable[int | str]) -> str:
 
 _FIX_BY_TYPE = {
     "missing": "add it",
-    "extra_forbidden": "remove it (unknown key; check its spelling against "
-    "federation.example.yaml)",
     "int_parsing": "write a whole number",
     "int_type": "write a whole number",
     "string_type": "write a string",
@@ -643,34 +642,136 @@ _FIX_BY_TYPE = {
 }
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """Turn a pydantic error into lines of ``field.path: problem; fix``."""
-    lines: list[str] = []
-    for err in exc.errors(include_url=False):
-        path = _loc(err["loc"])
+def _model_at(loc: Iterable[int | str]) -> type[BaseModel] | None:
+    """The model whose keys are allowed at ``loc`` (a path into federation.yaml), if any."""
+    model: type[BaseModel] = FederationConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        for arg in getattr(annotation, "__args__", ()):  # list[Model], Model | None
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                annotation = arg
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _source_scalar(text: str | None, loc: tuple[int | str, ...]) -> tuple[str, int] | None:
+    """The value at ``loc`` as written in the file, and its line (YAML turns an unquoted
+    ``1.30`` into the number 1.3: the message must quote what the person wrote)."""
+    if not text:
+        return None
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return None
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return str(node.value), node.start_mark.line + 1
+
+
+def _cut_long_values(msg: str, value: Any) -> str:
+    """A long value the message repeats, cut (see :func:`fedkeeper.wording.shown`)."""
+    if not isinstance(value, str) or len(value) <= MAX_SHOWN:
+        return msg
+    msg = msg.replace(repr(value), shown(value))
+    return msg.replace(value, shown(value))
+
+
+def _not_a_string(err: Any, path: str, text: str | None) -> str | None:
+    """A YAML number or boolean where a string belongs: say so, and how to quote it."""
+    value = err.get("input")
+    if err["type"] != "string_type" or not isinstance(value, bool | int | float):
+        return None
+    kind = "boolean" if isinstance(value, bool) else "number"
+    written = _source_scalar(text, tuple(err["loc"]))
+    raw, where = written if written else (str(value).lower(), 0)
+    key = path.rsplit(".", 1)[-1]
+    line = f" (line {where})" if where else ""
+    return f'{path}: {raw} is a YAML {kind}{line}, not a string; quote it: {key}: "{raw}"'
+
+
+def format_validation_error(exc: ValidationError, text: str | None = None) -> list[str]:
+    """Turn a pydantic error into lines of ``field.path: problem; fix``.
+
+    ``text``: the file as written, to quote a value YAML read as a number.
+    """
+    errors = exc.errors(include_url=False)
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    # A misspelt key is also a missing one: the line on the misspelling says both.
+    folded: set[tuple[int | str, ...]] = set()
+    lines: list[tuple[tuple[int | str, ...], str]] = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        path = _loc(loc)
         msg = str(err["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        msg = _cut_long_values(msg, err.get("input"))
         if err["type"] == "value_error" and "\n" in msg:
-            lines += msg.splitlines()
+            lines += [(loc, line) for line in msg.splitlines()]
             continue
         if err["type"] == "value_error" and _FIELD_PATH.match(msg):
-            lines.append(msg)
+            lines.append((loc, msg))
+            continue
+        quoted = _not_a_string(err, path, text)
+        if quoted:
+            lines.append((loc, quoted))
+            continue
+        if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+            line, twin = _unknown_key(loc, missing)
+            if twin is not None:
+                folded.add(twin)
+            lines.append((loc, line))
             continue
         fix = _FIX_BY_TYPE.get(str(err["type"]))
         if err["type"] == "missing":
             msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known key"
-        text = f"{path or '<file>'}: {msg}"
+        line = f"{path or '<file>'}: {msg}"
         if fix and fix not in msg:
-            text += f"; {fix}"
-        lines.append(text)
-    return lines
+            line += f"; {fix}"
+        lines.append((loc, line))
+    return [line for loc, line in lines if loc not in folded]
 
 
-def parse_config(data: Any, source: str = "federation.yaml") -> FederationConfig:
-    """Validate a mapping as a FederationConfig, or raise ConfigError listing every error."""
+def _unknown_key(
+    loc: tuple[int | str, ...], missing: set[tuple[int | str, ...]]
+) -> tuple[str, tuple[int | str, ...] | None]:
+    """The line for a key the model does not know, and the required key it misspells."""
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    known = list(model.model_fields) if model else []
+    path = _loc((*loc[:-1], shown(key) if len(key) > MAX_SHOWN else key))
+    # The likeliest target is a required key that is missing right there.
+    match = closest(key, [k for k in known if (*loc[:-1], k) in missing]) or closest(key, known)
+    if match is None:
+        keys = f" (keys here: {', '.join(known)})" if known else ""
+        return f"{path}: is not a known key; remove it{keys}", None
+    twin = (*loc[:-1], match)
+    if twin in missing:
+        return f"{path}: is not a known key; did you mean {match}? ({_loc(twin)} is required)", twin
+    return f"{path}: is not a known key; did you mean {match}?", None
+
+
+def parse_config(
+    data: Any, source: str = "federation.yaml", text: str | None = None
+) -> FederationConfig:
+    """Validate a mapping as a FederationConfig, or raise ConfigError listing every error.
+
+    ``text``: the YAML the mapping came from (lets a message quote a value as written).
+    """
     if data is None:
         raise ConfigError(
             [f"{source}: the file is empty; start from `fedkeeper init` (the commented example)"]
@@ -682,7 +783,7 @@ def parse_config(data: Any, source: str = "federation.yaml") -> FederationConfig
     try:
         return FederationConfig.model_validate(dict(data))
     except ValidationError as exc:
-        errors = format_validation_error(exc)
+        errors = format_validation_error(exc, text)
         errors += [p for p in _raw_cross_problems(data) if p not in errors]
         raise ConfigError(errors) from None
 
@@ -754,7 +855,7 @@ def load_config(path: str | Path) -> FederationConfig:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{p}:{where}: not valid YAML ({problem}); fix the syntax"]) from None
-    return parse_config(data, str(p))
+    return parse_config(data, str(p), text)
 
 
 def example_text() -> str:

@@ -17,7 +17,7 @@ BACKENDS: tuple[Backend, ...] = ("aws", "eks", "onprem")
 
 
 class Invariant(StrEnum):
-    """The concerns fedkeeper keeps consistent (DESIGN.md, "What consistent means")."""
+    """The concerns fedkeeper keeps consistent (docs/ARCHITECTURE.md, "The invariants")."""
 
     ROUTES = "routes"
     SNAT = "snat"
@@ -386,7 +386,10 @@ FEDERATION_LABEL = "fedkeeper.io/federation"
 
 
 class Ownership(StrEnum):
-    """Whose an object is, from its labels (DESIGN.md, "Safety")."""
+    """Whose an object is, from its labels.
+
+    See docs/ARCHITECTURE.md, "Rules fedkeeper never breaks".
+    """
 
     OURS = "ours"  # both labels, this federation: kept, repaired, pruned
     # ``managed-by: fedkeeper`` without a federation label (how objects were once labelled,

@@ -65,7 +65,8 @@ class WatchTarget:
 
 
 def watch_targets(config: FederationConfig) -> list[WatchTarget]:
-    """What the watch function watches, per cluster (DESIGN.md invariants 2-4)."""
+    """What the watch function watches, per cluster (the snat, ippools and rcc invariants:
+    docs/ARCHITECTURE.md, "The invariants")."""
     fed = config.federation
     sa = fed.remote_service_account
     access_ns = fed.access_secret_namespace

@@ -122,7 +122,7 @@ class ClusterStack(cdk.Stack):
                 )
             ],
         )
-        self.vpc_cni_addon.add_dependency(self.pod_identity_agent)
+        self.vpc_cni_addon.add_resource_dependency(self.pod_identity_agent)
 
         self.nodegroup = self._add_nodegroup(config, network)
         # External SNAT is configured before the first node (and its pods) starts.

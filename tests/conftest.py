@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ for key, value in {
     os.environ[key] = value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("FEDKEEPER_MODE", None)
+# A persistent sandbox someone runs on this machine is never the tests': each test process
+# looks for one in its own empty state directory (through XDG_STATE_HOME: a FEDKEEPER_*
+# variable would be refused by the Lambda settings the tests read from the environment).
+# A test that starts one gives it free ports (FEDKEEPER_SANDBOX_PORT=0 or port 0).
+_STATE_HOME = tempfile.TemporaryDirectory(prefix="fedkeeper-tests-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME.name
+for _name in ("FEDKEEPER_SANDBOX_HOME", "FEDKEEPER_SANDBOX_PORT"):
+    os.environ.pop(_name, None)
+# A deprecated CDK API called by the project's code fails the synth instead of warning.
+os.environ["JSII_DEPRECATED"] = "fail"
 
 
 @pytest.fixture

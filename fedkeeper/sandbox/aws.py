@@ -533,15 +533,20 @@ class SandboxAws:
         stash = self._stash_params
         for op in ("ec2.CreateVpnConnection", "eks.CreateCluster"):
             events.register(f"before-parameter-build.{op}", stash, unique_id=f"{uid}-p-{op}")
-        after = {
+        for op, handler in self.response_fills().items():
+            events.register(f"after-call.{op}", handler, unique_id=f"{uid}-a-{op}")
+
+    def response_fills(self) -> dict[str, Callable[..., None]]:
+        """The ``after-call`` fills by ``service.Operation``: each completes a parsed answer
+        (``http_response``, ``parsed``, ``context`` with ``client_region`` and, for the
+        creates, ``fedkeeper_sandbox_params``)."""
+        return {
             "ec2.DescribeRouteTables": self._fill_describe_route_tables,
             "ec2.CreateVpnConnection": self._fill_create_vpn_connection,
             "ec2.DescribeVpnConnections": self._fill_describe_vpn_connections,
             "eks.CreateCluster": self._fill_create_cluster,
             "eks.DescribeCluster": self._fill_describe_cluster,
         }
-        for op, handler in after.items():
-            events.register(f"after-call.{op}", handler, unique_id=f"{uid}-a-{op}")
 
     def _count_call(self, model: Any, **_: Any) -> None:
         """Record ``(service, OperationName)`` of every API call (not of every retry)."""
@@ -622,6 +627,12 @@ class SandboxAws:
         return None
 
     # ----------------------------------------------------------------- the server
+
+    def answer(self, service_id: str, operation: str, request: Any) -> AWSResponse | None:
+        """The emulated endpoint's answer to one HTTP attempt of ``operation`` (as a
+        ``before-send`` handler gives it); for callers that are not botocore sessions of
+        this process (the persistent sandbox's HTTP endpoint)."""
+        return self._server(request, f"before-send.{service_id}.{operation}")
 
     def _server(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
         """The emulated AWS endpoint: injected faults, gap-filled operations, then moto."""

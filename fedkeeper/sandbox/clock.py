@@ -20,8 +20,12 @@ from unittest import mock
 class SandboxClock:
     """Real time plus an offset that only grows."""
 
-    def __init__(self) -> None:
-        self._offset = 0.0
+    def __init__(self, offset: float = 0.0) -> None:
+        """``offset``: seconds ahead of real time (another process's sandbox clock, read from
+        the running sandbox, so that tokens signed here carry the world's time)."""
+        if offset < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        self._offset = offset
         self._lock = threading.Lock()
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -65,6 +67,12 @@ def run_demo(
 ) -> int:
     """Run the named scenarios (default all); 0 only if each converged with no rerun writes."""
     if list_only:
+        if as_json:
+            listing = [
+                {"scenario": s.name, "description": s.description} for s in SCENARIOS.values()
+            ]
+            print(json.dumps(listing, indent=2))
+            return 0
         for s in SCENARIOS.values():
             print(f"{s.name:<28} {s.description}")
         return 0
@@ -84,7 +92,10 @@ def run_demo(
         quiet=quiet,
     )
     results: list[ScenarioResult] = []
-    with Sandbox.start(config, converge=False) as sb:
+    # With --json, stdout carries the JSON alone: what the functions print while the
+    # scenarios run (the watch's metric lines) is set aside.
+    aside = contextlib.redirect_stdout(io.StringIO()) if as_json else contextlib.nullcontext()
+    with aside, Sandbox.start(config, converge=False) as sb:
         base = sb.reconcile(None, "apply")
         _say(
             f"baseline laid down and converged: {len(base.changes)} change(s) made by fedkeeper "
@@ -144,6 +155,15 @@ def load_event(path: str) -> dict[str, Any]:
             f"--event {path}: an event is a JSON object, not a {type(event).__name__}; give "
             "one event as a JSON object"
         )
+    # EventBridge delivers nothing without these; a rule pattern tests source and detail-type.
+    for key, kind in (("source", str), ("detail-type", str), ("detail", dict)):
+        if not isinstance(event.get(key), kind):
+            what = "absent" if key not in event else f"a {type(event[key]).__name__}"
+            raise DemoInputError(
+                f"--event {path}: not an EventBridge event: {key!r} is {what}, it must be a "
+                f"{'JSON object' if kind is dict else 'string'}; give the event as EventBridge "
+                "delivers it (source, detail-type, detail; e.g. tests/events/scheduled_event.json)"
+            )
     return event
 
 
@@ -209,7 +229,8 @@ def run_event_demo(
     if scenario is not None and scenario not in SCENARIOS:
         raise _unknown([scenario])
     from fedkeeper.events import event_summary
-    from fedkeeper.sandbox.world import Sandbox, matching_rules
+    from fedkeeper.events import rules as deployed_rules
+    from fedkeeper.sandbox.world import Sandbox, matching_rules, rule_mismatch
 
     colour = colour_wanted()
     quiet = as_json
@@ -227,6 +248,7 @@ def run_event_demo(
             _say(line, quiet=quiet)
         _say(f"delivering {event_summary(event)}", quiet=quiet)
         rules = matching_rules(config, event, network)
+        all_rules = deployed_rules(config, network)
         delivery = sb.dispatch(event)
         writes = sb.emulator_writes()
         repaired = SCENARIOS[scenario].verify(sb) if scenario is not None else None
@@ -239,6 +261,8 @@ def run_event_demo(
         return 1 if failed else 0
     if not rules:
         print("no deployed rule matches this event: nothing is invoked (a no-op)")
+        for rule in all_rules:
+            print(f"  rule {rule.name} ({rule.handler}): {rule_mismatch(rule, event)}")
         print(render_report(delivery.report, title="  no-op", colour=colour))
         return 0
     for rule in rules:

@@ -499,7 +499,8 @@ register(
 # --- vpn ---------------------------------------------------------------------------------------
 
 
-def _tunnels(sb: Sandbox, *, up: bool) -> None:
+def set_tunnels(sb: Sandbox, *, up: bool) -> None:
+    """Both VPN tunnels up or down, as the on-prem router takes them (down: on-prem is cut off)."""
     b = _baseline(sb)
     for ip in b.tunnel_outside_ips:
         sb.aws.set_tunnel(b.vpn_connection_id, ip, up=up, message="" if up else "IPSEC IS DOWN")
@@ -525,7 +526,7 @@ def _cut_off_and_drift(sb: Sandbox) -> list[Report]:
         _calico(sb), "RemoteClusterConfiguration", sb.config.onprem_rcc_name
     )
     _drift_pool(sb)
-    _tunnels(sb, up=True)
+    set_tunnels(sb, up=True)
     return [down]
 
 
@@ -540,7 +541,7 @@ register(
         name="tunnels-down-then-up",
         description="both VPN tunnels drop (on-prem work deferred), on-prem drifts while cut "
         "off, the tunnel-up alarm repairs it",
-        inject=lambda sb: _tunnels(sb, up=False),
+        inject=lambda sb: set_tunnels(sb, up=False),
         prelude=_cut_off_and_drift,
         event=lambda sb: _alarm(sb, "OK", "ALARM"),
         verify=_tunnel_repaired,

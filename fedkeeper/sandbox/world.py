@@ -26,6 +26,7 @@ import importlib
 import io
 import json
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,12 +52,14 @@ from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
 from fedkeeper.watch import Watcher, state_parameter_name
+from fedkeeper.wording import shown
 
 AWS_NODE_IMAGE = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"
 NODE_AGENT_IMAGE = (
     "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6"
 )
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
+_CREDENTIAL_KEYS = ("AccessKeyId", "SecretAccessKey", "SessionToken")
 # Lambda retries a failed asynchronous invocation twice by default, then dead-letters it.
 LAMBDA_ASYNC_RETRIES = 2
 
@@ -115,6 +118,77 @@ def matching_rules(
     ]
 
 
+def _pattern_leaves(
+    pattern: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, condition) of each test in an EventBridge pattern; a ``$or`` is one test."""
+    for key, value in pattern.items():
+        if isinstance(value, dict):
+            yield from _pattern_leaves(value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for key in reversed(path):
+        out = {key: out}
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class _Rejection:
+    passed: int  # tests of the pattern that matched before this one (how close it came)
+    path: tuple[str, ...]
+    condition: Any
+
+
+def _first_rejection(
+    pattern: dict[str, Any], event: dict[str, Any], prefix: tuple[str, ...] = ()
+) -> _Rejection | None:
+    """The first test of ``pattern`` (at ``prefix`` in the event) that ``event`` fails."""
+    from moto.events.models import EventPattern
+
+    message: Any = event
+    passed = 0
+    for path, condition in _pattern_leaves(pattern, prefix):
+        if path[-1] == "$or":
+            tried = [_first_rejection(alt, event, path[:-1]) for alt in condition]
+            failed = [r for r in tried if r is not None]
+            if len(failed) < len(tried):
+                passed += 1
+                continue
+            best = max(failed, key=lambda r: r.passed)
+            same = [r for r in failed if r.path == best.path]
+            if len(same) == len(failed) and all(isinstance(r.condition, list) for r in same):
+                merged = list(dict.fromkeys(x for r in same for x in r.condition))
+                return _Rejection(passed + best.passed, best.path, merged)
+            return _Rejection(passed + best.passed, best.path, best.condition)
+        if not EventPattern.load(json.dumps(_nested(path, condition))).matches_event(message):
+            return _Rejection(passed, path, condition)
+        passed += 1
+    return None
+
+
+def rule_mismatch(rule: RuleSpec, event: dict[str, Any]) -> str | None:
+    """Why ``rule`` does not match ``event``: the field its pattern rejects, the event's value
+    and what the rule wants; None when it matches.
+
+    Each test of the pattern is checked alone by moto's EventBridge matcher (the one that
+    routes the sandbox's events), so the answer follows EventBridge's semantics; of a
+    ``$or``, the alternative that came closest is named.
+    """
+    rejection = _first_rejection(rule.pattern or schedule_pattern(), event)
+    if rejection is None:
+        return None
+    value: Any = event
+    for key in rejection.path:
+        value = value.get(key) if isinstance(value, dict) else None
+    seen = "is absent" if value is None else f"is {shown(value)}"
+    wanted = shown(rejection.condition, 160)
+    return f"{'.'.join(rejection.path)} {seen}; the rule wants {wanted}"
+
+
 def route_event(
     config: FederationConfig,
     event: dict[str, Any],
@@ -122,6 +196,13 @@ def route_event(
 ) -> list[str]:
     """Handlers whose rule pattern matches, using moto's EventBridge pattern matcher."""
     return list(dict.fromkeys(rule.handler for rule in matching_rules(config, event, network)))
+
+
+def function_environ() -> dict[str, str]:
+    """The environment the sandbox's functions see: this process's, less the CLI's own
+    ``FEDKEEPER_SANDBOX_*`` settings, which a deployed function never has (its settings
+    refuse unknown ``FEDKEEPER_*`` names)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEDKEEPER_SANDBOX_")}
 
 
 def _handler_module(handler: str) -> Any:
@@ -142,9 +223,12 @@ def _handler_module(handler: str) -> Any:
 class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
-    def __init__(self, config: FederationConfig, *, tls: bool = False) -> None:
+    def __init__(
+        self, config: FederationConfig, *, tls: bool = False, ports: tuple[int, int] = (0, 0)
+    ) -> None:
         """``tls``: both fake API servers speak HTTPS with a CA of their own (kubeconfigs and
-        describe_cluster carry it), and ``fail_tls`` can be injected."""
+        describe_cluster carry it), and ``fail_tls`` can be injected. ``ports``: where the
+        EKS and on-prem API servers listen (0: any free port)."""
         self.config = config
         cal = config.federation.calico_api
         self.clock = SandboxClock()
@@ -156,6 +240,7 @@ class Sandbox:
             clock=self.clock.time,
             advance=self.clock.advance,
             tls=tls,
+            port=ports[0],
         )
         self.onprem_server = FakeKubeServer(
             "onprem",
@@ -165,11 +250,14 @@ class Sandbox:
             clock=self.clock.time,
             advance=self.clock.advance,
             tls=tls,
+            port=ports[1],
         )
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
         self.access_entries: dict[str, AccessEntry] = {}
         self.reconciler_role_arn: str | None = None
+        # The role's credentials, as STS gave them (what a Lambda finds in its environment).
+        self.reconciler_credentials: dict[str, str] = {}
         self._reconciler_session: boto3.Session | None = None
         self.aws = SandboxAws(config.aws.region, eks_endpoint=self._eks_endpoint)
         self.aws.on_addon_configured = self._addon_configured
@@ -299,7 +387,7 @@ class Sandbox:
         conns = Connections(
             self.config, self.reconciler_session(), targets=Targets(), clock=self.clock.monotonic
         )
-        settings = Settings.from_env().model_copy(
+        settings = Settings.from_env(function_environ()).model_copy(
             update={
                 "topic_arn": self.topic_arn,
                 "watch_state_parameter": state_parameter_name(self.config),
@@ -386,7 +474,7 @@ class Sandbox:
 
     def runtime(self, on_report: Callable[[Report], None] | None = None) -> Runtime:
         """The Lambda runtime pointed at the sandbox: its config and connections."""
-        settings = Settings.from_env().model_copy(
+        settings = Settings.from_env(function_environ()).model_copy(
             update={"topic_arn": self.topic_arn, "episodes_table": self.episodes_table}
         )
         return Runtime(
@@ -564,6 +652,7 @@ class Sandbox:
         self.aws_callers[creds["AccessKeyId"]] = AwsCaller(
             creds["SecretAccessKey"], assumed["AssumedRoleUser"]["Arn"]
         )
+        self.reconciler_credentials = {k: str(creds[k]) for k in _CREDENTIAL_KEYS}
         self._reconciler_session = self.aws.session(credentials=creds)
 
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:

@@ -240,9 +240,9 @@ CASES: list[Case] = [
     Case("init-refuses-to-overwrite", ("init", "taken.yaml"), 2, "another path"),
     Case("init-folder-missing", ("init", "missing/dir/federation.yaml"), 2, "mkdir"),
     # Missing extras, closed pipes, Ctrl-C.
-    Case("no-extras-demo", ("demo", *C), 2, "fedkeeper[sandbox]", no_extras=True),
-    Case("no-extras-plan", ("plan", "--sandbox", *C), 2, "fedkeeper[sandbox]", no_extras=True),
-    Case("no-extras-status", ("status", "--sandbox", *C), 2, "fedkeeper[sandbox]", no_extras=True),
+    Case("no-extras-demo", ("demo", *C), 2, "[sandbox]'`", no_extras=True),
+    Case("no-extras-plan", ("plan", "--sandbox", *C), 2, "[sandbox]'`", no_extras=True),
+    Case("no-extras-status", ("status", "--sandbox", *C), 2, "[sandbox]'`", no_extras=True),
     Case("closed-pipe", ("onprem-bootstrap", *C), 1, "", kind="pipe"),
     Case("interrupted", ("demo", *C), 130, "interrupted", kind="interrupt"),
 ]

@@ -4,20 +4,24 @@ AWS account.
 A command is a line of a shell block (```sh, ```bash, or an unlabelled block) that starts
 with a known program. One needs an AWS account when its line or its block's first line says
 ``# needs an AWS account``, or its page says "Every command on this page needs an AWS
-account". The others run here: ``make`` targets must exist; ``fedkeeper`` commands run
-through the real CLI and must end without an error (exit 0, or 1 when they report drift).
+account". The others run here, in a directory holding only the repository's tracked files
+(a fresh clone: no federation.yaml of anyone's): ``make`` targets must exist; ``fedkeeper``
+commands run through the real CLI and must end without an error (exit 0, or 1 when they
+report drift). A block that starts a persistent sandbox (``fedkeeper sandbox up``) runs as
+one sequence, in order, on free ports, and whatever it leaves running is stopped.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fedkeeper.cli import main
+from fedkeeper.cli import UsageError, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -33,6 +37,7 @@ class DocCommand:
     line: int
     text: str
     needs_aws: bool
+    block: int = 0  # line of its block's opening fence
 
     @property
     def argv(self) -> list[str]:
@@ -54,6 +59,7 @@ def _commands(path: Path) -> list[DocCommand]:
             continue
         if line.startswith("```") and block is not None:
             if block and block[0][0] != -1:
+                fence_line = block[0][0] - 1
                 block_aws = block[0][1].startswith(AWS_MARK)
                 joined: list[tuple[int, str]] = []
                 for n, cmd in block:
@@ -64,7 +70,7 @@ def _commands(path: Path) -> list[DocCommand]:
                 for n, cmd in joined:
                     if cmd.split(" ", 1)[0] in PROGRAMS:
                         aws = page_aws or block_aws or AWS_MARK in cmd
-                        out.append(DocCommand(path.name, n, cmd, aws))
+                        out.append(DocCommand(path.name, n, cmd, aws, fence_line))
             block = None
             continue
         if block is not None and (not block or block[0][0] != -1):
@@ -84,20 +90,78 @@ def test_the_docs_hold_commands_to_check() -> None:
     assert any(c.argv[0].endswith("fedkeeper") for c in COMMANDS)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[_id(c) for c in COMMANDS])
-def test_doc_command_runs_as_written_or_needs_aws(
-    command: DocCommand, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    if command.needs_aws:
-        return
+def _starts_sandbox(c: DocCommand) -> bool:
+    return c.argv[0].endswith("fedkeeper") and c.argv[1:3] == ["sandbox", "up"]
+
+
+# A block with `sandbox up` is one case: its commands depend on each other, in order.
+SEQUENCES = [
+    [c for c in COMMANDS if c.doc == first.doc and c.block == first.block]
+    for first in COMMANDS
+    if _starts_sandbox(first)
+]
+SINGLE = [c for c in COMMANDS if not any(c in seq for seq in SEQUENCES)]
+
+
+@pytest.fixture
+def fresh_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with the tracked files only (each top-level entry linked)."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in sorted({path.split("/", 1)[0] for path in tracked}):
+        (clone / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("FEDKEEPER_SANDBOX_HOME", str(tmp_path / "sandbox-home"))
+    monkeypatch.setenv("FEDKEEPER_SANDBOX_PORT", "0")
+    return clone
+
+
+def _run(command: DocCommand, capsys: pytest.CaptureFixture[str]) -> None:
     program, *args = command.argv
     assert program in OFFLINE_PROGRAMS, f"{command.text!r}: mark it '{AWS_MARK}' or make it run"
     if program == "make":
         targets = re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M)
         assert all(a in targets for a in args), f"{command.text!r}: no such make target"
         return
-    monkeypatch.chdir(ROOT)
     code = main(args)
     err = capsys.readouterr().err
-    assert code in (0, 1), err
+    assert code in (0, 1), f"{command.doc}:{command.line} {command.text}: {err}"
     assert not [line for line in err.splitlines() if line.startswith("fedkeeper: ")], err
+
+
+@pytest.mark.parametrize("command", SINGLE, ids=[_id(c) for c in SINGLE])
+def test_doc_command_runs_as_written_or_needs_aws(
+    command: DocCommand, fresh_clone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if command.needs_aws:
+        if command.argv[0].endswith("fedkeeper"):
+            # It cannot run here, but it must still be a command the CLI takes.
+            try:
+                build_parser().parse_args(command.argv[1:])
+            except UsageError as exc:
+                pytest.fail(f"{command.doc}:{command.line} {command.text}: {exc}")
+        return
+    _run(command, capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("persistent-sandbox")
+@pytest.mark.parametrize("sequence", SEQUENCES, ids=[_id(s[0]) for s in SEQUENCES])
+def test_a_doc_block_on_the_persistent_sandbox_runs_in_order(
+    sequence: list[DocCommand], fresh_clone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedkeeper.sandbox.persistent import stop_world
+
+    try:
+        for command in sequence:
+            _run(command, capsys)
+    finally:
+        stop_world()
+
+
+def test_the_docs_show_the_persistent_sandbox_loop() -> None:
+    assert SEQUENCES, "no doc block starts a persistent sandbox"
+    assert any(c.argv[1:3] == ["sandbox", "down"] for c in SEQUENCES[0])

@@ -82,7 +82,9 @@ class FakeKubeServer:
         clock: Callable[[], float] = time.time,
         advance: Callable[[float], None] | None = None,
         tls: bool = False,
+        port: int = 0,
     ) -> None:
+        """``port``: where to listen (0: a free port chosen at the first start)."""
         self.name = name
         # HTTPS with a CA made at the first start (ca_data is then that CA); else plain HTTP.
         self.tls = tls
@@ -122,7 +124,7 @@ class FakeKubeServer:
         self._released.set()
         self._httpd: HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
-        self._port: int | None = None
+        self._port: int | None = port or None
         self._running = False
         self._unreachable = False
         self._connections: set[socket.socket] = set()

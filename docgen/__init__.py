@@ -1,0 +1,1 @@
+"""Docs true by construction: the generated blocks of README.md and docs/ (`make docs`)."""
