@@ -89,7 +89,11 @@ def test_the_namespaced_rbac_waits_for_the_operator_to_create_calico_system(
 ) -> None:
     wait_id, wait = _one(synth, "Custom::AWSCDK-EKS-KubernetesObjectValue")
     chart_id, _ = _one(synth, "Custom::AWSCDK-EKS-HelmChart")
-    _, rbac = _one(synth, "Custom::AWSCDK-EKS-KubernetesResource")
+    _, rbac = _one(
+        synth,
+        "Custom::AWSCDK-EKS-KubernetesResource",
+        {"Manifest": Match.string_like_regexp("calico-system")},
+    )
     objects = json.loads(rbac["Properties"]["Manifest"])
 
     assert wait["Properties"]["ObjectType"] == "namespace"

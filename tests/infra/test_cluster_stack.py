@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from fedkeeper.rbac import RECONCILER_GROUP
+from stacks.calico import INSTALLER_GROUP
 from stacks.cluster import OPERATOR_NAMESPACES
 from tests.infra.conftest import Synth
 
@@ -24,12 +25,17 @@ def _one(synth: Synth, resource_type: str, props: Any = None) -> tuple[str, dict
 
 
 def _manifest_objects(synth: Synth) -> list[dict[str, Any]]:
-    """The RBAC both stacks apply: the cluster stack's, then the calico stack's."""
+    """The reconciler's RBAC both stacks apply: the cluster stack's, then the calico stack's
+    (not the calico installer's RBAC, nor the log-storage StorageClass)."""
     objects: list[dict[str, Any]] = []
     for template in (synth.cluster, synth.calico):
         for resource in template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values():
             objects += json.loads(resource["Properties"]["Manifest"])
-    return objects
+    return [
+        o
+        for o in objects
+        if o["kind"] != "StorageClass" and o["metadata"].get("name") != INSTALLER_GROUP
+    ]
 
 
 def _object(synth: Synth, kind: str) -> dict[str, Any]:
