@@ -143,10 +143,10 @@ class CalicoStack(cdk.Stack):
         self.rbac.node.add_dependency(self.operator_namespace)
         self.license = self._install_step("License", "license")
         self.license.node.add_dependency(self.operator_namespace)
-        for resource in (self.chart, self.operator_namespace, self.rbac):
-            # aws_eks_v2 nests the CfnResource in a CustomResource; find it.
-            cfn = next(c for c in resource.node.find_all() if isinstance(c, cdk.CfnResource))
-            cfn.add_property_override("ServiceTimeout", SERVICE_TIMEOUT.to_seconds())
+        # aws_eks_v2 nests each custom resource's CfnResource in a construct; find them all.
+        for cfn in self.node.find_all():
+            if isinstance(cfn, cdk.CfnResource) and cfn.cfn_resource_type.startswith("Custom::"):
+                cfn.add_property_override("ServiceTimeout", SERVICE_TIMEOUT.to_seconds())
 
         cdk.CfnOutput(
             self,

@@ -326,3 +326,58 @@ def test_the_vpc_cni_gets_its_permissions_on_aws_node_through_pod_identity(
     assert json.dumps(trust["Condition"]["ArnEquals"]["aws:SourceArn"]).endswith(
         f':cluster/{name}"]]}}'
     )
+
+
+# --- managed add-ons, log storage, upgrades ----------------------------------------------------
+
+
+def test_kube_proxy_coredns_vpc_cni_and_ebs_csi_are_managed_add_ons(synth: Synth) -> None:
+    addons = {
+        a["Properties"]["AddonName"]: a
+        for a in synth.cluster.find_resources("AWS::EKS::Addon").values()
+    }
+
+    assert set(addons) == {
+        "eks-pod-identity-agent",
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+        "aws-ebs-csi-driver",
+    }
+    assert all(a["Properties"]["ResolveConflicts"] == "OVERWRITE" for a in addons.values())
+    ebs = addons["aws-ebs-csi-driver"]["Properties"]["PodIdentityAssociations"]
+    assert [p["ServiceAccount"] for p in ebs] == ["ebs-csi-controller-sa"]
+
+
+def test_coredns_and_the_ebs_driver_wait_for_the_nodes_kube_proxy_does_not(synth: Synth) -> None:
+    node_id, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
+    ids = {
+        a["Properties"]["AddonName"]: k
+        for k, a in synth.cluster.find_resources("AWS::EKS::Addon").items()
+    }
+    addons = synth.cluster.find_resources("AWS::EKS::Addon")
+
+    assert ids["kube-proxy"] in nodegroup["DependsOn"]
+    for name in ("coredns", "aws-ebs-csi-driver"):
+        assert node_id in addons[ids[name]]["DependsOn"]
+
+
+def test_the_nodes_follow_the_control_planes_version(synth: Synth) -> None:
+    _, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
+
+    assert nodegroup["Properties"]["Version"] == synth.config.eks.kubernetes_version
+
+
+def test_log_storage_gets_the_tigera_elasticsearch_storage_class(synth: Synth) -> None:
+    classes = [
+        o
+        for r in synth.cluster.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values()
+        for o in json.loads(r["Properties"]["Manifest"])
+        if o["kind"] == "StorageClass"
+    ]
+
+    assert synth.config.eks.calico.log_storage
+    assert [c["metadata"]["name"] for c in classes] == ["tigera-elasticsearch"]
+    assert classes[0]["provisioner"] == "ebs.csi.aws.com"
+    assert classes[0]["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert classes[0]["parameters"]["encrypted"] == "true"
