@@ -34,9 +34,12 @@ from typing import Any
 
 import yaml
 
+from fedkeeper.config import FederationConfig
 from fedkeeper.errors import PermanentError, RetryableError
 
 OPERATOR_NAMESPACE = "tigera-operator"
+# The Kubernetes group of the installer's access entry, bound to installer_rbac().
+INSTALLER_GROUP = "fedkeeper-calico-installer"
 OPERATOR_DEPLOYMENT = "tigera-operator"
 # Where pull secrets must exist before the chart: the operator's namespace (it copies the
 # Installation's pull secrets into every namespace it renders into) and the namespace of
@@ -108,6 +111,92 @@ class InstallResult:
 
     def summary(self) -> str:
         return "; ".join(self.done) or "nothing to do"
+
+
+def installer_rbac(config: FederationConfig) -> list[dict[str, Any]]:
+    """What the installer may do on EKS, and nothing more.
+
+    Its namespaces may not exist yet, so the role is cluster-wide: ``create`` on Namespaces
+    and Secrets cannot be narrowed by name (RBAC's ``resourceNames`` never restricts
+    ``create``), every other verb is limited to the objects it manages or releases.
+    """
+    calico = config.eks.calico
+    cal_api = config.federation.calico_api
+    names = sorted({name for kind, name, _ in OPERATOR_OBJECTS if kind != "Installation"})
+    operator_kinds = ["installations", "apiservers", "whiskers", "goldmanes"]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "verbs": ["get"],
+            "resourceNames": list(PULL_SECRET_NAMESPACES),
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "update", "delete"],
+            "resourceNames": [calico.pull_secret_name],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["get"],
+            "resourceNames": [OPERATOR_NAMESPACE],
+        },
+        {
+            "apiGroups": ["operator.tigera.io"],
+            "resources": operator_kinds,
+            "verbs": ["get", "patch"],
+            "resourceNames": ["default"],
+        },
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles", "clusterrolebindings"],
+            "verbs": ["get", "patch"],
+            "resourceNames": [n for n in names if n.startswith("calico-")],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts"],
+            "verbs": ["get", "patch"],
+            "resourceNames": [n for n in names if n.startswith("calico-")],
+        },
+        {"apiGroups": [cal_api.group], "resources": ["licensekeys"], "verbs": ["list", "create"]},
+        {
+            "apiGroups": [cal_api.group],
+            "resources": ["licensekeys"],
+            "verbs": ["get", "update"],
+            "resourceNames": ["default"],
+        },
+    ]
+    labels = {"app.kubernetes.io/managed-by": "fedkeeper", "fedkeeper.io/federation": config.name}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": INSTALLER_GROUP, "labels": labels},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": INSTALLER_GROUP, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": INSTALLER_GROUP,
+            },
+            "subjects": [
+                {
+                    "kind": "Group",
+                    "name": INSTALLER_GROUP,
+                    "apiGroup": "rbac.authorization.k8s.io",
+                }
+            ],
+        },
+    ]
 
 
 # --- pure: secret contents, checked without ever echoing them ----------------------------------

@@ -35,7 +35,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from fedkeeper.calico_install import OPERATOR_OBJECTS, PULL_SECRET_NAMESPACES, RESPONSE_MARGIN_S
+from fedkeeper.calico_install import INSTALLER_GROUP, RESPONSE_MARGIN_S, installer_rbac
 from fedkeeper.config import FederationConfig
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack, operator_namespace_rbac
@@ -44,7 +44,6 @@ from stacks.network import LOG_RETENTION, PRIVATE, lambda_vpc_statements
 
 CALICO_NAMESPACE = "tigera-operator"
 RELEASE = "calico-enterprise"
-INSTALLER_GROUP = "fedkeeper-calico-installer"
 # aws_eks_v2's kubectl provider: its handler (helm, kubectl) and the provider framework's
 # onEvent function both run at most 15 minutes.
 KUBECTL_PROVIDER_LIMIT = cdk.Duration.minutes(15)
@@ -340,92 +339,6 @@ class CalicoStack(cdk.Stack):
         for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"):
             acknowledge(provider, f"AwsSolutions-IAM5[{finding}]", reason)
         acknowledge(provider, f"AwsSolutions-IAM5[Resource::{bucket}]", reason)
-
-
-def installer_rbac(config: FederationConfig) -> list[dict[str, Any]]:
-    """What the installer may do on EKS, and nothing more.
-
-    Its namespaces may not exist yet, so the role is cluster-wide: ``create`` on Namespaces
-    and Secrets cannot be narrowed by name (RBAC's ``resourceNames`` never restricts
-    ``create``), every other verb is limited to the objects it manages or releases.
-    """
-    calico = config.eks.calico
-    cal_api = config.federation.calico_api
-    names = sorted({name for kind, name, _ in OPERATOR_OBJECTS if kind != "Installation"})
-    operator_kinds = ["installations", "apiservers", "whiskers", "goldmanes"]
-    rules: list[dict[str, Any]] = [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
-        {
-            "apiGroups": [""],
-            "resources": ["namespaces"],
-            "verbs": ["get"],
-            "resourceNames": list(PULL_SECRET_NAMESPACES),
-        },
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "verbs": ["get", "update", "delete"],
-            "resourceNames": [calico.pull_secret_name],
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "verbs": ["get"],
-            "resourceNames": [CALICO_NAMESPACE],
-        },
-        {
-            "apiGroups": ["operator.tigera.io"],
-            "resources": operator_kinds,
-            "verbs": ["get", "patch"],
-            "resourceNames": ["default"],
-        },
-        {
-            "apiGroups": ["rbac.authorization.k8s.io"],
-            "resources": ["clusterroles", "clusterrolebindings"],
-            "verbs": ["get", "patch"],
-            "resourceNames": [n for n in names if n.startswith("calico-")],
-        },
-        {
-            "apiGroups": [""],
-            "resources": ["serviceaccounts"],
-            "verbs": ["get", "patch"],
-            "resourceNames": [n for n in names if n.startswith("calico-")],
-        },
-        {"apiGroups": [cal_api.group], "resources": ["licensekeys"], "verbs": ["list", "create"]},
-        {
-            "apiGroups": [cal_api.group],
-            "resources": ["licensekeys"],
-            "verbs": ["get", "update"],
-            "resourceNames": ["default"],
-        },
-    ]
-    labels = {"app.kubernetes.io/managed-by": "fedkeeper", "fedkeeper.io/federation": config.name}
-    return [
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": INSTALLER_GROUP, "labels": labels},
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": INSTALLER_GROUP, "labels": labels},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": INSTALLER_GROUP,
-            },
-            "subjects": [
-                {
-                    "kind": "Group",
-                    "name": INSTALLER_GROUP,
-                    "apiGroup": "rbac.authorization.k8s.io",
-                }
-            ],
-        },
-    ]
 
 
 def calico_values(config: FederationConfig) -> dict[str, Any]:

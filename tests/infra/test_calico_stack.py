@@ -218,8 +218,8 @@ def test_every_custom_resource_gives_up_within_its_providers_limit(synth: Synth)
 
 
 def test_the_installer_holds_only_name_scoped_rbac_besides_create() -> None:
+    from fedkeeper.calico_install import installer_rbac
     from fedkeeper.config import load_config
-    from stacks.calico import installer_rbac
     from tests.infra.conftest import EXAMPLE_CONFIG
 
     (role, binding) = installer_rbac(load_config(EXAMPLE_CONFIG))

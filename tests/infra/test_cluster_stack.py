@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from fedkeeper.calico_install import INSTALLER_GROUP
 from fedkeeper.rbac import RECONCILER_GROUP
-from stacks.calico import INSTALLER_GROUP
 from stacks.cluster import OPERATOR_NAMESPACES
 from tests.infra.conftest import Synth
 
