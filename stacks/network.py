@@ -126,7 +126,7 @@ class NetworkStack(cdk.Stack):
                 )
 
         if vpc_config.interface_endpoints:
-            self._api_endpoints()
+            self._api_endpoints(str(vpc_config.cidr))
 
         subnets = [*self.vpc.public_subnets, *self.vpc.private_subnets]
         self.federation_network = FederationNetwork(
@@ -142,19 +142,33 @@ class NetworkStack(cdk.Stack):
         cdk.CfnOutput(self, "VpnGatewayId", value=self.vpn_gateway_id)
         cdk.CfnOutput(self, "VpnConnectionId", value=self.vpn_connection.vpn_id)
 
-    def _api_endpoints(self) -> None:
+    def _api_endpoints(self, vpc_cidr: str) -> None:
         """Interface endpoints for the AWS APIs the Lambdas call, and DynamoDB's gateway.
 
         With them the functions reach AWS without the NAT gateways, so an AZ whose NAT
         gateway is down (or all of them) stops no repair. Private DNS on: the SDK's usual
         endpoints resolve to them. Each interface endpoint is billed per AZ and hour.
         """
+        # One group for every endpoint: HTTPS from the VPC's primary CIDR (a literal, so
+        # cdk-nag can read the rule; CDK's default would reference the VPC's CIDR attribute).
+        endpoint_sg = ec2.SecurityGroup(
+            self,
+            "ApiEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="AWS API interface endpoints: HTTPS from the federation VPC",
+            allow_all_outbound=False,
+        )
+        endpoint_sg.add_ingress_rule(
+            ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
+        )
         for name in INTERFACE_ENDPOINT_SERVICES:
             self.vpc.add_interface_endpoint(
                 f"{name.capitalize()}Endpoint",
                 service=ec2.InterfaceVpcEndpointAwsService(name),
                 subnets=PRIVATE,
                 private_dns_enabled=True,
+                security_groups=[endpoint_sg],
+                open=False,
             )
         self.vpc.add_gateway_endpoint(
             "DynamodbEndpoint",
