@@ -14,7 +14,7 @@
 - The reconciler's Roles in the namespaces the operator owns (``calico-system``), applied
   once the operator has created them; the stack never declares those namespaces, so
   ``cdk destroy`` cannot delete them.
-- Every wait ends at least :data:`WAIT_MARGIN` inside its provider's limit, and every custom
+- Every wait ends at least 2 minutes inside its provider's limit, and every custom
   resource carries a ``ServiceTimeout``, so a failure reaches CloudFormation in minutes.
 
 Why a stack of its own: a Helm release that fails (a pull secret not yet in place, a chart
@@ -35,7 +35,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from fedkeeper.calico_install import INSTALLER_GROUP, RESPONSE_MARGIN_S, installer_rbac
+from fedkeeper.calico_install import INSTALLER_GROUP, installer_rbac
 from fedkeeper.config import FederationConfig
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack, operator_namespace_rbac
@@ -47,20 +47,18 @@ RELEASE = "calico-enterprise"
 # aws_eks_v2's kubectl provider: its handler (helm, kubectl) and the provider framework's
 # onEvent function both run at most 15 minutes.
 KUBECTL_PROVIDER_LIMIT = cdk.Duration.minutes(15)
-# Each wait ends at least this long before its provider's limit, so the provider answers
-# CloudFormation itself (else the stack waits out the custom-resource timeout).
-WAIT_MARGIN = cdk.Duration.seconds(RESPONSE_MARGIN_S)
 # helm upgrade --install --atomic waits this long for the operator; on failure it uninstalls,
-# which runs the chart's pre-delete hook: the operator deletes the Installation and waits at
-# most 5 minutes (tigera/operator cmd/main.go executePreDeleteHook). Plus the kubeconfig,
-# the chart pull and the release bookkeeping (HELM_OVERHEAD).
-HELM_TIMEOUT = cdk.Duration.minutes(6)
-HELM_PRE_DELETE_HOOK_LIMIT = cdk.Duration.minutes(5)
+# which runs the chart's pre-delete hook Job (the operator deletes the Installation and waits
+# for it, tigera/operator cmd/main.go executePreDeleteHook) and Helm waits for that Job up to
+# the same --timeout. Plus the kubeconfig, the chart pull and the release bookkeeping
+# (HELM_OVERHEAD): at worst 2 x HELM_TIMEOUT + HELM_OVERHEAD.
+HELM_TIMEOUT = cdk.Duration.minutes(5)
 HELM_OVERHEAD = cdk.Duration.minutes(1)
 # How long the stack waits for the operator to create calico-system after the install
 # (the kubectl provider's get handler polls every 10 s).
 OPERATOR_NAMESPACE_TIMEOUT = cdk.Duration.minutes(10)
-# The installer's own limit; its waits end RESPONSE_MARGIN_S before it.
+# The installer's own limit; its waits end fedkeeper.calico_install.RESPONSE_MARGIN_S
+# before it.
 INSTALLER_TIMEOUT = cdk.Duration.minutes(15)
 # CloudFormation gives up on a custom resource that has not answered after this long
 # (default: one hour). No provider here can answer later than its Lambda's limit.

@@ -185,14 +185,14 @@ def _kubectl_handler_timeout(synth: Synth) -> int:
 
 
 def test_every_wait_ends_at_least_120_seconds_inside_its_providers_limit(synth: Synth) -> None:
-    from stacks.calico import HELM_OVERHEAD, HELM_PRE_DELETE_HOOK_LIMIT
+    from stacks.calico import HELM_OVERHEAD
 
     limit = _kubectl_handler_timeout(synth)
     _, chart = _one(synth, "Custom::AWSCDK-EKS-HelmChart")
     _, wait = _one(synth, "Custom::AWSCDK-EKS-KubernetesObjectValue")
     helm = int(chart["Properties"]["Timeout"].removesuffix("s"))
-    # Helm waits, then (atomic) uninstalls, which runs the chart's pre-delete hook.
-    helm_worst = helm + HELM_PRE_DELETE_HOOK_LIMIT.to_seconds() + HELM_OVERHEAD.to_seconds()
+    # Helm waits, then (atomic) uninstalls, waiting as long again for the pre-delete hook.
+    helm_worst = 2 * helm + HELM_OVERHEAD.to_seconds()
     get_worst = int(wait["Properties"]["TimeoutSeconds"]) + 10  # the get handler polls each 10 s
 
     assert helm_worst + 120 <= limit
