@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.errors import PermanentError, RetryableError
+from fedkeeper.errors import PermanentError, RetryableError, UnauthorizedError
 
 OPERATOR_NAMESPACE = "tigera-operator"
 # The Kubernetes group of the installer's access entry, bound to installer_rbac().
@@ -67,6 +67,8 @@ OPERATOR_OBJECTS: tuple[tuple[str, str, str | None], ...] = (
 # The installer answers CloudFormation at least this long before its Lambda times out.
 RESPONSE_MARGIN_S = 120
 POLL_S = 5.0
+# A new access entry takes a moment to be honoured: until then EKS answers 401 (or 403).
+ACCESS_ATTEMPTS = 18  # x POLL_S: 90 s
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fedkeeper"}
 
 
@@ -303,6 +305,27 @@ class Deadline:
         return self.left() <= 0
 
 
+def wait_for_access(
+    kube: Any, deadline: Deadline, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Wait (bounded) until EKS honours the installer's access entry and RBAC."""
+    for attempt in range(ACCESS_ATTEMPTS):
+        try:
+            kube.get("Namespace", OPERATOR_NAMESPACE)
+            return
+        except (UnauthorizedError, RetryableError, PermanentError) as exc:
+            forbidden = getattr(exc, "status", None) == 403
+            if not isinstance(exc, UnauthorizedError | RetryableError) and not forbidden:
+                raise
+            if attempt == ACCESS_ATTEMPTS - 1 or deadline.left() < POLL_S:
+                raise PermanentError(
+                    f"EKS refused the installer ({exc}); check its access entry (group "
+                    f"{INSTALLER_GROUP}) and the ClusterRole of that name, then `cdk deploy` "
+                    "again"
+                ) from None
+            sleep(POLL_S)
+
+
 def operator_running(kube: Any) -> bool:
     """Whether a tigera-operator Deployment exists, is not being deleted and has a pod up."""
     deployment = kube.get("Deployment", OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE)
@@ -435,6 +458,7 @@ def run_step(
     only ever parsed and written to the cluster.
     """
     result = InstallResult()
+    wait_for_access(kube, deadline, sleep)
     if request.step == "prerequisites":
         release_stale_operator_objects(kube, result)
         if request_type == "Delete":

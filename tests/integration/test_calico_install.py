@@ -141,3 +141,19 @@ def test_the_licence_is_applied_once_and_then_left_alone(
         "projectcalico.org/v3", "LicenseKey", "default"
     )
     assert stored is not None and stored["spec"] == {"token": "tok", "certificate": "cert"}
+
+
+def test_an_identity_eks_does_not_honour_yet_is_retried_then_named(server: FakeKubeServer) -> None:
+    stranger = KubeCluster.from_kubeconfig(
+        "eks", server.kubeconfig(token="not-yet-mapped"), installer_types("projectcalico.org", "v3")
+    )
+    naps: list[float] = []
+
+    with pytest.raises(PermanentError, match="check its access entry"):
+        run_step(
+            _request("prerequisites"), "Create", stranger, _secrets, Deadline(600), naps.append
+        )
+
+    stranger.close()
+    assert len(naps) == 17  # every attempt but the last waited
+    assert server.get_object("v1", "Namespace", "tigera-operator") is None
