@@ -456,18 +456,36 @@ class Preflight:
         return {"ready": self.ready, "checks": [c.to_dict() for c in self.checks]}
 
 
+def _guarded(name: str, check: Callable[[], Check | list[Check]]) -> list[Check]:
+    """Run one check; a call the caller may not make (or that fails) is a failed check."""
+    try:
+        result = check()
+    except (ClientError, BotoCoreError) as exc:
+        operation = exc.operation_name if isinstance(exc, ClientError) else ""
+        return [
+            Check(
+                name,
+                "fail",
+                f"could not check: {operation or type(exc).__name__} failed ({_error_code(exc)})",
+                "run preflight as a principal with read access to it (e.g. ReadOnlyAccess)",
+            )
+        ]
+    return result if isinstance(result, list) else [result]
+
+
 def run_preflight(session: Any, config: FederationConfig, account: str, today: date) -> Preflight:
     """Every check, against ``session`` (read-only calls only)."""
     region = session.region_name
-    checks = [
-        check_bootstrap(session.client("cloudformation"), account, region),
-        check_lambda_concurrency(session.client("lambda")),
-        *check_quotas(session.client("ec2"), session.client("service-quotas"), config),
-        *check_secrets(session.client("secretsmanager"), config),
-        check_eks_version(session.client("eks"), config, today),
-        check_onprem_endpoint(session.client("route53resolver"), config),
+    client = session.client
+    checks: list[tuple[str, Callable[[], Check | list[Check]]]] = [
+        ("bootstrap", lambda: check_bootstrap(client("cloudformation"), account, region)),
+        ("lambda-concurrency", lambda: check_lambda_concurrency(client("lambda"))),
+        ("quota", lambda: check_quotas(client("ec2"), client("service-quotas"), config)),
+        ("secret", lambda: check_secrets(client("secretsmanager"), config)),
+        ("eks-version", lambda: check_eks_version(client("eks"), config, today)),
+        ("onprem-endpoint", lambda: check_onprem_endpoint(client("route53resolver"), config)),
     ]
-    return Preflight(checks)
+    return Preflight([c for name, check in checks for c in _guarded(name, check)])
 
 
 def render_preflight(result: Preflight) -> str:

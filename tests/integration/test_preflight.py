@@ -14,7 +14,14 @@ import pytest
 
 from fedkeeper.config import FederationConfig, load_config
 from fedkeeper.preflight import Preflight, run_preflight
-from fedkeeper.sandbox.preflight_aws import AccountLimits, bootstrap_account, preflight_sandbox
+from fedkeeper.sandbox.aws import SandboxAws
+from fedkeeper.sandbox.preflight_aws import (
+    AccountLimits,
+    bootstrap_account,
+    preflight_sandbox,
+    put_calico_secrets,
+    register_preflight_gap_fills,
+)
 from tests.conftest import EXAMPLE
 
 TODAY = date(2026, 12, 7)
@@ -240,3 +247,19 @@ def test_the_cli_refuses_a_bad_config_with_exit_2(tmp_path: Any) -> None:
     bad.write_text(EXAMPLE.read_text().replace("nat_gateways: 1", "nat_gateways: 9"))
 
     assert main(["preflight", "-c", str(bad), "--sandbox"]) == 2
+
+
+def test_a_call_the_caller_may_not_make_is_a_failed_check_not_a_crash(
+    config: FederationConfig,
+) -> None:
+    with SandboxAws(config.aws.region) as aws:
+        session = aws.session()
+        aws.fail_next("ec2", "DescribeVpcs", "UnauthorizedOperation", status=403)
+        register_preflight_gap_fills(session, AccountLimits(today=TODAY))
+        bootstrap_account(session)
+        put_calico_secrets(session, config)
+        result = run_preflight(session, config, "123456789012", TODAY)
+
+    failed = _failed(result)
+    assert "DescribeVpcs failed (UnauthorizedOperation)" in failed["quota"]
+    assert "bootstrap" not in failed
