@@ -146,3 +146,25 @@ def cost_table(templates: Mapping[str, Mapping[str, Any]]) -> str:
             f"| **${c.total:,.2f}** |"
         )
     return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m stacks.costs CDK_OUT``: the cost table of a synthesized app, for the docs."""
+    import json
+    from pathlib import Path
+
+    if len(argv) != 1:
+        print("usage: python -m stacks.costs CDK_OUT  (after `make synth`)")
+        return 2
+    templates = {
+        path.name.removesuffix(".template.json").rsplit("-", 1)[-1]: json.loads(path.read_text())
+        for path in Path(argv[0]).glob("*.template.json")
+    }
+    print(cost_table(templates))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
