@@ -4,9 +4,9 @@
 Reads the federation config from context ``config`` (``cdk synth -c config=path``; ``python
 app.py -c config=PATH`` works too) or else ``./federation.yaml``, never the example:
 deploying the example's values to a real account by accident is worse than refusing
-(``fedkeeper init`` writes a federation.yaml to edit). Synthesizes the network, cluster and
-automation stacks. Needs no AWS credentials, no network and no Docker (the Lambda
-dependencies come from the ``.build/lambda-deps`` cache once it is filled).
+(``fedkeeper init`` writes a federation.yaml to edit). Synthesizes the network, cluster,
+calico and automation stacks. Needs no AWS credentials, no network and no Docker (the
+Lambda dependencies come from the ``.build/lambda-deps`` cache once it is filled).
 """
 
 from __future__ import annotations

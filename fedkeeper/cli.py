@@ -1211,6 +1211,40 @@ def _add_bootstrap(sub: Any) -> None:
     )
 
 
+def _add_preflight(sub: Any) -> None:
+    p = _command(
+        sub,
+        "preflight",
+        "before cdk deploy: would it succeed in this account and region? (read-only)",
+        cmd_preflight,
+    )
+    _config_arg(p)
+    p.add_argument("--sandbox", action="store_true", help="check a fresh sandbox account")
+    _aws_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON (no header)")
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Checks in fedkeeper/preflight.py; exit 0 ready, 1 something would fail."""
+    from datetime import date
+
+    from fedkeeper.preflight import render_preflight, run_preflight
+
+    loaded = _load(args)
+    if args.sandbox:
+        from fedkeeper.sandbox.preflight_aws import preflight_sandbox
+
+        _print_header(args, header("preflight", loaded, "sandbox", loaded.config.aws.region))
+        with preflight_sandbox(loaded.config) as (session, account):
+            result = run_preflight(session, loaded.config, account, date.today())
+    else:
+        session, account = aws_session(args, loaded.config)
+        _print_header(args, header("preflight", loaded, account, session.region_name))
+        result = run_preflight(session, loaded.config, account, date.today())
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render_preflight(result))
+    return EXIT_OK if result.ready else EXIT_DRIFT
+
+
 def _add_demo(sub: Any) -> None:
     p = _command(sub, "demo", "run the whole system on the embedded sandbox", cmd_demo)
     _config_arg(p)
@@ -1276,6 +1310,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     _add_adopt,
     _add_invoke,
     _add_bootstrap,
+    _add_preflight,
     _add_demo,
     _add_sandbox,
 ]

@@ -92,6 +92,11 @@ class VpcConfig(_Model):
     public_subnet_prefix: int = Field(24, description="Mask length of each public subnet")
     private_subnet_prefix: int = Field(19, description="Mask length of each private subnet")
     nat_gateways: int = Field(1, description="NAT gateways (1 to az_count)")
+    interface_endpoints: bool = Field(
+        False,
+        description="Interface VPC endpoints for the AWS APIs the Lambdas call, so repairs "
+        "need no NAT gateway (docs/DEPLOY.md: cost)",
+    )
 
     _cidr_check = field_validator("cidr", mode="before")(_cidr)
 
@@ -230,10 +235,22 @@ class AwsConfig(_Model):
 
 class NodeGroupConfig(_Model):
     name: str = "workers"
-    instance_types: list[str] = Field(default_factory=lambda: ["m6i.large"])
+    # Calico Enterprise with log storage runs Elasticsearch, Kibana and the manager beside
+    # calico-node and Typha: 4 vCPU / 16 GiB nodes leave room for them (m6i.large does not).
+    instance_types: list[str] = Field(default_factory=lambda: ["m6i.xlarge"])
     min_size: int = 2
     desired_size: int = 2
     max_size: int = 4
+    disk_size_gb: int = Field(
+        50, description="Root volume (gp3) of each node: Calico Enterprise's images are large"
+    )
+
+    @field_validator("disk_size_gb")
+    @classmethod
+    def _disk(cls, v: int) -> int:
+        if not 20 <= v <= 16384:
+            raise ValueError(f"is {v}; give a gp3 root volume between 20 and 16384 GiB, e.g. 50")
+        return v
 
     @field_validator("instance_types")
     @classmethod
@@ -303,6 +320,27 @@ class CalicoInstallConfig(_Model):
     license_secret_name: str = Field(
         "tigera-license", description="Secrets Manager secret holding the LicenseKey manifest"
     )
+    pull_secret_source: str = Field(
+        "tigera-pull-secret",
+        description="Secrets Manager secret (name or ARN) holding the registry credentials "
+        "Tigera sends (config.json); the calico stack copies them into pull_secret_name",
+    )
+    log_storage: bool = Field(
+        True,
+        description="Calico Enterprise log storage (Elasticsearch on EBS through the "
+        "tigera-elasticsearch StorageClass); false turns log storage, log collection and the "
+        "manager UI off",
+    )
+
+    @field_validator("license_secret_name", "pull_secret_source")
+    @classmethod
+    def _secret_ref(cls, v: str) -> str:
+        if not v or not re.fullmatch(r"(arn:aws[a-z-]*:secretsmanager:\S+|[\w/+=.@-]{1,512})", v):
+            raise ValueError(
+                f"{v!r} is not a Secrets Manager secret name or ARN; use a name such as "
+                "tigera-license (letters, digits and /_+=.@-)"
+            )
+        return v
 
     @field_validator("chart_repository")
     @classmethod
@@ -355,6 +393,17 @@ class CalicoInstallConfig(_Model):
         return v
 
 
+# The EKS managed add-ons the cluster stack creates; their versions move with the cluster's
+# through eks.addon_versions and `cdk deploy` (docs/DEPLOY.md, "Upgrades").
+MANAGED_ADDONS = (
+    "eks-pod-identity-agent",
+    "vpc-cni",
+    "kube-proxy",
+    "coredns",
+    "aws-ebs-csi-driver",
+)
+
+
 class EksConfig(_Model):
     cluster_name: str
     kubernetes_version: str = Field(
@@ -363,6 +412,28 @@ class EksConfig(_Model):
     )
     node_group: NodeGroupConfig = Field(default_factory=NodeGroupConfig)
     calico: CalicoInstallConfig = Field(default_factory=CalicoInstallConfig)
+    addon_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="EKS managed add-on versions (e.g. kube-proxy: v1.36.0-eksbuild.2); an "
+        "add-on left out gets EKS's default for kubernetes_version when it is created",
+    )
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _addon_versions(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, version in v.items():
+            if name not in MANAGED_ADDONS:
+                raise ValueError(
+                    f"names {name!r}, which is not an add-on the cluster stack manages; use "
+                    f"one of {', '.join(MANAGED_ADDONS)}"
+                )
+            if not re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", str(version)):
+                raise ValueError(
+                    f"{name}: {version!r} is not an EKS add-on version; copy one from `aws eks "
+                    f"describe-addon-versions --addon-name {name} --kubernetes-version <version>`"
+                    ", e.g. v1.36.0-eksbuild.2"
+                )
+        return v
 
     @field_validator("cluster_name")
     @classmethod

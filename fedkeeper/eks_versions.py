@@ -53,8 +53,11 @@ class EksRelease:
         return Support.ENDED
 
 
-# Newest first.
+# Newest first. 1.36: released on EKS 2026-06-02 (EKS user guide, "Review release notes for
+# Kubernetes versions on standard support": "Kubernetes 1.36 is now available in Amazon EKS");
+# standard support for 14 months from then, extended support for 12 more.
 CALENDAR: tuple[EksRelease, ...] = (
+    EksRelease("1.36", date(2026, 6, 2), date(2027, 8, 2), date(2028, 8, 2)),
     EksRelease("1.35", date(2026, 1, 27), date(2027, 3, 27), date(2028, 3, 27)),
     EksRelease("1.34", date(2025, 10, 2), date(2026, 12, 2), date(2027, 12, 2)),
     EksRelease("1.33", date(2025, 5, 29), date(2026, 7, 29), date(2027, 7, 29)),
@@ -65,19 +68,29 @@ CALENDAR: tuple[EksRelease, ...] = (
 )
 RELEASES = {release.version: release for release in CALENDAR}
 
-# The default for new clusters: the newest version that aws-cdk-lib's aws_eks_v2 knows,
-# that a published kubectl Lambda layer ships (aws-cdk.lambda-layer-kubectl-v35) and that
-# is in EKS standard support (until 2027-03-27).
-DEFAULT_VERSION = "1.35"
+# The default for new clusters: the newest version that aws-cdk-lib's aws_eks_v2 knows
+# (2.275: KubernetesVersion.V1_36), that a published kubectl Lambda layer ships
+# (aws-cdk.lambda-layer-kubectl-v36) and that is in EKS standard support (until 2027-08-02).
+DEFAULT_VERSION = "1.36"
 # The kubectl/helm version of the layer the cluster stack deploys with. kubectl supports
 # API servers one minor version older or newer than itself (Kubernetes version skew policy).
-KUBECTL_LAYER_VERSION = "1.35"
+KUBECTL_LAYER_VERSION = "1.36"
+# `fedkeeper preflight` refuses a version with less standard support left than this: a
+# deployment should not need a control-plane upgrade (or start paying for extended support)
+# within its first months.
+MIN_STANDARD_SUPPORT_LEFT_DAYS = 183
 
 
 def support(version: str, day: date) -> Support:
     """Where ``version`` stands on ``day`` in EKS's calendar."""
     release = RELEASES.get(version)
     return release.support_on(day) if release else Support.UNKNOWN
+
+
+def standard_support_end(version: str) -> date | None:
+    """The day ``version`` leaves EKS standard support, by fedkeeper's calendar."""
+    release = RELEASES.get(version)
+    return release.end_of_standard_support if release else None
 
 
 def _minor(version: str) -> int:

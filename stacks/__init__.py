@@ -17,8 +17,9 @@ from typing import Any
 import aws_cdk as cdk
 
 from fedkeeper.config import FederationConfig
+from stacks.automation import RUNTIME as LAMBDA_RUNTIME
 from stacks.automation import AutomationStack
-from stacks.bundling import SKIP_DEPS_CONTEXT, skip_deps_requested
+from stacks.bundling import SKIP_DEPS_CONTEXT, LambdaBundle, skip_deps_requested
 from stacks.calico import CalicoStack
 from stacks.cluster import ClusterStack
 from stacks.compliance import add_compliance_checks
@@ -56,6 +57,14 @@ def build_stacks(
     # Account-agnostic unless the CDK CLI knows the account; the region is the config's.
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=config.aws.region)
     prefix = config.name
+    skip_deps = skip_deps_requested(app.node.try_get_context(SKIP_DEPS_CONTEXT))
+    # One code asset for every function (the automation's and the calico installer).
+    code_bundle = LambdaBundle(
+        project_root=project_root,
+        config_file=config_file,
+        python_version=LAMBDA_RUNTIME.name.removeprefix("python"),
+        skip_deps=skip_deps,
+    )
     network = NetworkStack(
         app,
         f"{prefix}-network",
@@ -77,6 +86,7 @@ def build_stacks(
         config=config,
         config_dir=config_file.parent,
         cluster=cluster,
+        code_bundle=code_bundle,
         env=env,
         description=f"fedkeeper {prefix}: Calico Enterprise (tigera-operator) policy-only",
     )
@@ -88,7 +98,7 @@ def build_stacks(
         project_root=project_root,
         network=network,
         cluster=cluster,
-        skip_deps=skip_deps_requested(app.node.try_get_context(SKIP_DEPS_CONTEXT)),
+        skip_deps=skip_deps,
         env=env,
         description=f"fedkeeper {prefix}: drift detection and repair",
     )

@@ -51,7 +51,13 @@ from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
 from stacks.bundling import LambdaBundle, lambda_code
 from stacks.cluster import ClusterStack
 from stacks.compliance import acknowledge
-from stacks.network import PRIVATE, NetworkStack
+from stacks.network import (
+    LAMBDA_VPC_DESCRIBE_ACTIONS,
+    LAMBDA_VPC_ENI_ACTIONS,
+    PRIVATE,
+    NetworkStack,
+    lambda_vpc_statements,
+)
 
 # The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 accepts only that);
 # it supports SnapStart, and every dependency ships manylinux wheels for it.
@@ -59,6 +65,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ALIAS_NAME = "live"
 HANDLER_TIMEOUT = cdk.Duration.minutes(5)
 HANDLER_EVENT_AGE = cdk.Duration.hours(1)
+# The watch function's singleton (one instance watching); the four event/repair functions
+# reserve nothing. (Issue #19 replaces this with a lease and removes the reservation.)
+WATCH_RESERVED_CONCURRENCY = 1
 CONFIG_PATH_IN_LAMBDA = "/var/task/federation.yaml"
 METRICS_NAMESPACE = "Fedkeeper"
 METRICS_DIMENSIONS = {"service": "fedkeeper"}
@@ -73,20 +82,20 @@ CLOUDTRAIL_REQUIREMENT = (
 )
 # Secrets Manager appends "-" and six characters to a secret's name in its complete ARN.
 _COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
-# What fedkeeper's AWS adapter reads (fedkeeper/adapters/aws.py) plus what Lambda needs to
-# manage its network interfaces in the VPC. EC2 offers no resource-level scoping for these.
+# What fedkeeper's AWS adapter reads (fedkeeper/adapters/aws.py). EC2 Describe* calls
+# support no resource-level permissions.
 EC2_READ_ACTIONS = (
     "ec2:DescribeVpcs",
     "ec2:DescribeVpnGateways",
     "ec2:DescribeVpnConnections",
     "ec2:DescribeRouteTables",
 )
+# What Lambda does with the role to attach the functions to the VPC (scoped to the VPC where
+# IAM allows it: stacks.network.lambda_vpc_statements).
 LAMBDA_VPC_ACTIONS = (
     "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
+    *LAMBDA_VPC_DESCRIBE_ACTIONS,
+    *LAMBDA_VPC_ENI_ACTIONS,
 )
 # Actions the reconciler role needs that fedkeeper's code never calls: Lambda itself uses
 # them on the role's behalf. tests/infra/test_iam_exactness.py holds the policy to exactly
@@ -326,6 +335,7 @@ class AutomationStack(cdk.Stack):
         timeout: cdk.Duration = HANDLER_TIMEOUT,
         memory_mb: int = 512,
         max_event_age: cdk.Duration = HANDLER_EVENT_AGE,
+        reserved_concurrency: int | None = None,
     ) -> HandlerFunction:
         construct = "".join(part.capitalize() for part in name.split("_"))
         function_name = f"{self.config.name}-{name.replace('_', '-')}"
@@ -348,8 +358,11 @@ class AutomationStack(cdk.Stack):
             role=role,
             memory_size=memory_mb,
             timeout=timeout,
-            # One reconcile at a time per trigger: runs never race each other's writes.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: an account whose concurrency quota is still a new
+            # account's (10 or 50) refuses any reservation at CreateFunction, since Lambda
+            # keeps 100 unreserved. Concurrent runs are safe: writes carry resourceVersion,
+            # episodes are written with a condition.
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
@@ -396,6 +409,7 @@ class AutomationStack(cdk.Stack):
             memory_mb=MEMORY_MB,
             # A start throttled by the running instance is dropped, not queued.
             max_event_age=cdk.Duration.seconds(60),
+            reserved_concurrency=WATCH_RESERVED_CONCURRENCY,
         )
         self.handlers["watch"] = watch
         events.Rule(
@@ -429,8 +443,14 @@ class AutomationStack(cdk.Stack):
         statements = [
             iam.PolicyStatement(
                 sid="ReadNetwork",
-                actions=[*EC2_READ_ACTIONS, *LAMBDA_VPC_ACTIONS],
+                actions=list(EC2_READ_ACTIONS),
                 resources=["*"],
+            ),
+            *lambda_vpc_statements(
+                stack,
+                self.network.vpc.vpc_id,
+                [s.subnet_id for s in self.network.vpc.private_subnets],
+                [self.security_group.security_group_id],
             ),
             iam.PolicyStatement(
                 sid="PropagateVgwRoutesIntoVpcRouteTables",
@@ -545,7 +565,11 @@ class AutomationStack(cdk.Stack):
         region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
         arn = f"arn:{partition}:{{service}}:{region}:<AWS::AccountId>:{{resource}}"
         reasons = {
-            "Resource::*": "EC2 Describe* and Lambda's VPC network-interface actions, and "
+            "Resource::"
+            + arn.format(service="ec2", resource="network-interface/*"): "Lambda's own network "
+            "interfaces get ids only when it creates them; the ec2:Vpc condition keeps them "
+            "to the federation's VPC.",
+            "Resource::*": "EC2 Describe* (Lambda's DescribeNetworkInterfaces/Subnets too), and "
             "X-Ray PutTraceSegments/PutTelemetryRecords and CloudTrail DescribeTrails "
             "support no resource-level permissions (AWS requires Resource *); "
             "GetTrailStatus reads whichever trail covers the region, often an organization "

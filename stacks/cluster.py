@@ -6,7 +6,11 @@
   VPC CNI's policy goes to the ``aws-node`` service account through EKS Pod Identity.
 - The ``vpc-cni`` managed add-on with ``AWS_VPC_K8S_CNI_EXTERNALSNAT=true`` in place before
   any node starts (the node group depends on it), so pods keep their own addresses towards
-  the VPN from the first boot (invariant 2, "snat").
+  the VPN from the first boot (invariant 2, "snat"). ``kube-proxy`` is a managed add-on too
+  (before the nodes), ``coredns`` and the EBS CSI driver after them (their pods need nodes);
+  add-on versions, the control plane and the node group move together through the config.
+- For Calico Enterprise's log storage: the EBS CSI driver (its own role through EKS Pod
+  Identity) and the ``tigera-elasticsearch`` StorageClass the operator's LogStorage uses.
 - The reconciler role (the automation Lambdas run as it) with an access entry mapped to the
   Kubernetes group ``fedkeeper-reconciler``, bound to narrow RBAC (invariants 2-4 on EKS).
 - Calico Enterprise is installed by the calico stack (``stacks.calico``), after this one.
@@ -24,11 +28,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 
-# The kubectl/helm layer of fedkeeper.eks_versions.KUBECTL_LAYER_VERSION (1.35).
-from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+# The kubectl/helm layer of fedkeeper.eks_versions.KUBECTL_LAYER_VERSION (1.36).
+from aws_cdk.lambda_layer_kubectl_v36 import KubectlV36Layer
 from constructs import Construct
 
-from fedkeeper.config import FederationConfig
+from fedkeeper.config import EksConfig, FederationConfig
 from fedkeeper.rbac import RECONCILER_GROUP, eks_reconciler_objects
 from stacks.compliance import acknowledge
 from stacks.network import LOG_RETENTION, PRIVATE, NetworkStack
@@ -37,6 +41,10 @@ VPC_CNI_CONFIGURATION = {"env": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}
 # Namespaces the Tigera operator creates and owns: fedkeeper never declares them.
 OPERATOR_NAMESPACES = frozenset({"calico-system", "tigera-operator"})
 VPC_CNI_SERVICE_ACCOUNT = "aws-node"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+# The StorageClass the Tigera operator's LogStorage asks for by default (tigera/operator
+# pkg/controller/logstorage/initializer: DefaultElasticsearchStorageClass).
+LOG_STORAGE_CLASS = "tigera-elasticsearch"
 # What the nodes themselves need: join the cluster, pull images from ECR. The VPC CNI's
 # AmazonEKS_CNI_Policy goes to the aws-node service account instead (EKS Pod Identity).
 NODE_MANAGED_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
@@ -86,7 +94,7 @@ class ClusterStack(cdk.Stack):
             cluster_logging=list(eks.ClusterLoggingTypes),
             secrets_encryption_key=secrets_key,
             kubectl_provider_options=eks.KubectlProviderOptions(
-                kubectl_layer=KubectlV35Layer(self, "KubectlLayer"),
+                kubectl_layer=KubectlV36Layer(self, "KubectlLayer"),
             ),
         )
         self.cluster.node.add_dependency(self.control_plane_logs)
@@ -105,14 +113,21 @@ class ClusterStack(cdk.Stack):
             "PodIdentityAgentAddon",
             cluster_name=self.cluster.cluster_name,
             addon_name="eks-pod-identity-agent",
+            addon_version=eks_config.addon_versions.get("eks-pod-identity-agent"),
             resolve_conflicts="OVERWRITE",
         )
-        self.vpc_cni_role = self._vpc_cni_role(eks_config.cluster_name)
+        self.vpc_cni_role = self._pod_identity_role(
+            "VpcCniRole",
+            eks_config.cluster_name,
+            "AmazonEKS_CNI_Policy",
+            f"VPC CNI (kube-system/aws-node) of {eks_config.cluster_name}, via EKS Pod Identity",
+        )
         self.vpc_cni_addon = eks.CfnAddon(
             self,
             "VpcCniAddon",
             cluster_name=self.cluster.cluster_name,
             addon_name="vpc-cni",
+            addon_version=eks_config.addon_versions.get("vpc-cni"),
             configuration_values=json.dumps(VPC_CNI_CONFIGURATION),
             # The cluster bootstraps a self-managed aws-node; the add-on takes it over.
             resolve_conflicts="OVERWRITE",
@@ -123,10 +138,34 @@ class ClusterStack(cdk.Stack):
             ],
         )
         self.vpc_cni_addon.add_resource_dependency(self.pod_identity_agent)
+        # The cluster bootstraps a self-managed kube-proxy and CoreDNS; as managed add-ons
+        # they follow eks.addon_versions instead of staying behind a version bump.
+        self.kube_proxy_addon = self._addon("KubeProxyAddon", "kube-proxy", eks_config)
 
         self.nodegroup = self._add_nodegroup(config, network)
         # External SNAT is configured before the first node (and its pods) starts.
         self.nodegroup.node.add_dependency(self.vpc_cni_addon)
+        self.nodegroup.node.add_dependency(self.kube_proxy_addon)
+        # Deployments: EKS reports them healthy only once nodes run their pods.
+        self.coredns_addon = self._addon("CoreDnsAddon", "coredns", eks_config)
+        self.coredns_addon.node.add_dependency(self.nodegroup)
+        self.ebs_csi_role = self._pod_identity_role(
+            "EbsCsiRole",
+            eks_config.cluster_name,
+            "service-role/AmazonEBSCSIDriverPolicy",
+            f"EBS CSI driver (kube-system/{EBS_CSI_SERVICE_ACCOUNT}) of {eks_config.cluster_name}",
+        )
+        self.ebs_csi_addon = self._addon(
+            "EbsCsiAddon",
+            "aws-ebs-csi-driver",
+            eks_config,
+            pod_identity=(self.ebs_csi_role, EBS_CSI_SERVICE_ACCOUNT),
+        )
+        self.ebs_csi_addon.node.add_dependency(self.nodegroup)
+        self.ebs_csi_addon.add_resource_dependency(self.pod_identity_agent)
+        if config.eks.calico.log_storage:
+            storage = self.cluster.add_manifest("LogStorageClass", log_storage_class())
+            storage.node.add_dependency(self.ebs_csi_addon)
 
         self.reconciler_role = iam.Role(
             self,
@@ -176,6 +215,13 @@ class ClusterStack(cdk.Stack):
             "The VPC CNI (aws-node, through EKS Pod Identity) attaches ENIs and addresses for "
             "pods; AWS maintains the policy for the CNI's needs.",
         )
+        acknowledge(
+            self.ebs_csi_role,
+            f"AwsSolutions-IAM4[{managed}service-role/AmazonEBSCSIDriverPolicy]",
+            "The EBS CSI driver (through EKS Pod Identity, its controller's service account "
+            "only) creates, attaches and deletes the volumes of Calico Enterprise's log "
+            "storage; AWS maintains the policy for the driver's needs.",
+        )
         provider = self.cluster.kubectl_provider
         if provider is None:
             return
@@ -220,7 +266,9 @@ class ClusterStack(cdk.Stack):
                 ec2.BlockDevice(
                     device_name="/dev/xvda",
                     volume=ec2.BlockDeviceVolume.ebs(
-                        20, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                        node_config.disk_size_gb,
+                        encrypted=True,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
                     ),
                 )
             ],
@@ -237,7 +285,7 @@ class ClusterStack(cdk.Stack):
                 for name in NODE_MANAGED_POLICIES
             ],
         )
-        return self.cluster.add_nodegroup_capacity(
+        nodegroup = self.cluster.add_nodegroup_capacity(
             "Workers",
             nodegroup_name=node_config.name,
             instance_types=instance_types,
@@ -254,9 +302,45 @@ class ClusterStack(cdk.Stack):
                 version=launch_template.latest_version_number,
             ),
         )
+        # The nodes follow the control plane's version in the same `cdk deploy` (a rolling
+        # update of the group) instead of staying on the version they were created with.
+        cfn_nodegroup = nodegroup.node.default_child
+        assert isinstance(cfn_nodegroup, eks.CfnNodegroup)
+        cfn_nodegroup.version = config.eks.kubernetes_version
+        return nodegroup
 
-    def _vpc_cni_role(self, cluster_name: str) -> iam.Role:
-        """The role EKS Pod Identity hands to the aws-node service account of this cluster."""
+    def _addon(
+        self,
+        construct_id: str,
+        name: str,
+        eks_config: EksConfig,
+        *,
+        pod_identity: tuple[iam.Role, str] | None = None,
+    ) -> eks.CfnAddon:
+        """An EKS managed add-on at ``eks.addon_versions[name]`` (or EKS's default)."""
+        associations = None
+        if pod_identity is not None:
+            role, service_account = pod_identity
+            associations = [
+                eks.CfnAddon.PodIdentityAssociationProperty(
+                    role_arn=role.role_arn, service_account=service_account
+                )
+            ]
+        return eks.CfnAddon(
+            self,
+            construct_id,
+            cluster_name=self.cluster.cluster_name,
+            addon_name=name,
+            addon_version=eks_config.addon_versions.get(name),
+            # The cluster bootstraps self-managed copies; the add-on takes them over.
+            resolve_conflicts="OVERWRITE",
+            pod_identity_associations=associations,
+        )
+
+    def _pod_identity_role(
+        self, construct_id: str, cluster_name: str, managed_policy: str, description: str
+    ) -> iam.Role:
+        """A role EKS Pod Identity hands to one service account of this cluster only."""
         cluster_arn = self.format_arn(service="eks", resource="cluster", resource_name=cluster_name)
         principal = iam.ServicePrincipal("pods.eks.amazonaws.com").with_conditions(
             {
@@ -266,14 +350,31 @@ class ClusterStack(cdk.Stack):
         )
         return iam.Role(
             self,
-            "VpcCniRole",
+            construct_id,
             # Pod Identity assumes the role with session tags (sts:TagSession).
             assumed_by=iam.SessionTagsPrincipal(principal),
-            description=f"VPC CNI (kube-system/aws-node) of {cluster_name}, via EKS Pod Identity",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy")
-            ],
+            description=description,
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(managed_policy)],
         )
+
+
+def log_storage_class() -> dict[str, Any]:
+    """The ``tigera-elasticsearch`` StorageClass: encrypted gp3 volumes from the EBS CSI driver.
+
+    ``WaitForFirstConsumer`` puts each volume in the zone of the node that runs its pod;
+    ``Retain`` keeps the logs' volume if the LogStorage is deleted (Tigera's guidance for log
+    storage); volumes may grow when LogStorage asks for more.
+    """
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": LOG_STORAGE_CLASS},
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+        "reclaimPolicy": "Retain",
+        "allowVolumeExpansion": True,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
 
 
 def reconciler_rbac(config: FederationConfig) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -30,6 +31,10 @@ PHASE1_ENCRYPTION = ("AES256", "AES256-GCM-16")
 PHASE2_ENCRYPTION = ("AES256", "AES256-GCM-16")
 INTEGRITY = ("SHA2-256", "SHA2-384", "SHA2-512")
 DH_GROUPS = (14, 19, 20, 21)
+# The AWS APIs fedkeeper's functions call (the boto3 clients of fedkeeper/adapters and the
+# calico installer), reached through interface endpoints with aws.vpc.interface_endpoints.
+# DynamoDB goes through a (free) gateway endpoint instead.
+INTERFACE_ENDPOINT_SERVICES = ("ec2", "eks", "secretsmanager", "sns", "ssm", "sts", "cloudtrail")
 
 
 class NetworkStack(cdk.Stack):
@@ -120,6 +125,9 @@ class NetworkStack(cdk.Stack):
                     f"on-prem {kind} CIDR {cidr} over the VPN",
                 )
 
+        if vpc_config.interface_endpoints:
+            self._api_endpoints(str(vpc_config.cidr))
+
         subnets = [*self.vpc.public_subnets, *self.vpc.private_subnets]
         self.federation_network = FederationNetwork(
             vpc=self.vpc.vpc_id,
@@ -133,6 +141,40 @@ class NetworkStack(cdk.Stack):
         cdk.CfnOutput(self, "VpnTunnelLogGroup", value=self.tunnel_log_group.log_group_name)
         cdk.CfnOutput(self, "VpnGatewayId", value=self.vpn_gateway_id)
         cdk.CfnOutput(self, "VpnConnectionId", value=self.vpn_connection.vpn_id)
+
+    def _api_endpoints(self, vpc_cidr: str) -> None:
+        """Interface endpoints for the AWS APIs the Lambdas call, and DynamoDB's gateway.
+
+        With them the functions reach AWS without the NAT gateways, so an AZ whose NAT
+        gateway is down (or all of them) stops no repair. Private DNS on: the SDK's usual
+        endpoints resolve to them. Each interface endpoint is billed per AZ and hour.
+        """
+        # One group for every endpoint: HTTPS from the VPC's primary CIDR (a literal, so
+        # cdk-nag can read the rule; CDK's default would reference the VPC's CIDR attribute).
+        endpoint_sg = ec2.SecurityGroup(
+            self,
+            "ApiEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="AWS API interface endpoints: HTTPS from the federation VPC",
+            allow_all_outbound=False,
+        )
+        endpoint_sg.add_ingress_rule(
+            ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
+        )
+        for name in INTERFACE_ENDPOINT_SERVICES:
+            self.vpc.add_interface_endpoint(
+                f"{name.capitalize()}Endpoint",
+                service=ec2.InterfaceVpcEndpointAwsService(name),
+                subnets=PRIVATE,
+                private_dns_enabled=True,
+                security_groups=[endpoint_sg],
+                open=False,
+            )
+        self.vpc.add_gateway_endpoint(
+            "DynamodbEndpoint",
+            service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+            subnets=[PRIVATE],
+        )
 
     def _retain_restrict_default_sg_logs(self) -> None:
         """Give the VPC's restrict-default-SG provider function a log group with retention.
@@ -205,3 +247,55 @@ def tunnel_options(
             )
         ),
     )
+
+
+# What Lambda does with a function's role to attach it to the VPC (the actions of AWS's
+# AWSLambdaVPCAccessExecutionRole). The Describe calls support no resource-level
+# permissions; the others are scoped to the federation's VPC (Service Authorization
+# Reference, Amazon EC2: CreateNetworkInterface takes the subnet, security-group and
+# network-interface resources, each with the ec2:Vpc condition key; Delete/Assign/
+# UnassignPrivateIpAddresses take the network-interface resource with ec2:Vpc).
+LAMBDA_VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+LAMBDA_VPC_ENI_ACTIONS = (
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def lambda_vpc_statements(
+    stack: cdk.Stack, vpc_id: str, subnet_ids: list[str], security_group_ids: list[str]
+) -> list[iam.PolicyStatement]:
+    """What a VPC Lambda's role needs for its network interfaces, scoped to ``vpc_id``."""
+    vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc_id)
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc_arn}}
+    eni_arn = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+    return [
+        iam.PolicyStatement(
+            sid="DescribeLambdaNetwork",
+            actions=list(LAMBDA_VPC_DESCRIBE_ACTIONS),
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="CreateLambdaEnisInTheFederationSubnets",
+            actions=["ec2:CreateNetworkInterface"],
+            resources=[
+                eni_arn,
+                *(
+                    stack.format_arn(service="ec2", resource="subnet", resource_name=s)
+                    for s in subnet_ids
+                ),
+                *(
+                    stack.format_arn(service="ec2", resource="security-group", resource_name=g)
+                    for g in security_group_ids
+                ),
+            ],
+            conditions=in_vpc,
+        ),
+        iam.PolicyStatement(
+            sid="ManageLambdaEnisInTheFederationVpc",
+            actions=list(LAMBDA_VPC_ENI_ACTIONS),
+            resources=[eni_arn],
+            conditions=in_vpc,
+        ),
+    ]

@@ -94,8 +94,12 @@ def test_references_flow_from_network_to_cluster_to_calico_and_automation(synth:
         network.stack_name,
         cluster.stack_name,
     }
-    # Calico comes after the cluster; nothing waits for it, so its failure stops nothing else.
-    assert {s.stack_name for s in synth.stacks.calico.dependencies} == {cluster.stack_name}
+    # Calico comes after the cluster (its installer runs in the network's private subnets);
+    # nothing waits for it, so its failure stops nothing else.
+    assert {s.stack_name for s in synth.stacks.calico.dependencies} == {
+        network.stack_name,
+        cluster.stack_name,
+    }
 
 
 def test_app_prints_each_config_error_and_exits_2(tmp_path: Path) -> None:

@@ -103,13 +103,12 @@ def test_runtime_is_the_newest_python_cdk_knows(synth: Synth) -> None:
 
 
 @pytest.mark.parametrize("handler", FUNCTIONS)
-def test_function_runs_alone_traced_with_snapstart_and_a_dead_letter_queue(
+def test_function_is_traced_with_snapstart_and_a_dead_letter_queue(
     synth: Synth, handler: str
 ) -> None:
     props = _functions(synth)[handler]
     queue_id = _id_of(synth, "AWS::SQS::Queue")
 
-    assert props["ReservedConcurrentExecutions"] == 1
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert props["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -646,11 +645,8 @@ def test_only_aws_apis_without_resource_scoping_use_resource_star(synth: Synth) 
         "ec2:DescribeVpnGateways",
         "ec2:DescribeVpnConnections",
         "ec2:DescribeRouteTables",
-        "ec2:CreateNetworkInterface",
         "ec2:DescribeNetworkInterfaces",
-        "ec2:DeleteNetworkInterface",
-        "ec2:AssignPrivateIpAddresses",
-        "ec2:UnassignPrivateIpAddresses",
+        "ec2:DescribeSubnets",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
         "cloudtrail:DescribeTrails",
@@ -786,3 +782,59 @@ def test_the_watch_state_is_one_ssm_parameter_the_reconciler_alone_may_read_and_
     assert sorted(_as_list(statement["Action"])) == ["ssm:GetParameter", "ssm:PutParameter"]
     assert "Fn::Join" in statement["Resource"]
     assert param_id in json.dumps(statement["Resource"])
+
+
+# --- fresh accounts and the Lambda VPC permissions -------------------------------------------
+
+
+def test_no_event_or_repair_function_reserves_concurrency(synth: Synth) -> None:
+    # A new account's concurrency quota (10 or 50) refuses any reservation: Lambda keeps 100
+    # unreserved. The watch function's singleton is the one reservation left; issue #19
+    # replaces it with a lease, and then every function of every stack holds none.
+    functions = {
+        **synth.automation.find_resources("AWS::Lambda::Function"),
+        **synth.calico.find_resources("AWS::Lambda::Function"),
+        **synth.cluster.find_resources("AWS::Lambda::Function"),
+        **synth.network.find_resources("AWS::Lambda::Function"),
+    }
+    reserving = {
+        f["Properties"].get("Handler"): f["Properties"]["ReservedConcurrentExecutions"]
+        for f in functions.values()
+        if "ReservedConcurrentExecutions" in f["Properties"]
+    }
+
+    assert set(HANDLERS) <= set(_functions(synth))
+    # Issue #19 removes the watch function's reservation; then this holds for every function.
+    assert set(reserving) <= {"lambdas.watch.handler"}
+
+
+def test_preflight_counts_what_the_stacks_reserve(synth: Synth) -> None:
+    from fedkeeper.preflight import STACK_RESERVED_CONCURRENCY
+
+    reserved = sum(
+        f["Properties"].get("ReservedConcurrentExecutions", 0)
+        for f in synth.automation.find_resources("AWS::Lambda::Function").values()
+    )
+
+    assert reserved == STACK_RESERVED_CONCURRENCY
+
+
+def test_lambda_network_interfaces_are_scoped_to_the_federations_vpc(synth: Synth) -> None:
+    statements = _policy_statements(synth)
+    create = statements["CreateLambdaEnisInTheFederationSubnets"]
+    manage = statements["ManageLambdaEnisInTheFederationVpc"]
+    vpc_condition = {"ArnEquals": {"ec2:Vpc": Match.any_value()}}
+
+    assert create["Action"] == "ec2:CreateNetworkInterface"
+    resources = json.dumps(create["Resource"])
+    assert ":subnet/" in resources and ":security-group/" in resources
+    assert ":network-interface/*" in resources
+    assert set(create["Condition"]) == set(vpc_condition)
+    assert sorted(manage["Action"]) == [
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:DeleteNetworkInterface",
+        "ec2:UnassignPrivateIpAddresses",
+    ]
+    assert ":network-interface/*" in json.dumps(manage["Resource"])
+    assert "ec2:Vpc" in manage["Condition"]["ArnEquals"]
+    assert "ec2:DescribeSubnets" in _as_list(statements["DescribeLambdaNetwork"]["Action"])

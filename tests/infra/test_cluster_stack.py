@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from fedkeeper.calico_install import INSTALLER_GROUP
 from fedkeeper.rbac import RECONCILER_GROUP
 from stacks.cluster import OPERATOR_NAMESPACES
 from tests.infra.conftest import Synth
@@ -24,12 +25,17 @@ def _one(synth: Synth, resource_type: str, props: Any = None) -> tuple[str, dict
 
 
 def _manifest_objects(synth: Synth) -> list[dict[str, Any]]:
-    """The RBAC both stacks apply: the cluster stack's, then the calico stack's."""
+    """The reconciler's RBAC both stacks apply: the cluster stack's, then the calico stack's
+    (not the calico installer's RBAC, nor the log-storage StorageClass)."""
     objects: list[dict[str, Any]] = []
     for template in (synth.cluster, synth.calico):
         for resource in template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values():
             objects += json.loads(resource["Properties"]["Manifest"])
-    return objects
+    return [
+        o
+        for o in objects
+        if o["kind"] != "StorageClass" and o["metadata"].get("name") != INSTALLER_GROUP
+    ]
 
 
 def _object(synth: Synth, kind: str) -> dict[str, Any]:
@@ -320,3 +326,58 @@ def test_the_vpc_cni_gets_its_permissions_on_aws_node_through_pod_identity(
     assert json.dumps(trust["Condition"]["ArnEquals"]["aws:SourceArn"]).endswith(
         f':cluster/{name}"]]}}'
     )
+
+
+# --- managed add-ons, log storage, upgrades ----------------------------------------------------
+
+
+def test_kube_proxy_coredns_vpc_cni_and_ebs_csi_are_managed_add_ons(synth: Synth) -> None:
+    addons = {
+        a["Properties"]["AddonName"]: a
+        for a in synth.cluster.find_resources("AWS::EKS::Addon").values()
+    }
+
+    assert set(addons) == {
+        "eks-pod-identity-agent",
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+        "aws-ebs-csi-driver",
+    }
+    assert all(a["Properties"]["ResolveConflicts"] == "OVERWRITE" for a in addons.values())
+    ebs = addons["aws-ebs-csi-driver"]["Properties"]["PodIdentityAssociations"]
+    assert [p["ServiceAccount"] for p in ebs] == ["ebs-csi-controller-sa"]
+
+
+def test_coredns_and_the_ebs_driver_wait_for_the_nodes_kube_proxy_does_not(synth: Synth) -> None:
+    node_id, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
+    ids = {
+        a["Properties"]["AddonName"]: k
+        for k, a in synth.cluster.find_resources("AWS::EKS::Addon").items()
+    }
+    addons = synth.cluster.find_resources("AWS::EKS::Addon")
+
+    assert ids["kube-proxy"] in nodegroup["DependsOn"]
+    for name in ("coredns", "aws-ebs-csi-driver"):
+        assert node_id in addons[ids[name]]["DependsOn"]
+
+
+def test_the_nodes_follow_the_control_planes_version(synth: Synth) -> None:
+    _, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
+
+    assert nodegroup["Properties"]["Version"] == synth.config.eks.kubernetes_version
+
+
+def test_log_storage_gets_the_tigera_elasticsearch_storage_class(synth: Synth) -> None:
+    classes = [
+        o
+        for r in synth.cluster.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values()
+        for o in json.loads(r["Properties"]["Manifest"])
+        if o["kind"] == "StorageClass"
+    ]
+
+    assert synth.config.eks.calico.log_storage
+    assert [c["metadata"]["name"] for c in classes] == ["tigera-elasticsearch"]
+    assert classes[0]["provisioner"] == "ebs.csi.aws.com"
+    assert classes[0]["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert classes[0]["parameters"]["encrypted"] == "true"

@@ -1,6 +1,6 @@
 """The stacks follow the config beyond the example: more zones, a DNS API endpoint, an
-existing secret, Graviton nodes, plan mode, an existing CloudTrail trail. One more synth for
-the whole module."""
+existing secret, Graviton nodes, plan mode, an existing CloudTrail trail, interface
+endpoints, log storage off, pinned add-on versions. One more synth for the whole module."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.infra.conftest import EXAMPLE_CONFIG, PROJECT_ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
 
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:fed/onprem"
+PULL_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tigera/pull-AbCdEf"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
     data["aws"]["cloudtrail"] = "existing"
     data["eks"]["calico"]["chart_file"] = "charts/tigera-operator-v3.23.1.tgz"
     data["eks"]["calico"]["values"] = {"installation": {"controlPlaneReplicas": 3}}
+    data["aws"]["vpc"]["interface_endpoints"] = True
+    data["eks"]["calico"]["log_storage"] = False
+    data["eks"]["calico"]["pull_secret_source"] = PULL_SECRET_ARN
+    data["eks"]["addon_versions"] = {"kube-proxy": "v1.36.0-eksbuild.2"}
     workdir = tmp_path_factory.mktemp("variant")
     (workdir / "charts").mkdir()
     _write_chart(workdir / "charts" / "tigera-operator-v3.23.1.tgz")
@@ -179,3 +184,57 @@ def test_configured_values_are_merged_over_fedkeepers(variant: Variant) -> None:
     assert installation["controlPlaneReplicas"] == 3
     assert installation["cni"] == {"type": "AmazonVPC"}
     assert installation["variant"] == "TigeraSecureEnterprise"
+
+
+def test_interface_endpoints_serve_every_api_the_functions_call_in_each_private_subnet(
+    variant: Variant,
+) -> None:
+    from stacks.network import INTERFACE_ENDPOINT_SERVICES
+
+    endpoints = Variant.resources(variant.network, "AWS::EC2::VPCEndpoint")
+    interface = [
+        e["Properties"] for e in endpoints if e["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    names = {json.dumps(e["ServiceName"]).rsplit(".", 1)[-1].strip('"]}') for e in interface}
+    gateway = [e for e in endpoints if e["Properties"].get("VpcEndpointType") == "Gateway"]
+
+    assert names == set(INTERFACE_ENDPOINT_SERVICES)
+    assert all(len(e["SubnetIds"]) == 3 and e["PrivateDnsEnabled"] for e in interface)
+    assert len(gateway) == 1 and "dynamodb" in json.dumps(gateway[0]["Properties"]["ServiceName"])
+
+
+def test_log_storage_off_needs_no_storage_class(variant: Variant) -> None:
+    manifests = [
+        o
+        for r in Variant.resources(variant.cluster, "Custom::AWSCDK-EKS-KubernetesResource")
+        for o in json.loads(r["Properties"]["Manifest"])
+    ]
+    (chart,) = Variant.resources(variant.calico, "Custom::AWSCDK-EKS-HelmChart")
+
+    assert not [o for o in manifests if o["kind"] == "StorageClass"]
+    assert json.loads(chart["Properties"]["Values"])["logStorage"] == {"enabled": False}
+
+
+def test_a_pinned_add_on_version_is_deployed_and_the_others_follow_eks(variant: Variant) -> None:
+    versions = {
+        a["Properties"]["AddonName"]: a["Properties"].get("AddonVersion")
+        for a in Variant.resources(variant.cluster, "AWS::EKS::Addon")
+    }
+
+    assert versions["kube-proxy"] == "v1.36.0-eksbuild.2"
+    assert versions["coredns"] is None
+
+
+def test_the_installer_reads_a_pull_secret_given_by_arn(variant: Variant) -> None:
+    (policy,) = [
+        p
+        for p in Variant.resources(variant.calico, "AWS::IAM::Policy")
+        if "ReadCalicoSecrets" in json.dumps(p)
+    ]
+    (read,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Sid"] == "ReadCalicoSecrets"
+    ]
+
+    assert PULL_SECRET_ARN in read["Resource"]

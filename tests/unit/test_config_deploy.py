@@ -139,3 +139,54 @@ def test_other_values_are_accepted() -> None:
     values = {"installation": {"controlPlaneReplicas": 3}}
 
     assert parse_config(calico(values=values)).eks.calico.values == values
+
+
+# --- first-deploy switches: add-ons, nodes, Calico secrets, endpoints -------------------------
+
+
+def test_an_add_on_the_stack_does_not_manage_is_refused_naming_the_ones_it_does() -> None:
+    data = example()
+    data["eks"]["addon_versions"] = {"metrics-server": "v0.7.2-eksbuild.1"}
+
+    (error,) = errors_of(data)
+
+    assert error.startswith("eks.addon_versions: ")
+    assert "kube-proxy" in error and "coredns" in error
+
+
+def test_an_add_on_version_not_written_as_eks_publishes_it_is_refused() -> None:
+    data = example()
+    data["eks"]["addon_versions"] = {"kube-proxy": "1.36"}
+
+    (error,) = errors_of(data)
+
+    assert "describe-addon-versions --addon-name kube-proxy" in error
+
+
+def test_a_node_root_volume_below_20_gib_is_refused() -> None:
+    data = example()
+    data["eks"]["node_group"]["disk_size_gb"] = 8
+
+    (error,) = errors_of(data)
+
+    assert error.startswith("eks.node_group.disk_size_gb: ")
+
+
+def test_a_pull_secret_source_that_is_no_secret_name_is_refused() -> None:
+    data = example()
+    data["eks"]["calico"]["pull_secret_source"] = "my secret!"
+
+    (error,) = errors_of(data)
+
+    assert error.startswith("eks.calico.pull_secret_source: ")
+
+
+def test_interface_endpoints_and_log_storage_default_to_the_cheaper_and_the_complete() -> None:
+    data = example()
+    data["aws"]["vpc"].pop("interface_endpoints")
+    data["eks"]["calico"].pop("log_storage")
+
+    config = parse_config(data)
+
+    assert config.aws.vpc.interface_endpoints is False
+    assert config.eks.calico.log_storage is True

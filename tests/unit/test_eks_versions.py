@@ -53,7 +53,7 @@ def test_a_version_past_standard_support_warns_with_dates_and_the_newest() -> No
 
     assert billing.startswith("eks.kubernetes_version: 1.33 left EKS standard support on ")
     assert "2026-07-29" in billing and "2027-07-29" in billing
-    assert 'Use "1.35"' in billing
+    assert 'Use "1.36"' in billing
 
 
 def test_a_version_past_extended_support_warns_that_eks_creates_no_cluster() -> None:
@@ -63,7 +63,7 @@ def test_a_version_past_extended_support_warns_that_eks_creates_no_cluster() -> 
 
 
 def test_a_version_unknown_to_the_calendar_warns_to_check_eks() -> None:
-    (warning,) = version_warnings("1.36", TODAY)
+    (warning,) = version_warnings("1.37", TODAY)
 
     assert "not in fedkeeper's EKS release calendar" in warning
 
@@ -71,7 +71,7 @@ def test_a_version_unknown_to_the_calendar_warns_to_check_eks() -> None:
 def test_a_version_beyond_kubectls_skew_warns() -> None:
     warnings = version_warnings("1.33", TODAY)
 
-    assert any("more than one minor version from the stack's kubectl 1.35" in w for w in warnings)
+    assert any("more than one minor version from the stack's kubectl 1.36" in w for w in warnings)
 
 
 def test_validate_prints_the_support_warning_and_still_succeeds(
@@ -79,7 +79,7 @@ def test_validate_prints_the_support_warning_and_still_succeeds(
 ) -> None:
     config = tmp_path / "federation.yaml"
     # 1.29 left extended support on 2026-03-23: the warning holds whenever this runs.
-    config.write_text(EXAMPLE.read_text().replace('"1.35"', '"1.29"'))
+    config.write_text(EXAMPLE.read_text().replace('"1.36"', '"1.29"'))
 
     assert main(["validate", str(config)]) == 0
     assert "warning: eks.kubernetes_version: 1.29 left EKS extended support" in (
