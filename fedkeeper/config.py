@@ -394,7 +394,8 @@ class CalicoInstallConfig(_Model):
 
 
 # The EKS managed add-ons the cluster stack creates; their versions move with the cluster's
-# through eks.addon_versions and `cdk deploy` (docs/DEPLOY.md, "Upgrades").
+# through eks.addon_versions and `cdk deploy` (docs/DEPLOY.md, "Upgrades: the cluster
+# version and its add-ons move together").
 MANAGED_ADDONS = (
     "eks-pod-identity-agent",
     "vpc-cni",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedkeeper.config import load_config
+from fedkeeper.eks_versions import DEFAULT_VERSION
 from fedkeeper.errors import ConfigError
 from fedkeeper.wording import MAX_SHOWN, closest, did_you_mean, shown
 from tests.conftest import EXAMPLE
@@ -46,7 +47,9 @@ def test_an_unknown_key_like_no_other_lists_the_keys_that_belong_there(tmp_path:
 
 
 def test_an_unquoted_version_is_told_to_quote_it_as_written(tmp_path: Path) -> None:
-    errors = errors_of(tmp_path, 'kubernetes_version: "1.35"', "kubernetes_version: 1.30")
+    errors = errors_of(
+        tmp_path, f'kubernetes_version: "{DEFAULT_VERSION}"', "kubernetes_version: 1.30"
+    )
     line = next(
         i for i, t in enumerate(EXAMPLE.read_text().splitlines(), 1) if "kubernetes_version:" in t
     )
