@@ -63,8 +63,11 @@ from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
 from fedkeeper.model import Deferred, Report, Result, RunError, Scope, Severity
 
-# In the light fedkeeper.telemetry (what a handler needs at import); importable from here too.
-from fedkeeper.telemetry import SERVICE, RedactingFormatter, metrics_namespace, redact  # noqa: F401
+# In the light fedkeeper.telemetry (what a handler needs at import); re-exported from here.
+from fedkeeper.telemetry import SERVICE as SERVICE  # noqa: PLC0414
+from fedkeeper.telemetry import RedactingFormatter as RedactingFormatter  # noqa: PLC0414
+from fedkeeper.telemetry import metrics_namespace as metrics_namespace  # noqa: PLC0414
+from fedkeeper.telemetry import redact
 
 if TYPE_CHECKING:
     from fedkeeper.adapters.aws import AwsAdapter

@@ -7,9 +7,8 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fedkeeper.adapters.kube import KubeCluster
 from fedkeeper.errors import FedkeeperError, PermanentError
 from fedkeeper.invariants import Plan
 from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
@@ -47,6 +46,9 @@ from fedkeeper.model import (
     VpnConnection,
 )
 from fedkeeper.run import Run, Runner
+
+if TYPE_CHECKING:
+    from fedkeeper.adapters.kube import KubeCluster
 
 
 def _no_vpc(run: Run, check: str) -> Plan:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from fedkeeper import observe
 from fedkeeper.adapters.auth import (
@@ -24,13 +22,7 @@ from fedkeeper.adapters.auth import (
     parse_kubeconfig,
 )
 from fedkeeper.adapters.aws import AwsAdapter
-from fedkeeper.adapters.kube import (
-    REQUEST_TIMEOUT,
-    KubeCluster,
-    ResourceType,
-    api_client_from_kubeconfig,
-    resource_types,
-)
+from fedkeeper.adapters.kube_types import REQUEST_TIMEOUT, ResourceType, resource_types
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
@@ -53,6 +45,11 @@ from fedkeeper.model import (
     Scope,
 )
 from fedkeeper.run import ModeName, Run, Runner
+
+if TYPE_CHECKING:
+    import boto3
+
+    from fedkeeper.adapters.kube import KubeCluster
 
 __all__ = [
     "Connections",
@@ -144,6 +141,9 @@ class Connections:
         return cluster
 
     def eks(self) -> KubeCluster:
+        # The kubernetes client loads when a run first touches a cluster, not with the engine.
+        from fedkeeper.adapters.kube import KubeCluster
+
         if self._eks_kubeconfig is not None:
             if self._eks is None:
                 self._eks = self._ready(
@@ -168,6 +168,8 @@ class Connections:
         return self._eks.api
 
     def onprem(self) -> KubeCluster:
+        from fedkeeper.adapters.kube import KubeCluster, api_client_from_kubeconfig
+
         if self._onprem is None:
             self._onprem = self._ready(
                 KubeCluster(
@@ -189,6 +191,8 @@ class Connections:
 
     def _reread_onprem(self) -> Any:  # a kubernetes ApiClient
         """A client with the credentials now in the secret (after a 401)."""
+        from fedkeeper.adapters.kube import api_client_from_kubeconfig
+
         self._onprem_kubeconfig = None
         return api_client_from_kubeconfig("onprem", self._onprem_config())
 
