@@ -70,6 +70,8 @@ from fedkeeper.telemetry import metrics_namespace as metrics_namespace  # noqa: 
 from fedkeeper.telemetry import redact
 
 if TYPE_CHECKING:
+    import boto3
+
     from fedkeeper.adapters.aws import AwsAdapter
     from fedkeeper.model import Invariant
     from fedkeeper.service import Connections, ModeName, Runner
@@ -194,8 +196,16 @@ class Runtime:
         return self._connections
 
 
-def build_connections(settings: Settings, config: FederationConfig) -> Connections:
-    """The production connections: the Lambda role's credentials, the stack's ids."""
+def build_connections(
+    settings: Settings,
+    config: FederationConfig,
+    *,
+    session: boto3.Session | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Connections:
+    """The production connections: the Lambda role's credentials (``session``: another
+    identity's, e.g. the sandbox's reconciler), the stack's ids; a warm container keeps the
+    checks' preconditions between runs and re-reads one group per run (Preconditions)."""
     import boto3
 
     from fedkeeper.service import Connections, Targets
@@ -207,7 +217,13 @@ def build_connections(settings: Settings, config: FederationConfig) -> Connectio
         onprem_secret=settings.onprem_secret_arn,
         vpn_connection_id=settings.vpn_connection_id,
     )
-    return Connections(config, boto3.Session(region_name=config.aws.region), targets=targets)
+    return Connections(
+        config,
+        session or boto3.Session(region_name=config.aws.region),
+        targets=targets,
+        clock=clock,
+        rotate_preconditions=True,
+    )
 
 
 class _Slot:
@@ -405,7 +421,12 @@ def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
         return finish(rt, _adopt(rt, command), "repair")
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
     report = _reconcile(
-        rt, command.scope_of_run(), requested, f"manual {command.action}", run_budget(context)
+        rt,
+        command.scope_of_run(),
+        requested,
+        f"manual {command.action}",
+        run_budget(context),
+        fresh_preconditions=True,  # someone asked: what they see is read now
     )
     return finish(rt, report, "repair")
 
@@ -448,7 +469,13 @@ def run_budget(context: object) -> float | None:
 
 
 def _reconcile(
-    rt: Runtime, scope: Scope, requested: ModeName, reason: str, budget_s: float | None = None
+    rt: Runtime,
+    scope: Scope,
+    requested: ModeName,
+    reason: str,
+    budget_s: float | None = None,
+    *,
+    fresh_preconditions: bool = False,
 ) -> Report:
     from fedkeeper.service import effective_mode, reconcile
 
@@ -461,6 +488,7 @@ def _reconcile(
             trigger=reason,
             runners=rt.runners,
             deadline_s=budget_s,
+            fresh_preconditions=fresh_preconditions,
         )
     except FedkeeperError as exc:
         # The engine reports per-invariant failures itself; this is one it could not place.

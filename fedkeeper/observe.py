@@ -351,11 +351,15 @@ def _controllers(cluster: KubeCluster) -> ControllerState:
 
 def run_checks(run: Run) -> Plan:
     vpc = run.vpc()
+    # On-prem pools are the ippools invariant's observation (fresh every run); the rest are
+    # preconditions fedkeeper never writes, which the connections may keep (Preconditions).
     eks_seen: dict[str, Any] = (
         run.side(
             "eks",
             Invariant.CHECKS,
-            lambda eks: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)},
+            lambda eks: run.precondition(
+                "eks", lambda: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)}
+            ),
         )
         or {}
     )
@@ -365,14 +369,19 @@ def run_checks(run: Run) -> Plan:
             Invariant.CHECKS,
             lambda onprem: {
                 "pools": onprem_pools(run),
-                "peers": onprem.list("BGPPeer"),
-                "controllers": _controllers(onprem),
+                **run.precondition(
+                    "onprem",
+                    lambda: {
+                        "peers": onprem.list("BGPPeer"),
+                        "controllers": _controllers(onprem),
+                    },
+                ),
             },
         )
         or {}
     )
     try:
-        trails = run.conns.aws.trails()
+        trails = run.precondition("cloudtrail", run.conns.aws.trails)
     except FedkeeperError as exc:
         trails = None
         run.report.findings.append(

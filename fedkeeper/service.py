@@ -44,7 +44,7 @@ from fedkeeper.model import (
     RunError,
     Scope,
 )
-from fedkeeper.run import ModeName, Run, Runner
+from fedkeeper.run import ModeName, Preconditions, Run, Runner
 
 if TYPE_CHECKING:
     import boto3
@@ -98,8 +98,11 @@ class Connections:
         counter: ApiCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
         kube_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        rotate_preconditions: bool = False,
     ) -> None:
         self.config = config
+        # The checks' preconditions, kept between runs when rotating (the deployed functions).
+        self.preconditions = Preconditions(rotate=rotate_preconditions)
         self.kube_timeout = kube_timeout  # (connect, read) seconds per HTTP attempt
         self.clock = clock  # monotonic seconds: token lifetimes and the run's deadline
         self._guard: RunGuard | None = None
@@ -234,6 +237,7 @@ def reconcile(
     run: Run | None = None,
     on_phase: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
+    fresh_preconditions: bool = False,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
@@ -242,6 +246,8 @@ def reconcile(
     deferred. Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its
     facts from the same observations); by default each call starts fresh. ``on_phase`` is
     told each invariant as its turn comes (the CLI shows it as progress).
+    ``fresh_preconditions`` reads every precondition of the checks, whatever the connections
+    keep (:class:`fedkeeper.run.Preconditions`).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -251,6 +257,7 @@ def reconcile(
         run = Run(conns=conns, mode=mode, report=report, guard=guard)
     else:
         run.mode, run.report, run.guard = mode, report, guard
+    run.fresh_preconditions = fresh_preconditions
     conns.use_guard(guard)
     table = runners if runners is not None else _runners()
     try:
