@@ -15,6 +15,12 @@ to Powertools' ``Tracer.capture_lambda_handler`` only while tracing is on
 botocore only: the one library fedkeeper calls out through that ``Tracer()``'s default
 ``patch_all`` traced (it patches requests and sqlite3 too, which fedkeeper never calls, and
 leaves http.client alone).
+
+The deployed functions run from SnapStart snapshots of their published versions: there a
+before-snapshot hook (:func:`load_for_snapshot`, registered through the runtime's
+``snapshot_restore_py``) imports what the first invocation would, so a restored container
+starts with the runtime, the engine, boto3 and the kubernetes client loaded. It opens no
+connection and reads no credential: those belong to the restored container.
 """
 
 from __future__ import annotations
@@ -96,4 +102,22 @@ def traced(handler: Handler) -> Handler:
     return run  # type: ignore[return-value]
 
 
-__all__ = ["logger", "metrics", "traced", "tracer", "tracing_enabled"]
+def load_for_snapshot() -> None:
+    """Import everything an invocation loads on first use (code only: no clients, no I/O)."""
+    import fedkeeper.adapters.kube
+    import fedkeeper.lambda_runtime
+    import fedkeeper.service
+    import fedkeeper.watch_function  # noqa: F401
+
+
+def _register_snapshot_hook() -> None:
+    try:
+        from snapshot_restore_py import register_before_snapshot
+    except ImportError:  # a runtime without SnapStart's hooks
+        return
+    register_before_snapshot(load_for_snapshot)
+
+
+_register_snapshot_hook()
+
+__all__ = ["load_for_snapshot", "logger", "metrics", "traced", "tracer", "tracing_enabled"]

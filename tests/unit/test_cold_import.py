@@ -54,3 +54,16 @@ def test_tracing_is_on_in_lambda_unless_disabled_as_powertools_decides(
     env: dict[str, str], on: bool
 ) -> None:
     assert tracing_enabled(env) is on
+
+
+def test_the_snapshot_hook_loads_the_code_a_first_invocation_would() -> None:
+    # Given a handler imported in a runtime with SnapStart's hooks (snapshot_restore_py)
+    run_hooks = (
+        "import lambdas.repair, snapshot_restore_py\n"
+        "hooks = snapshot_restore_py.get_before_snapshot()\n"
+        "assert [f.__name__ for f, _, _ in hooks] == ['load_for_snapshot']\n"
+        "for f, args, kwargs in hooks: f(*args, **kwargs)"
+    )
+
+    # When Lambda runs the before-snapshot hooks, then the snapshot holds the engine's code
+    assert loaded_by(run_hooks) == ["pydantic", "yaml", "boto3", "botocore.client", "kubernetes"]
