@@ -16,6 +16,8 @@ code at commit 433837c (before issue #22), recorded once, since that code is gon
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -122,14 +124,17 @@ def measure(runs: int) -> dict[str, Any]:
     worlds = reconcile_calls.scaling(config)
     cli = reconcile_calls.converged_calls(config, deployed=False)
     print("scoped events, scenarios ...", flush=True)
-    events = reconcile_calls.event_rows(config)
-    scenarios = reconcile_calls.scenario_rows(config)
+    # The handlers and the watch print their EMF metrics to stdout, as in Lambda: not here.
+    with contextlib.redirect_stdout(io.StringIO()):
+        events = reconcile_calls.event_rows(config)
+        scenarios = reconcile_calls.scenario_rows(config)
     print("cold start ...", flush=True)
     cold = handler_cold_start.measure(ROOT, runs)
     print("synth ...", flush=True)
     cdk = synth.measure()
     print("time to repair ...", flush=True)
-    repair = time_to_repair.rows()
+    with contextlib.redirect_stdout(io.StringIO()):
+        repair = time_to_repair.rows()
     return {
         "converged": {
             label: {"calls": c.calls.__dict__, "first": c.first.__dict__, "ms": c.ms}

@@ -202,23 +202,31 @@ def _series(root: Path, mode: str, handler: str, runs: int, **kw: Any) -> dict[s
 
 def importtime(root: Path, module: str, runs: int, top: int = 12) -> list[dict[str, Any]]:
     """``python -X importtime -c "import module"``: the modules with most median self time."""
-    selfs: dict[str, list[int]] = {}
-    cumulative: dict[str, list[int]] = {}
-    for _ in range(runs):
+
+    def lines(statement: str) -> list[tuple[str, int, int]]:
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            [sys.executable, "-X", "importtime", "-c", statement],
             cwd=root,
             env=_env(root),
             capture_output=True,
             text=True,
             check=True,
         )
+        out = []
         for line in proc.stderr.splitlines():
-            if not line.startswith("import time:") or "[us]" in line:
-                continue
-            self_us, cum_us, name = line.removeprefix("import time:").split("|")
-            selfs.setdefault(name.strip(), []).append(int(self_us))
-            cumulative.setdefault(name.strip(), []).append(int(cum_us))
+            if line.startswith("import time:") and "[us]" not in line:
+                self_us, cum_us, name = line.removeprefix("import time:").split("|")
+                out.append((name.strip(), int(self_us), int(cum_us)))
+        return out
+
+    startup = {name for name, _, _ in lines("pass")}  # what the interpreter loads anyway
+    selfs: dict[str, list[int]] = {}
+    cumulative: dict[str, list[int]] = {}
+    for _ in range(runs):
+        for name, self_us, cum_us in lines(f"import {module}"):
+            if name not in startup:
+                selfs.setdefault(name, []).append(self_us)
+                cumulative.setdefault(name, []).append(cum_us)
     rows = [
         {
             "module": name,

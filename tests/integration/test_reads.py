@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedkeeper.lambda_runtime import Settings, build_connections
+from bench.reconcile_calls import deployed_connections as deployed
 from fedkeeper.model import Report, Scope
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.service import Connections, reconcile
@@ -21,23 +21,6 @@ PRECONDITIONS = (  # what each precondition group reads, as the emulators log it
     ("onprem", "/apis/projectcalico.org/v3/bgppeers"),
     ("onprem", "/apis/projectcalico.org/v3/kubecontrollersconfigurations/default"),
 )
-
-
-def deployed(sb: Sandbox) -> Connections:
-    """The connections a deployed function builds, as the reconciler on the sandbox clock."""
-    b = sb.baseline
-    assert b is not None
-    settings = Settings.from_env({}).model_copy(
-        update={
-            "vpc_id": b.vpc_id,
-            "vgw_id": b.vgw_id,
-            "vpn_connection_id": b.vpn_connection_id,
-            "cluster_name": sb.config.eks.cluster_name,
-        }
-    )
-    return build_connections(
-        settings, sb.config, session=sb.reconciler_session(), clock=sb.clock.monotonic
-    )
 
 
 def full_run(sb: Sandbox, conns: Connections, **kw: Any) -> tuple[Report, list[str]]:
