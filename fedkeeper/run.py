@@ -32,11 +32,15 @@ class Preconditions:
     Controller; on-prem has BGP peers and runs it too; a CloudTrail trail logs) are installation
     facts, not state fedkeeper manages. With ``rotate`` (the deployed functions' connections,
     which live for many runs), a run re-reads only the group of them read longest ago and takes
-    the others from earlier runs of the same process, so each is at most as many runs old as
-    there are groups (three). A group never read yet, or asked for ``fresh`` (a manual plan or
-    status), is read at once. Without ``rotate`` (the CLI, one run per process) every run reads
-    them all. A failed read is raised and not kept: the group is read again next run.
+    the others from earlier runs of the same process, so with the checks' three groups each is
+    at most :data:`MAX_AGE_RUNS` runs old; a group that old is read again even when another
+    one is due but cannot be asked for (its cluster down). A group never read yet, or asked
+    for ``fresh`` (a manual plan or status), is read at once. Without ``rotate`` (the CLI,
+    one run per process) every run reads them all. A failed read is raised and not kept: the
+    group is read again next run.
     """
+
+    MAX_AGE_RUNS = 3
 
     def __init__(self, *, rotate: bool = False) -> None:
         self.rotate = rotate
@@ -52,7 +56,13 @@ class Preconditions:
             oldest = min(self._kept.items(), key=lambda kv: kv[1][0], default=None)
             self._due = oldest[0] if oldest else None
         kept = self._kept.get(group)
-        if self.rotate and not fresh and kept is not None and group != self._due:
+        if (
+            self.rotate
+            and not fresh
+            and kept is not None
+            and group != self._due
+            and self._runs - kept[0] < self.MAX_AGE_RUNS
+        ):
             value: T = kept[1]
             return value
         try:

@@ -76,3 +76,19 @@ def test_a_failed_read_is_raised_forgotten_and_read_first_thing_next_run() -> No
 
     # eks is the oldest kept group; cloudtrail is no longer kept at all
     assert reads.run(kept) == ["eks", "cloudtrail"]
+
+
+def test_while_the_due_group_cannot_be_asked_for_the_others_stay_at_most_three_runs_old() -> None:
+    # Given a rotating process whose EKS group is due, and EKS is down (never asked for)
+    kept, log, first = Preconditions(rotate=True), [], object()
+    for group in GROUPS:
+        kept.get(first, group, lambda g=group: log.append(g))
+    read_in_run: list[list[str]] = []
+    for _ in range(6):
+        run, start = object(), len(log)
+        for group in ("onprem", "cloudtrail"):
+            kept.get(run, group, lambda g=group: log.append(g))
+        read_in_run.append(log[start:])
+
+    # Then on-prem and CloudTrail are still read again every third run
+    assert read_in_run == [[], [], ["onprem", "cloudtrail"], [], [], ["onprem", "cloudtrail"]]
