@@ -43,7 +43,7 @@ metrics = Metrics(namespace=metrics_namespace(), service=SERVICE)
 
 # What the Tracer patches: the AWS SDK (boto3 goes through botocore).
 TRACED_LIBRARIES = ("botocore",)
-_TRUE = frozenset({"1", "true", "on", "yes", "y"})
+_TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})  # Powertools' strtobool
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -65,7 +65,7 @@ def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 class _TracerSlot:
-    """The process's Tracer, built on first use (a slot so that tests can reset it)."""
+    """The process's Tracer, built on first use."""
 
     lock = threading.Lock()
     value: Tracer | None = None
