@@ -183,7 +183,8 @@ def _cold_rows(before: dict[str, Any], after: dict[str, Any]) -> list[list[str]]
             + m["engine"]["wall"]["median"]
             + m["first_full"]["first"]["median"]
         )
-        return f"{total:.0f} ms"
+        cpu = m["import"]["repair"]["cpu"]["median"] + m["engine"]["cpu"]["median"]
+        return f"{total:.0f} ms (CPU of the import and the loads: {cpu:.0f})"
 
     rows.append(
         [
