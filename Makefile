@@ -53,8 +53,10 @@ docs: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# Prints every benchmark and writes docs/BENCHMARKS.md from the figures (a few minutes).
+BENCH_RUNS ?= 15
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --runs $(BENCH_RUNS)
 
 synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python app.py -c config=$(CONFIG)

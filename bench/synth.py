@@ -10,6 +10,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,20 +48,30 @@ def asset_sizes(outdir: Path) -> tuple[int, int, int]:
     return len(files), raw, len(buf.getvalue())
 
 
-def main(runs: int = 3) -> None:
+def measure(runs: int = 3) -> dict[str, Any]:
+    """Synth times (after one warm-up synth) and the Lambda code asset's size."""
     out = ROOT / "cdk.out"
     synth_once(out)  # warm the dependency cache
     times = [synth_once(out) for _ in range(runs)]
     n, raw, zipped = asset_sizes(out)
+    return {"times_s": times, "files": n, "unzipped_bytes": raw, "zipped_bytes": zipped}
+
+
+def render(m: dict[str, Any]) -> str:
+    times = m["times_s"]
+    return "\n".join(
+        [
+            f"python app.py (3 stacks, cdk-nag AwsSolutions), warm dependency cache: median "
+            f"{statistics.median(times):.1f} s ({', '.join(f'{t:.1f}' for t in times)})",
+            f"Lambda code asset: {m['files']} files, {m['unzipped_bytes'] / 1e6:.1f} MB unzipped, "
+            f"{m['zipped_bytes'] / 1e6:.1f} MB zipped (limits 250 MB / 50 MB)",
+        ]
+    )
+
+
+def main(runs: int = 3) -> None:
     print("CDK synth and the Lambda asset")
-    print(
-        f"  python app.py (3 stacks, cdk-nag), warm cache: median {statistics.median(times):.1f} s "
-        f"(runs: {', '.join(f'{t:.1f}' for t in times)})"
-    )
-    print(
-        f"  Lambda code asset: {n} files, {raw / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped "
-        "(limits: 250 MB unzipped, 50 MB zipped for direct upload)"
-    )
+    print(render(measure(runs)))
 
 
 if __name__ == "__main__":

@@ -45,8 +45,12 @@ def _before(sb: Sandbox, scenario: Scenario) -> tuple[str, float]:
     return trigger, delivery_latency(sb, trigger)[0] + handler
 
 
-def main() -> None:
-    rows = []
+HEADERS = ["scenario", "before: trigger", "time to repair", "now: trigger", "time to repair"]
+
+
+def rows() -> list[list[str]]:
+    """One row per demo scenario, in demo order."""
+    out = []
     with Sandbox.start(load_config(EXAMPLE)) as sb:
         for name, scenario in SCENARIOS.items():
             result = run_scenario(sb, scenario)
@@ -56,7 +60,7 @@ def main() -> None:
             else:
                 trigger_before, before = result.trigger, after
             modelled = "" if scenario.watched else " (modelled)"
-            rows.append(
+            out.append(
                 [
                     name,
                     trigger_before,
@@ -65,12 +69,11 @@ def main() -> None:
                     f"{after:.2f} s{modelled}",
                 ]
             )
-    print(
-        table(
-            ["scenario", "before: trigger", "time to repair", "now: trigger", "time to repair"],
-            rows,
-        )
-    )
+    return out
+
+
+def main() -> None:
+    print(table(HEADERS, rows()))
 
 
 if __name__ == "__main__":

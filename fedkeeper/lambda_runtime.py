@@ -19,9 +19,11 @@ one :class:`Runtime` (settings, config, connections) lazily and keeps it while t
 is warm. Tests and the sandbox inject their own with :func:`use_runtime`; production code is
 not special-cased (only the boto3 session and endpoints differ).
 
-Cold start: this module imports pydantic, Powertools and the pure layers only. boto3 and
-the kubernetes client (through :mod:`fedkeeper.service`) load on the first event that needs
-a reconcile, so an irrelevant event never pays for them.
+Cold start: the handler modules import this module on their first invocation (their cold
+import stays light, see :mod:`lambdas`); it imports pydantic, Powertools and the pure layers
+only. boto3 (through the AWS adapter) and the kubernetes client (through the Kubernetes
+adapter) load when a run first touches AWS or a cluster, so an irrelevant event never pays
+for them and a routes-only event never loads the kubernetes client.
 
 Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE`` or ``Fedkeeper``, dimension
 ``service=fedkeeper`` only, so alarms and dashboards need no per-handler dimension):
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -53,7 +54,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -63,13 +63,19 @@ from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.events import Trigger, event_summary, is_eventbridge_event, trigger_for
 from fedkeeper.model import Deferred, Report, Result, RunError, Scope, Severity
 
+# In the light fedkeeper.telemetry (what a handler needs at import); re-exported from here.
+from fedkeeper.telemetry import SERVICE as SERVICE  # noqa: PLC0414
+from fedkeeper.telemetry import RedactingFormatter as RedactingFormatter  # noqa: PLC0414
+from fedkeeper.telemetry import metrics_namespace as metrics_namespace  # noqa: PLC0414
+from fedkeeper.telemetry import redact
+
 if TYPE_CHECKING:
+    import boto3
+
     from fedkeeper.adapters.aws import AwsAdapter
     from fedkeeper.model import Invariant
     from fedkeeper.service import Connections, ModeName, Runner
 
-SERVICE = "fedkeeper"
-DEFAULT_METRICS_NAMESPACE = "Fedkeeper"
 # The code asset is /var/task/{fedkeeper,lambdas}/...; the stack puts federation.yaml beside.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "federation.yaml"
 
@@ -79,12 +85,6 @@ logger = Logger(service=SERVICE, child=True)
 metrics = Metrics(service=SERVICE)
 # Metrics, or an EphemeralMetrics that its owner flushes (it shares no metric set).
 MetricsSink = Metrics | EphemeralMetrics
-
-
-def metrics_namespace(environ: Mapping[str, str] | None = None) -> str:
-    """The CloudWatch namespace: ``POWERTOOLS_METRICS_NAMESPACE``, else ``Fedkeeper``."""
-    env = os.environ if environ is None else environ
-    return env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -196,8 +196,16 @@ class Runtime:
         return self._connections
 
 
-def build_connections(settings: Settings, config: FederationConfig) -> Connections:
-    """The production connections: the Lambda role's credentials, the stack's ids."""
+def build_connections(
+    settings: Settings,
+    config: FederationConfig,
+    *,
+    session: boto3.Session | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Connections:
+    """The production connections: the Lambda role's credentials (``session``: another
+    identity's, e.g. the sandbox's reconciler), the stack's ids; a warm container keeps the
+    checks' preconditions between runs and re-reads one group per run (Preconditions)."""
     import boto3
 
     from fedkeeper.service import Connections, Targets
@@ -209,7 +217,13 @@ def build_connections(settings: Settings, config: FederationConfig) -> Connectio
         onprem_secret=settings.onprem_secret_arn,
         vpn_connection_id=settings.vpn_connection_id,
     )
-    return Connections(config, boto3.Session(region_name=config.aws.region), targets=targets)
+    return Connections(
+        config,
+        session or boto3.Session(region_name=config.aws.region),
+        targets=targets,
+        clock=clock,
+        rotate_preconditions=True,
+    )
 
 
 class _Slot:
@@ -407,7 +421,12 @@ def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
         return finish(rt, _adopt(rt, command), "repair")
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
     report = _reconcile(
-        rt, command.scope_of_run(), requested, f"manual {command.action}", run_budget(context)
+        rt,
+        command.scope_of_run(),
+        requested,
+        f"manual {command.action}",
+        run_budget(context),
+        fresh_preconditions=True,  # someone asked: what they see is read now
     )
     return finish(rt, report, "repair")
 
@@ -450,7 +469,13 @@ def run_budget(context: object) -> float | None:
 
 
 def _reconcile(
-    rt: Runtime, scope: Scope, requested: ModeName, reason: str, budget_s: float | None = None
+    rt: Runtime,
+    scope: Scope,
+    requested: ModeName,
+    reason: str,
+    budget_s: float | None = None,
+    *,
+    fresh_preconditions: bool = False,
 ) -> Report:
     from fedkeeper.service import effective_mode, reconcile
 
@@ -463,6 +488,7 @@ def _reconcile(
             trigger=reason,
             runners=rt.runners,
             deadline_s=budget_s,
+            fresh_preconditions=fresh_preconditions,
         )
     except FedkeeperError as exc:
         # The engine reports per-invariant failures itself; this is one it could not place.
@@ -656,38 +682,3 @@ def record_metrics(report: Report, handler_name: str, sink: MetricsSink | None =
     out.add_metric("Findings", count, len(report.findings))
     if report.tunnels_up is not None:
         out.add_metric("TunnelsUp", count, report.tunnels_up)
-
-
-# --- secrets never reach a log ---------------------------------------------------------------
-
-REDACTED = "*****"
-_SENSITIVE_KEY = re.compile(
-    r"token|kubeconfig|password|passwd|secret|authorization|api[-_]?key|credential|"
-    r"private[-_]?key|certificate[-_]?data|client[-_]?key",
-    re.IGNORECASE,
-)
-_SENSITIVE_TEXT = re.compile(
-    r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]+|k8s-aws-v1\.[A-Za-z0-9_-]+|"
-    r"(?i:\"?(?:token|password)\"?\s*[:=]\s*)\"?[^\s\",}]+"
-)
-
-
-def redact(value: Any) -> Any:
-    """``value`` with secrets masked: values of sensitive keys, bearer and EKS tokens."""
-    if isinstance(value, Mapping):
-        return {
-            k: REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _SENSITIVE_TEXT.sub(REDACTED, value)
-    return value
-
-
-class RedactingFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON log formatter, with :func:`redact` applied to every record."""
-
-    def serialize(self, log: Any) -> str:
-        return super().serialize(redact(log))

@@ -7,12 +7,16 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fedkeeper.adapters.kube import KubeCluster
 from fedkeeper.errors import FedkeeperError, PermanentError
 from fedkeeper.invariants import Plan
-from fedkeeper.invariants.checks import ChecksObservation, ControllerState, plan_checks
+from fedkeeper.invariants.checks import (
+    ChecksObservation,
+    ControllerState,
+    federated_services_enabled,
+    plan_checks,
+)
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
 from fedkeeper.invariants.rcc import (
     ACCESS_SECRET_ROLE,
@@ -47,6 +51,9 @@ from fedkeeper.model import (
     VpnConnection,
 )
 from fedkeeper.run import Run, Runner
+
+if TYPE_CHECKING:
+    from fedkeeper.adapters.kube import KubeCluster
 
 
 def _no_vpc(run: Run, check: str) -> Plan:
@@ -198,6 +205,35 @@ def rcc_names(run: Run) -> RccNames:
     )
 
 
+def owned_secrets(cluster: KubeCluster, names: RccNames) -> list[dict[str, Any]]:
+    """Every Secret this federation owns in the access namespace, in one list.
+
+    It holds the access Secrets and, when the remote service account lives in that
+    namespace (the default), its token Secret too: one list where two gets were made.
+    """
+    items = cluster.list(
+        "Secret",
+        names.access_namespace,
+        label_selector=(
+            f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation}"
+        ),
+    )
+    # A list's items are what a get returns, less kind and apiVersion.
+    return [{"apiVersion": "v1", "kind": "Secret", **s} for s in items]
+
+
+def _secret(
+    cluster: KubeCluster, listed: list[dict[str, Any]], names: RccNames, name: str, namespace: str
+) -> dict[str, Any] | None:
+    """Secret ``namespace/name``: from the owned list when it is there, else read on its own
+    (it may exist without this federation's labels, or in another namespace)."""
+    if namespace == names.access_namespace:
+        for s in listed:
+            if (s.get("metadata") or {}).get("name") == name:
+                return s
+    return cluster.get("Secret", name, namespace)
+
+
 def _cluster_side(
     cluster: KubeCluster,
     names: RccNames,
@@ -209,20 +245,13 @@ def _cluster_side(
     ca_data: str | None,
 ) -> ClusterSide:
     sa, sa_ns, ns = names.remote_sa, names.remote_sa_namespace, names.access_namespace
-    owned_secrets = cluster.list(
-        "Secret",
-        ns,
-        label_selector=(
-            f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation},"
-            f"{ROLE_LABEL}={ACCESS_SECRET_ROLE}"
-        ),
-    )
-    secret_name = access_secret_name(rcc_name)
-    access = next(
-        (s for s in owned_secrets if s.get("metadata", {}).get("name") == secret_name), None
-    )
-    if access is None:
-        access = cluster.get("Secret", secret_name, ns)
+    listed = owned_secrets(cluster, names)
+    owned_access = [
+        s
+        for s in listed
+        if ((s.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == ACCESS_SECRET_ROLE
+    ]
+    access = _secret(cluster, owned_access, names, access_secret_name(rcc_name), ns)
     rccs = cluster.list("RemoteClusterConfiguration")
     return ClusterSide(
         backend=backend,
@@ -231,15 +260,15 @@ def _cluster_side(
         endpoint=endpoint,
         ca_data=ca_data,
         service_account=cluster.get("ServiceAccount", sa, sa_ns),
-        token_secret=cluster.get("Secret", sa, sa_ns),
+        token_secret=_secret(cluster, listed, names, sa, sa_ns),
         cluster_role=cluster.get("ClusterRole", sa),
         cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
         typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
         typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
         rccs=rccs,
         access_secret=access,
-        owned_access_secrets=owned_secrets,
-        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_secrets, *([access] if access else [])]),
+        owned_access_secrets=owned_access,
+        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_access, *([access] if access else [])]),
     )
 
 
@@ -313,19 +342,24 @@ def run_rcc(run: Run) -> Plan:
 
 
 def _controllers(cluster: KubeCluster) -> ControllerState:
-    return ControllerState(
-        config=cluster.get("KubeControllersConfiguration", "default"),
-        deployment=cluster.get("Deployment", "calico-kube-controllers", "calico-system"),
-    )
+    config = ControllerState(cluster.get("KubeControllersConfiguration", "default"), None)
+    if federated_services_enabled(config):
+        return config  # the Deployment could only confirm what the configuration turns on
+    deployment = cluster.get("Deployment", "calico-kube-controllers", "calico-system")
+    return ControllerState(config.config, deployment)
 
 
 def run_checks(run: Run) -> Plan:
     vpc = run.vpc()
+    # On-prem pools are the ippools invariant's observation (fresh every run); the rest are
+    # preconditions fedkeeper never writes, which the connections may keep (Preconditions).
     eks_seen: dict[str, Any] = (
         run.side(
             "eks",
             Invariant.CHECKS,
-            lambda eks: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)},
+            lambda eks: run.precondition(
+                "eks", lambda: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)}
+            ),
         )
         or {}
     )
@@ -335,14 +369,19 @@ def run_checks(run: Run) -> Plan:
             Invariant.CHECKS,
             lambda onprem: {
                 "pools": onprem_pools(run),
-                "peers": onprem.list("BGPPeer"),
-                "controllers": _controllers(onprem),
+                **run.precondition(
+                    "onprem",
+                    lambda: {
+                        "peers": onprem.list("BGPPeer"),
+                        "controllers": _controllers(onprem),
+                    },
+                ),
             },
         )
         or {}
     )
     try:
-        trails = run.conns.aws.trails()
+        trails = run.precondition("cloudtrail", run.conns.aws.trails)
     except FedkeeperError as exc:
         trails = None
         run.report.findings.append(

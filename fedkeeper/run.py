@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fedkeeper.errors import FedkeeperError, OutOfTimeError, RetryableError, UnreachableError
 from fedkeeper.guard import RunGuard, fix_for
@@ -22,6 +22,56 @@ if TYPE_CHECKING:
     from fedkeeper.service import Connections
 
 ModeName = Literal["plan", "apply"]
+T = TypeVar("T")
+
+
+class Preconditions:
+    """What the checks observe of things fedkeeper never writes nor acts on, kept per process.
+
+    The checks' preconditions (EKS has no enabled pool and runs the Federated Services
+    Controller; on-prem has BGP peers and runs it too; a CloudTrail trail logs) are installation
+    facts, not state fedkeeper manages. With ``rotate`` (the deployed functions' connections,
+    which live for many runs), a run re-reads only the group of them read longest ago and takes
+    the others from earlier runs of the same process, so with the checks' three groups each is
+    at most :data:`MAX_AGE_RUNS` runs old; a group that old is read again even when another
+    one is due but cannot be asked for (its cluster down). A group never read yet, or asked
+    for ``fresh`` (a manual plan or status), is read at once. Without ``rotate`` (the CLI,
+    one run per process) every run reads them all. A failed read is raised and not kept: the
+    group is read again next run.
+    """
+
+    MAX_AGE_RUNS = 3
+
+    def __init__(self, *, rotate: bool = False) -> None:
+        self.rotate = rotate
+        self._kept: dict[str, tuple[int, Any]] = {}  # group → (run it was read in, value)
+        self._run: object | None = None
+        self._runs = 0
+        self._due: str | None = None  # the one kept group this run re-reads
+
+    def get(self, run: object, group: str, read: Callable[[], T], *, fresh: bool = False) -> T:
+        """``group``'s observation for ``run``: read now, or kept from an earlier run."""
+        if run is not self._run:  # the first precondition this run asks for
+            self._run, self._runs = run, self._runs + 1
+            oldest = min(self._kept.items(), key=lambda kv: kv[1][0], default=None)
+            self._due = oldest[0] if oldest else None
+        kept = self._kept.get(group)
+        if (
+            self.rotate
+            and not fresh
+            and kept is not None
+            and group != self._due
+            and self._runs - kept[0] < self.MAX_AGE_RUNS
+        ):
+            value: T = kept[1]
+            return value
+        try:
+            value = read()
+        except Exception:
+            self._kept.pop(group, None)  # never served again: read at once next run
+            raise
+        self._kept[group] = (self._runs, value)
+        return value
 
 
 @dataclass
@@ -42,6 +92,8 @@ class Run:
     _cache: dict[str, Any] = field(default_factory=dict)
     # (target, action) of writes that failed or were skipped this run: never sent again.
     failed_writes: set[tuple[str, str]] = field(default_factory=set)
+    # Read every precondition afresh (a manual plan or status), whatever the connections keep.
+    fresh_preconditions: bool = False
 
     @property
     def config(self) -> FederationConfig:
@@ -67,6 +119,10 @@ class Run:
         if isinstance(value, _Failed):
             raise value.error
         return value
+
+    def precondition(self, group: str, read: Callable[[], T]) -> T:
+        """A precondition the checks report: read, or kept by the connections (Preconditions)."""
+        return self.conns.preconditions.get(self, group, read, fresh=self.fresh_preconditions)
 
     def forget_reads(self) -> None:
         """After a 409: the world moved, so re-read everything (failures stay known)."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from fedkeeper import observe
 from fedkeeper.adapters.auth import (
@@ -24,13 +22,7 @@ from fedkeeper.adapters.auth import (
     parse_kubeconfig,
 )
 from fedkeeper.adapters.aws import AwsAdapter
-from fedkeeper.adapters.kube import (
-    REQUEST_TIMEOUT,
-    KubeCluster,
-    ResourceType,
-    api_client_from_kubeconfig,
-    resource_types,
-)
+from fedkeeper.adapters.kube_types import REQUEST_TIMEOUT, ResourceType, resource_types
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
@@ -52,7 +44,12 @@ from fedkeeper.model import (
     RunError,
     Scope,
 )
-from fedkeeper.run import ModeName, Run, Runner
+from fedkeeper.run import ModeName, Preconditions, Run, Runner
+
+if TYPE_CHECKING:
+    import boto3
+
+    from fedkeeper.adapters.kube import KubeCluster
 
 __all__ = [
     "Connections",
@@ -101,8 +98,11 @@ class Connections:
         counter: ApiCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
         kube_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        rotate_preconditions: bool = False,
     ) -> None:
         self.config = config
+        # The checks' preconditions, kept between runs when rotating (the deployed functions).
+        self.preconditions = Preconditions(rotate=rotate_preconditions)
         self.kube_timeout = kube_timeout  # (connect, read) seconds per HTTP attempt
         self.clock = clock  # monotonic seconds: token lifetimes and the run's deadline
         self._guard: RunGuard | None = None
@@ -144,6 +144,9 @@ class Connections:
         return cluster
 
     def eks(self) -> KubeCluster:
+        # The kubernetes client loads when a run first touches a cluster, not with the engine.
+        from fedkeeper.adapters.kube import KubeCluster
+
         if self._eks_kubeconfig is not None:
             if self._eks is None:
                 self._eks = self._ready(
@@ -168,6 +171,8 @@ class Connections:
         return self._eks.api
 
     def onprem(self) -> KubeCluster:
+        from fedkeeper.adapters.kube import KubeCluster, api_client_from_kubeconfig
+
         if self._onprem is None:
             self._onprem = self._ready(
                 KubeCluster(
@@ -189,6 +194,8 @@ class Connections:
 
     def _reread_onprem(self) -> Any:  # a kubernetes ApiClient
         """A client with the credentials now in the secret (after a 401)."""
+        from fedkeeper.adapters.kube import api_client_from_kubeconfig
+
         self._onprem_kubeconfig = None
         return api_client_from_kubeconfig("onprem", self._onprem_config())
 
@@ -230,6 +237,7 @@ def reconcile(
     run: Run | None = None,
     on_phase: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
+    fresh_preconditions: bool = False,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
@@ -238,6 +246,8 @@ def reconcile(
     deferred. Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its
     facts from the same observations); by default each call starts fresh. ``on_phase`` is
     told each invariant as its turn comes (the CLI shows it as progress).
+    ``fresh_preconditions`` reads every precondition of the checks, whatever the connections
+    keep (:class:`fedkeeper.run.Preconditions`).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -247,6 +257,7 @@ def reconcile(
         run = Run(conns=conns, mode=mode, report=report, guard=guard)
     else:
         run.mode, run.report, run.guard = mode, report, guard
+    run.fresh_preconditions = fresh_preconditions
     conns.use_guard(guard)
     table = runners if runners is not None else _runners()
     try:

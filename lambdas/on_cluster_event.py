@@ -10,12 +10,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fedkeeper.lambda_runtime import handle_event
-from lambdas import logger, metrics, tracer
+from lambdas import logger, metrics, traced
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from fedkeeper.lambda_runtime import handle_event  # on first use: see lambdas/__init__.py
+
     return handle_event(event, context, "on_cluster_event")

@@ -12,12 +12,15 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fedkeeper.watch_function import handle_watch
-from lambdas import logger, metrics, tracer
+from lambdas import logger, metrics, traced
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
+@traced
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Imported here: the watch engine brings boto3 and the kubernetes client, which a cold
+    # import must not pay for (docs/BENCHMARKS.md, cold start).
+    from fedkeeper.watch_function import handle_watch
+
     return handle_watch(event, context)

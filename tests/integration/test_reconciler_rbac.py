@@ -101,6 +101,18 @@ def _disown_federation_objects(sb: Sandbox) -> None:
         server.mutate("v1", "Secret", access_secret_name(rcc), access_ns, disown)
 
 
+def _enable_federated_services_by_manifest(sb: Sandbox) -> None:
+    """The KubeControllersConfiguration leaves federatedServices out on both clusters."""
+    api = sb.config.federation.calico_api
+    calico = f"{api.group}/{api.version}"
+
+    def manifest(o: dict[str, Any]) -> None:
+        o["spec"]["controllers"].pop("federatedServices", None)
+
+    for server in (sb.eks_server, sb.onprem_server):
+        server.mutate(calico, "KubeControllersConfiguration", "default", None, manifest)
+
+
 @pytest.mark.parametrize(("side", "kind", "namespace", "index"), _cases())
 def test_removing_any_one_rule_the_reconciler_needs_fails_with_a_403(
     example_config: FederationConfig, side: Side, kind: str, namespace: str | None, index: int
@@ -118,6 +130,11 @@ def test_removing_any_one_rule_the_reconciler_needs_fails_with_a_403(
         if not forbidden:
             _drift_owned_objects(sb)
             forbidden = _forbidden(sb.reconcile(None, "apply"))
+        if not forbidden:
+            # A manifest install: no federatedServices in the controllers' configuration, so
+            # the checks read the calico-kube-controllers Deployment to tell.
+            _enable_federated_services_by_manifest(sb)
+            forbidden = _forbidden(sb.reconcile(["checks"], "plan"))
         if not forbidden:
             # Taking over objects made by hand labels them (patches under their own names).
             _disown_federation_objects(sb)
