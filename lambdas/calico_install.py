@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 
 from fedkeeper.adapters.auth import eks_kubeconfig, eks_token
-from fedkeeper.adapters.kube import CORE_TYPES, KubeCluster, ResourceType
+from fedkeeper.adapters.kube import KubeCluster
+from fedkeeper.adapters.kube_types import CORE_TYPES, ResourceType
 from fedkeeper.calico_install import (
     RESPONSE_MARGIN_S,
     Deadline,
