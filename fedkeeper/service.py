@@ -34,6 +34,7 @@ from fedkeeper.adapters.kube import (
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
+    ElsewhereError,
     FedkeeperError,
     OutOfTimeError,
     PermanentError,
@@ -46,11 +47,13 @@ from fedkeeper.model import (
     ApiCounter,
     Change,
     ChangeOutcome,
+    Finding,
     Invariant,
     Report,
     Result,
     RunError,
     Scope,
+    Severity,
 )
 from fedkeeper.run import ModeName, Run, Runner
 
@@ -120,6 +123,23 @@ class Connections:
         self._eks_cluster: dict[str, Any] | None = None
         self._onprem: KubeCluster | None = None
         self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name), clock)
+        # Told of every object this process writes to a cluster (a watcher skips its echo).
+        self.on_write: Callable[[str, dict[str, Any]], None] | None = None
+
+    def sibling(self) -> Connections:
+        """Connections to the same places with clients, counter and run guard of their own:
+        for a run beside another on another thread (the watch's per-cluster repairs)."""
+        twin = Connections(
+            self.config,
+            self.session,
+            targets=self.targets,
+            eks_kubeconfig=self._eks_kubeconfig,
+            onprem_kubeconfig=None if self._onprem_from_secret else self._onprem_kubeconfig,
+            clock=self.clock,
+            kube_timeout=self.kube_timeout,
+        )
+        twin.on_write = self.on_write
+        return twin
 
     @property
     def cluster_name(self) -> str:
@@ -141,6 +161,7 @@ class Connections:
 
     def _ready(self, cluster: KubeCluster) -> KubeCluster:
         cluster.guard, cluster.timeout = self._guard, self.kube_timeout
+        cluster.on_write = self.on_write
         return cluster
 
     def eks(self) -> KubeCluster:
@@ -230,6 +251,8 @@ def reconcile(
     run: Run | None = None,
     on_phase: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
+    clusters: frozenset[str] | None = None,
+    held: Callable[[str], str | None] | None = None,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
@@ -237,7 +260,9 @@ def reconcile(
     margin); a call whose worst case would pass it is not made and its work is reported as
     deferred. Pass ``run`` to keep its read cache afterwards (``fedkeeper status`` reads its
     facts from the same observations); by default each call starts fresh. ``on_phase`` is
-    told each invariant as its turn comes (the CLI shows it as progress).
+    told each invariant as its turn comes (the CLI shows it as progress). ``clusters``: the
+    only clusters this run reads or writes (the others are left to another run, unreported);
+    ``held``: a target's reason to wait instead of being written (a finding says so).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -247,6 +272,10 @@ def reconcile(
         run = Run(conns=conns, mode=mode, report=report, guard=guard)
     else:
         run.mode, run.report, run.guard = mode, report, guard
+    run.held = held
+    for backend in ("eks", "onprem"):
+        if clusters is not None and backend not in clusters:
+            guard.mark_down(backend, ElsewhereError(f"{backend}: left to another run"))
     conns.use_guard(guard)
     table = runners if runners is not None else _runners()
     try:
@@ -311,6 +340,12 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
         key = (change.target, change.action.value)
         if key in run.failed_writes:
             continue  # already failed (and reported) this run
+        waiting = run.held(change.target) if run.held is not None else None
+        if waiting is not None:
+            finding = Finding(Severity.WARNING, "watch.held", f"{change.target}: {waiting}")
+            if finding not in run.report.findings:
+                run.report.findings.append(finding)
+            continue
         blocked = [t for t in change.after if any(k[0] == t for k in run.failed_writes)]
         if blocked:
             run.failed_writes.add(key)
@@ -330,6 +365,8 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
                 return True
             run.failed_writes.add(key)
             run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
+        except ElsewhereError:
+            continue  # another run writes that cluster
         except FedkeeperError as exc:
             run.failed_writes.add(key)
             if isinstance(exc, UnreachableError) and exc.target == "onprem":

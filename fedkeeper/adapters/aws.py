@@ -370,6 +370,43 @@ class AwsAdapter:
             raise
         return True
 
+    # --- DynamoDB: the watch function's lease (one more item of the episodes table) -------
+
+    @_translated
+    def take_lease(self, table: str, name: str, holder: str, now: float, seconds: float) -> bool:
+        """Hold lease ``name`` until ``now + seconds`` if it is free, expired or already
+        ``holder``'s: one conditional write. False when another holder has it."""
+        try:
+            self.client("dynamodb").put_item(
+                TableName=table,
+                Item={
+                    "pk": {"S": name},
+                    "holder": {"S": holder},
+                    "expires": {"N": f"{now + seconds:.3f}"},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires < :now OR holder = :me",
+                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": holder}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @_translated
+    def release_lease(self, table: str, name: str, holder: str) -> None:
+        """Give lease ``name`` up at once, if ``holder`` still has it."""
+        try:
+            self.client("dynamodb").put_item(
+                TableName=table,
+                Item={"pk": {"S": name}, "holder": {"S": ""}, "expires": {"N": "0"}},
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     # --- Secrets Manager ------------------------------------------------------------------
 
     @_translated

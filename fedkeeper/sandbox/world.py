@@ -302,6 +302,7 @@ class Sandbox:
         settings = Settings.from_env().model_copy(
             update={
                 "topic_arn": self.topic_arn,
+                "episodes_table": self.episodes_table,
                 "watch_state_parameter": state_parameter_name(self.config),
             }
         )

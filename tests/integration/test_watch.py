@@ -66,10 +66,12 @@ def test_a_deleted_rcc_is_recreated_by_the_watch_within_seconds_without_an_echo_
         took = _wait(lambda: _rcc(sandbox, "onprem") is not None)
         _wait(lambda: w.summary.skipped_own >= 1)
     assert took < 5
+    # One run on the on-prem queue repairs it; rcc spans both clusters, so a run of both
+    # follows and finds nothing left to write.
     runs = w.summary.reports[before:]
-    assert [r.scope.names() for r in runs] == [["rcc"]]
-    assert runs[0].trigger == "watch"
-    assert runs[0].writes == 1
+    assert {tuple(r.scope.names()) for r in runs} == {("rcc",)}
+    assert {r.trigger for r in runs} == {"watch"}
+    assert sum(r.writes for r in runs) == 1
 
 
 def test_a_version_the_server_no_longer_holds_410_is_answered_by_a_relist_that_repairs(
@@ -266,7 +268,8 @@ def test_the_watch_lambda_watches_until_its_margin_then_stores_where_it_stopped(
         sandbox.aws_session().client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
     )
     assert stored == out["state"]
-    assert set(stored["resource_versions"]) == {t.key for t in watch_targets(sandbox.config)}
+    assert stored["federation"] == sandbox.config.name
+    assert set(stored["rv"]) == {str(i) for i in range(len(watch_targets(sandbox.config)))}
     assert {c["live"] for c in stored["clusters"].values()} == {False}  # until the next one
     assert out["writes"] == 0
 
@@ -288,6 +291,7 @@ def test_a_watch_repair_emits_its_metrics_at_once_and_leaves_the_handlers_set_al
         _wait(lambda: len(w.summary.reports) > before and w.idle())
     # Then that run's metrics went out as their own EMF document
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [doc["DriftRepaired"] for doc in emitted if "DriftRepaired" in doc] == [[1.0]]
+    repaired = [doc["DriftRepaired"] for doc in emitted if "DriftRepaired" in doc]
+    assert [n for n in repaired if n != [0.0]] == [[1.0]]
     # And nothing is left for the next handler invocation to flush as its own
     assert metrics.metric_set == {}
