@@ -524,7 +524,7 @@ class Watcher:
                 continue
             if stream.over_since is None:
                 stream.over_since = real
-            elif real - stream.over_since >= 0.3:
+            elif real - stream.over_since >= 0.2:
                 stream.silenced = True
                 self._log(
                     "watch stream silent; cutting and re-opening it",
@@ -670,7 +670,8 @@ class Watcher:
                 if stream is not None and stream.silenced:
                     with self._lock:
                         self.summary.silent += 1
-                    self._set_open(target, False, f"{exc}; re-opened")
+                    silent = f"{target.key}: silent for {self.silence_s:.0f} s; re-opened"
+                    self._set_open(target, False, silent)
                     continue
                 self._set_open(target, False, str(exc))
                 failures += 1

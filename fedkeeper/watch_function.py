@@ -173,6 +173,7 @@ def watch_for(
     conns = rt.connections()
     table = rt.settings.episodes_table
     lease = WatchLease(conns.aws, table, holder or str(uuid.uuid4()), wall) if table else None
+    leased_at = clock()
     try:
         if lease is not None and not lease.take():
             logger.info("watch lease held by another invocation; returning", extra={})
@@ -189,6 +190,8 @@ def watch_for(
         del scope
         # Its metrics go out now, with this run's timestamp, in a set of their own: the
         # handler's shared set is flushed only when the invocation ends.
+        if rt.on_report is not None:
+            rt.on_report(report)
         sink = EphemeralMetrics(namespace=metrics_namespace(), service=SERVICE)
         try:
             with contextlib.suppress(RetryableError):  # the next change or sweep retries
@@ -235,8 +238,8 @@ def watch_for(
         """The state every CHECKPOINT_S (first once the watches are open), the lease every
         RENEW_S, on the watch's clock; a lease lost stops the watch."""
         saved_at: float | None = None
-        renewed_at = clock()
-        while not stop_checkpoints.wait(0.2):
+        renewed_at = leased_at
+        while not stop_checkpoints.wait(0.05):
             now = clock()
             if lease is not None and now - renewed_at >= RENEW_S:
                 try:

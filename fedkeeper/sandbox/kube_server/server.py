@@ -123,6 +123,7 @@ class FakeKubeServer:
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
         self._delay_s = 0.0  # every answer waits this long (real seconds)
+        self._delay_waits = False  # ...until the clock has moved that far
         self._released = threading.Event()  # cleared: requests hang unanswered
         self._released.set()
         self._httpd: HTTPServer | None = None
@@ -477,13 +478,17 @@ class FakeKubeServer:
         with self._lock:
             self._faults.clear()
             self._delay_s = 0.0
+            self._delay_waits = False
         self._released.set()
 
-    def delay_answers(self, seconds: float) -> None:
+    def delay_answers(self, seconds: float, *, wait_for_clock: bool = False) -> None:
         """Every answer takes ``seconds``: on the sandbox clock when the server has one
-        (``advance``; nothing sleeps), else in real time (keep it tiny)."""
+        (``advance``; nothing sleeps), else in real time (keep it tiny). ``wait_for_clock``:
+        the answer waits until the server's clock has moved ``seconds`` on, moved by someone
+        else (a test stepping time while other work goes on)."""
         with self._lock:
             self._delay_s = max(seconds, 0.0)
+            self._delay_waits = wait_for_clock
 
     def hang(self, hung: bool = True) -> None:
         """True: accept connections and read requests but answer none until ``hang(False)``
@@ -496,8 +501,12 @@ class FakeKubeServer:
     def _before_answer(self) -> None:
         """Called by the HTTP handler before it writes an answer: delays and hangs."""
         with self._lock:
-            delay = self._delay_s
-        if delay and self.advance is not None:
+            delay, waits = self._delay_s, self._delay_waits
+        if delay and waits:
+            until = self.clock() + delay
+            while self.clock() < until and self._released.is_set() and self._running:
+                time.sleep(0.005)
+        elif delay and self.advance is not None:
             self.advance(delay)
         elif delay:
             time.sleep(delay)
