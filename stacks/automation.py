@@ -378,7 +378,13 @@ class AutomationStack(cdk.Stack):
     def _watch_function(
         self, code: lambda_.Code, role: iam.IRole, environment: dict[str, str]
     ) -> ssm.StringParameter:
-        """lambdas/watch.py: one instance always watching (fedkeeper/watch_function.py)."""
+        """lambdas/watch.py: one invocation always watching (fedkeeper/watch_function.py).
+
+        Started every minute with no reserved concurrency: a lease (an item of the episodes
+        table, written conditionally with the role's dynamodb:PutItem) lets exactly one
+        watch; a start that finds it held returns at once, so no start is throttled,
+        expires or is dead-lettered.
+        """
         state = ssm.StringParameter(
             self,
             "WatchState",
@@ -394,15 +400,19 @@ class AutomationStack(cdk.Stack):
             env,
             timeout=cdk.Duration.seconds(TIMEOUT_S),
             memory_mb=MEMORY_MB,
-            # A start throttled by the running instance is dropped, not queued.
+            # A start that could not begin within its minute is stale: the next one comes.
             max_event_age=cdk.Duration.seconds(60),
         )
+        # No reserved concurrency: the lease, not throttling, keeps one watcher.
+        function = watch.function.node.default_child
+        assert isinstance(function, lambda_.CfnFunction)
+        function.reserved_concurrent_executions = None
         self.handlers["watch"] = watch
         events.Rule(
             self,
             "WatchScheduleRule",
             rule_name=f"{self.config.name}-watch",
-            description="start the watch function; reserved concurrency 1 keeps one running",
+            description="start the watch function; its lease lets one invocation watch",
             schedule=events.Schedule.expression(SCHEDULE),
         ).add_target(
             targets.LambdaFunction(
