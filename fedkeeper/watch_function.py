@@ -40,6 +40,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from fedkeeper.adapters.aws import AwsAdapter
+from fedkeeper.config import FederationConfig
 from fedkeeper.episodes import FIGHT, FIGHTS_TRIGGER
 from fedkeeper.errors import FedkeeperError, RetryableError
 from fedkeeper.fights import Fights, Tracked
@@ -314,3 +315,57 @@ def _alert(rt: Runtime, report: Report, now: float, sink: MetricsSink) -> None:
 
 
 __all__ = ["handle_watch", "state_parameter_name", "watch_for"]
+
+
+# --- cost and load (docs/ARCHITECTURE.md's table is rendered from these) --------------------
+
+# https://aws.amazon.com/lambda/pricing/ (x86, us-east-1), https://aws.amazon.com/dynamodb/
+# pricing/on-demand/ (us-east-1, after the November 2024 reduction).
+LAMBDA_GB_S_USD = 0.0000166667
+LAMBDA_REQUEST_USD = 0.20 / 1_000_000
+DYNAMODB_WRITE_USD = 0.625 / 1_000_000
+HOURS_PER_MONTH = 730
+LEASE_HELD_START_S = 0.2  # billed time of a start that finds the lease held (one write)
+
+
+def watch_figures(config: FederationConfig, backend: str = "onprem") -> dict[str, float]:
+    """The watch's cost a month, and its load on the ``backend`` API server, from its
+    settings (the worst case: every watch refused forever by a server answering at once)."""
+    import math
+
+    from fedkeeper.watch import SERVER_TIMEOUT, relist_wait, watch_targets
+
+    watches = sum(1 for t in watch_targets(config) if t.backend == backend)
+    holding = TIMEOUT_S - MARGIN_S
+    cycle = holding + 30  # the next start comes within the minute after (30 s on average)
+    per_hour = 3600 / cycle
+    opens = math.ceil(holding / SERVER_TIMEOUT)
+    # Every watch refused forever, the server answering at once: the fastest relists.
+    lists, at, n = 1, 0.0, 1
+    while True:
+        n += 1
+        at += relist_wait(n, 0.0)
+        if at >= holding:
+            break
+        lists += 1
+    starts = 60 * HOURS_PER_MONTH
+    holders = per_hour * HOURS_PER_MONTH
+    quick = starts - holders
+    gb = MEMORY_MB / 1024
+    holder_gb_s = HOURS_PER_MONTH * 3600 * gb
+    quick_gb_s = quick * LEASE_HELD_START_S * gb
+    writes = holders * (holding / RENEW_S + 2) + quick
+    return {
+        "invocations_per_hour": per_hour,
+        "watch_opens_per_hour_per_watch": per_hour * opens,
+        "watches": watches,
+        "steady_requests_per_hour": watches * per_hour * opens + per_hour,
+        "worst_lists_per_hour_per_watch": per_hour * lists,
+        "worst_requests_per_hour": watches * per_hour * lists * 2 + per_hour,
+        "holder_gb_s": holder_gb_s,
+        "holder_usd": holder_gb_s * LAMBDA_GB_S_USD,
+        "quick_starts": quick,
+        "quick_usd": quick_gb_s * LAMBDA_GB_S_USD + starts * LAMBDA_REQUEST_USD,
+        "lease_writes": writes,
+        "lease_usd": writes * DYNAMODB_WRITE_USD,
+    }
