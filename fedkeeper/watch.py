@@ -828,6 +828,7 @@ def watcher_for(conns: Connections, mode: ModeName, **options: Any) -> Watcher:
         federation=conns.config.name,
         **options,
     )
+
     def close() -> None:
         for sibling in siblings.values():
             sibling.close()

@@ -68,7 +68,7 @@ from fedkeeper.watch import (
 MARGIN_S = 30.0  # stop watching this long before Lambda's timeout
 CHECKPOINT_S = 60.0  # store the state this often while watching (fedkeeper status reads it)
 LEASE_ITEM = "watch-lease"
-LEASE_S = 120.0  # a lease not renewed for this long is free
+LEASE_S = 150.0  # a lease not renewed for this long is free
 RENEW_S = 30.0
 SCHEDULE = "rate(1 minute)"
 TIMEOUT_S = 900  # the longest a Lambda may run

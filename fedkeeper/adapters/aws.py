@@ -384,7 +384,8 @@ class AwsAdapter:
                     "holder": {"S": holder},
                     "expires": {"N": f"{now + seconds:.3f}"},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR expires < :now OR holder = :me",
+                ConditionExpression="attribute_not_exists(pk) OR #e < :now OR #h = :me",
+                ExpressionAttributeNames={"#e": "expires", "#h": "holder"},
                 ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": holder}},
             )
         except ClientError as exc:
@@ -400,7 +401,8 @@ class AwsAdapter:
             self.client("dynamodb").put_item(
                 TableName=table,
                 Item={"pk": {"S": name}, "holder": {"S": ""}, "expires": {"N": "0"}},
-                ConditionExpression="holder = :me",
+                ConditionExpression="#h = :me",
+                ExpressionAttributeNames={"#h": "holder"},
                 ExpressionAttributeValues={":me": {"S": holder}},
             )
         except ClientError as exc:

@@ -44,8 +44,10 @@ RETRIES = 2  # the alias's retry attempts for a failed asynchronous invocation
 class Invocation:
     """One invocation of the watch function and how it ended."""
 
-    started: float  # sandbox wall clock
+    sent: float  # sandbox wall clock: when the schedule sent its event
     request_id: str = ""
+    attempt: int = 0  # 0: the first; Lambda retries a failed one up to RETRIES times
+    started: float = 0.0
     response: dict[str, Any] | None = None
     error: str | None = None
     ended: float | None = None
@@ -73,11 +75,12 @@ class WatchSchedule:
     throttles: int = 0
     dead_letters: int = 0
     errors: int = 0
+    failures: list[str] = field(default_factory=list)  # each failed attempt's error
     reports: list[tuple[float, Report]] = field(default_factory=list)  # (sandbox time, run)
     output: io.StringIO = field(default_factory=io.StringIO)
     _containers: list[_Container] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
-    _waiting: list[float] = field(default_factory=list)  # throttled events: when sent
+    _waiting: list[tuple[float, int]] = field(default_factory=list)  # (sent, attempt)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -104,43 +107,49 @@ class WatchSchedule:
 
     def deliver(self) -> Invocation | None:
         """The schedule delivers its event now; the invocation it starts (None when
-        throttled) has returned, or holds the lease, when this returns."""
+        throttled) has returned, or holds the lease, when this returns.
+
+        Events waiting for a retry (throttled, or failed less than ``RETRIES`` times) go
+        first; one older than its maximum age is dead-lettered instead.
+        """
         now = self.sb.clock.time()
         self._renewed(now)
+        self._ended_by(now)
         with self._lock:
-            # Throttled events are retried; those older than their maximum age are dropped.
-            expired = [t for t in self._waiting if now - t > MAX_EVENT_AGE_S]
+            expired = [e for e in self._waiting if now - e[0] > MAX_EVENT_AGE_S]
             self.dead_letters += len(expired)
-            self._waiting = [t for t in self._waiting if now - t <= MAX_EVENT_AGE_S]
-            self._waiting.append(now)
-            started = None
-            while self._waiting and self._can_run():
-                sent = self._waiting.pop(0)
-                started = self._start(sent)
-            self.throttles += len(self._waiting)
-        if started is not None:
-            self._settle(started)
-        return started
+            self._waiting = [e for e in self._waiting if now - e[0] <= MAX_EVENT_AGE_S]
+            self._waiting.append((now, 0))
+        started = None
+        while True:
+            with self._lock:
+                if not self._waiting or not self._can_run():
+                    self.throttles += len(self._waiting)
+                    return started
+                sent, attempt = self._waiting.pop(0)
+                container = next((c for c in self._containers if not c.busy), None)
+                if container is None:
+                    container = _Container(self._runtime())
+                    self._containers.append(container)
+                container.busy = True
+            started = Invocation(sent, str(uuid.uuid4()), attempt=attempt)
+            self.invocations.append(started)
+            # Only this thread sets the handlers' runtime slot, and only until the
+            # invocation has read it (it has returned or holds the lease).
+            with use_runtime(container.runtime):
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(container, started),
+                    name="watch-invocation",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+                self._settle(started)
 
     def _can_run(self) -> bool:
         running = sum(c.busy for c in self._containers)
         return self.reserved_concurrency is None or running < self.reserved_concurrency
-
-    def _start(self, sent: float) -> Invocation:
-        """Under ``_lock``: a container (a free one, or a new one) runs the event."""
-        container = next((c for c in self._containers if not c.busy), None)
-        if container is None:
-            container = _Container(self._runtime())
-            self._containers.append(container)
-        container.busy = True
-        invocation = Invocation(started=self.sb.clock.time(), request_id=str(uuid.uuid4()))
-        self.invocations.append(invocation)
-        thread = threading.Thread(
-            target=self._run, args=(container, invocation), name="watch-invocation", daemon=True
-        )
-        self._threads.append(thread)
-        thread.start()
-        return invocation
 
     def _runtime(self) -> Runtime:
         sb = self.sb
@@ -165,28 +174,27 @@ class WatchSchedule:
     def _run(self, container: _Container, invocation: Invocation) -> None:
         import lambdas.watch
 
+        invocation.started = self.sb.clock.time()
         event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        context = FakeLambdaContext(
+            function_name=f"{self.sb.config.name}-watch",
+            memory_limit_in_mb=MEMORY_MB,
+            region=self.sb.config.aws.region,
+            timeout_s=self.timeout_s,
+            aws_request_id=invocation.request_id,
+            clock=self.sb.clock.monotonic,
+        )
         try:
-            for attempt in range(RETRIES + 1):
-                context = FakeLambdaContext(
-                    function_name=f"{self.sb.config.name}-watch",
-                    memory_limit_in_mb=MEMORY_MB,
-                    region=self.sb.config.aws.region,
-                    timeout_s=self.timeout_s,
-                    aws_request_id=invocation.request_id,
-                    clock=self.sb.clock.monotonic,
-                )
-                try:
-                    with use_runtime(container.runtime):
-                        invocation.response = lambdas.watch.handler(event, context)
-                    invocation.error = None
-                    break
-                except Exception as exc:  # Lambda counts it in Errors and retries
-                    invocation.error = f"{type(exc).__name__}: {exc}"
-                    with self._lock:
-                        self.errors += 1
-                        if attempt == RETRIES:
-                            self.dead_letters += 1
+            invocation.response = lambdas.watch.handler(event, context)
+        except Exception as exc:  # Lambda counts it in Errors, and retries the event later
+            invocation.error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self.errors += 1
+                self.failures.append(invocation.error)
+                if invocation.attempt < RETRIES:
+                    self._waiting.append((invocation.sent, invocation.attempt + 1))
+                else:
+                    self.dead_letters += 1
         finally:
             invocation.ended = self.sb.clock.time()
             with self._lock:
@@ -202,15 +210,28 @@ class WatchSchedule:
                 return
 
     def _renewed(self, now: float, seconds: float = 5.0) -> None:
-        """Time flows in jumps here: a running holder whose lease would lapse before the
-        next minute gets (real) time to renew it, as its renewals every 30 s would have - or
-        to end and give it up."""
+        """Time flows in jumps here: a running holder whose lease is about to lapse gets
+        (real) time to renew it, as its renewals every 30 s would have - or to end and give
+        it up."""
         until = time.monotonic() + seconds
         while time.monotonic() < until and any(c.busy for c in self._containers):
             item = self._lease_item()
-            if item is None or float(item["expires"]["N"]) >= now + 60.0:
+            if item is None or float(item["expires"]["N"]) >= now + 30.0:
                 return
             time.sleep(0.002)
+
+    def _ended_by(self, now: float, seconds: float = 10.0) -> None:
+        """An invocation whose watch deadline has passed stops within (real) moments: let it
+        finish handing over before the next start, as the minute between them would."""
+        from fedkeeper.watch_function import MARGIN_S
+
+        due = [
+            i
+            for i in self.invocations
+            if not i.done.is_set() and i.started and i.started + self.timeout_s - MARGIN_S <= now
+        ]
+        for invocation in due:
+            invocation.done.wait(seconds)
 
     def _lease_item(self) -> dict[str, Any] | None:
         """The lease item as DynamoDB holds it (read from the emulator: the harness polls it

@@ -68,9 +68,7 @@ def test_the_watch_section_states_the_settings_and_bounds_it_runs_with(
         f"{HOLD_FIRST_S // 60} minute, then twice as long each time, up to an hour"
         if HOLD_MAX_S == 3600
         else "",
-        f"at most {most} times in any hour, and once an hour"
-        if last_hour == 1
-        else "",
+        f"at most {most} times in any hour, and once an hour" if last_hour == 1 else "",
         f"renewed every {RENEW_S:.0f} s to last {LEASE_S:.0f} s",
         f"until {MARGIN_S:.0f} s before its 15-minute timeout",
         f"cut to {ERROR_CHARS} characters",
