@@ -125,3 +125,24 @@ def test_with_onprem_answering_in_9_s_no_repair_passes_the_deadline_and_eks_is_r
     assert holder.ended is not None and holder.ended <= holder.started + timeout_s
     assert schedule.reports and all(at <= deadline for at, _ in schedule.reports)
     assert (schedule.errors, schedule.dead_letters) == (0, 0)
+
+
+def test_a_holder_that_stopped_renewing_is_replaced_once_its_lease_runs_out(
+    sandbox: Sandbox,
+) -> None:
+    from fedkeeper.watch_function import LEASE_ITEM, LEASE_S
+
+    # Given a holder that died (a lease nobody renews any more)
+    sandbox.aws_session().client("dynamodb").put_item(
+        TableName=sandbox.episodes_table,
+        Item={
+            "pk": {"S": LEASE_ITEM},
+            "holder": {"S": "a-frozen-invocation"},
+            "expires": {"N": str(sandbox.clock.time() + LEASE_S)},
+        },
+    )
+    with WatchSchedule(sandbox) as schedule:
+        starts = [schedule.minute() for _ in range(int(LEASE_S // 60) + 1)]
+    # Then the starts before it ran out returned at once, and the first one after it watched
+    assert [s is not None and s.watched for s in starts] == [False, False, True]
+    assert (schedule.errors, schedule.dead_letters) == (0, 0)
