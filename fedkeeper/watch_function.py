@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import sys
 import threading
 import time
 import uuid
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from fedkeeper.adapters.aws import AwsAdapter
 from fedkeeper.config import FederationConfig
@@ -201,7 +204,7 @@ def watch_for(
                 notify(rt, report)
             _alert(rt, report, wall(), sink)
         finally:
-            sink.flush_metrics()
+            _emit(sink)
 
     def fights(active: list[Tracked]) -> None:
         """The fights the watch is in now: episodes open (notified once) and close."""
@@ -215,7 +218,7 @@ def watch_for(
         try:
             _alert(rt, report, wall(), sink)
         finally:
-            sink.flush_metrics()
+            _emit(sink)
 
     def log(message: str, extra: dict[str, Any]) -> None:
         logger.warning(message, extra=extra)
@@ -291,6 +294,20 @@ def watch_for(
     }
     logger.info("watch invocation finished", extra={"handler": "watch", "summary": out})
     return out
+
+
+def _emit(sink: EphemeralMetrics) -> None:
+    """The run's metrics now, as one EMF document on the function's log stream (in Lambda,
+    stdout, as Powertools prints them; in the sandbox, the function's logs - not the
+    terminal of whoever runs the demo)."""
+    if not sink.metric_set or is_metrics_disabled():
+        return
+    document = json.dumps(sink.serialize_metric_set(), separators=(",", ":"))
+    sink.clear_metrics()
+    handler = logger.registered_handler
+    stream = handler.stream if isinstance(handler, logging.StreamHandler) else sys.stdout
+    stream.write(document + "\n")
+    stream.flush()
 
 
 def _failed(report: Report) -> bool:

@@ -68,21 +68,38 @@ def _expire_when_open(srv: FakeKubeServer, clock: Clock) -> threading.Thread:
     return thread
 
 
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+
+
+def _open_watch(
+    srv: FakeKubeServer,
+    path: str,
+    query: str,
+    *,
+    token: str | None = None,
+    timeout: float | tuple[float, float] = 5,
+) -> Any:
+    """One watch request on the collection at ``path``, its body not read yet."""
+    return _core(srv, token).api_client.call_api(
+        f"{path}?watch=true&{query}",
+        "GET",
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _request_timeout=timeout,
+    )
+
+
 def _raw_events(
-    srv: FakeKubeServer, query: str, token: str | None = None, clock: Clock | None = None
+    srv: FakeKubeServer,
+    query: str,
+    token: str | None = None,
+    clock: Clock | None = None,
+    path: str = CONFIGMAPS,
 ) -> list[Any]:
     """Every event line of one watch request (it ends by itself, or when ``clock`` says)."""
     if clock is not None:
         _expire_when_open(srv, clock)
-    core = _core(srv, token)
-    resp = core.api_client.call_api(
-        f"/api/v1/namespaces/default/configmaps?watch=true&{query}",
-        "GET",
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=5,
-    )
-    body = resp.data.decode()
+    body = _open_watch(srv, path, query, token=token).data.decode()
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
@@ -270,18 +287,7 @@ def _pool(name: str, cidr: str) -> dict[str, Any]:
 
 
 def _raw(srv: FakeKubeServer, path: str, query: str, clock: Clock | None = None) -> list[Any]:
-    """Every event line of one watch request on ``path`` (a collection)."""
-    if clock is not None:
-        _expire_when_open(srv, clock)
-    core = _core(srv)
-    resp = core.api_client.call_api(
-        f"{path}?watch=true&{query}",
-        "GET",
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=5,
-    )
-    return [json.loads(line) for line in resp.data.decode().splitlines() if line.strip()]
+    return _raw_events(srv, query, clock=clock, path=path)
 
 
 def _rv(obj: dict[str, Any] | None) -> str:
@@ -325,7 +331,7 @@ def test_after_a_restart_open_watches_end_and_older_versions_are_too_old(
 
     def hold() -> None:
         with contextlib.suppress(Exception):  # a cut connection, or a clean end
-            _raw(server, "/api/v1/namespaces/default/configmaps", f"resourceVersion={old}")
+            _raw(server, CONFIGMAPS, f"resourceVersion={old}")
         ended.set()
 
     threading.Thread(target=hold, daemon=True).start()
@@ -333,7 +339,7 @@ def test_after_a_restart_open_watches_end_and_older_versions_are_too_old(
     server.seed(_cm("b"))  # a change the restarted server's cache starts after
     server.restart()
     assert ended.wait(5)
-    (event,) = _raw(server, "/api/v1/namespaces/default/configmaps", f"resourceVersion={old}")
+    (event,) = _raw(server, CONFIGMAPS, f"resourceVersion={old}")
     assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
 
 
@@ -343,7 +349,7 @@ def test_a_version_ahead_of_the_server_is_a_504_too_large_resource_version_after
         srv.seed(_cm("a"))
         srv.seed(_pool("p", "10.1.0.0/16"))
         before = clock.now
-        (event,) = _raw(srv, "/api/v1/namespaces/default/configmaps", "resourceVersion=9000")
+        (event,) = _raw(srv, CONFIGMAPS, "resourceVersion=9000")
         # kube-apiserver's watch cache waits 3 s for the version, then gives up
         assert clock.now - before == 3.0
         status = event["object"]
@@ -362,13 +368,8 @@ def test_a_stalled_server_sends_headers_then_nothing_until_the_watch_is_cut(
 ) -> None:
     rv = _rv(server.seed(_cm("a")))
     server.stall_watches()
-    core = _core(server)
-    resp = core.api_client.call_api(
-        f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1",
-        "GET",
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=(3, 0.5),
+    resp = _open_watch(
+        server, CONFIGMAPS, f"resourceVersion={rv}&timeoutSeconds=1", timeout=(3, 0.5)
     )
     assert resp.status == 200
     server.seed(_cm("b"))
@@ -383,14 +384,7 @@ def test_an_injected_line_reaches_the_open_watches_of_its_kind_as_it_is(
     server: FakeKubeServer,
 ) -> None:
     rv = _rv(server.seed(_cm("a")))
-    core = _core(server)
-    resp = core.api_client.call_api(
-        f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}",
-        "GET",
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=5,
-    )
+    resp = _open_watch(server, CONFIGMAPS, f"resourceVersion={rv}")
     server.inject_watch_line(b"[1, 2]", "configmaps")
     server.inject_watch_line(b"never", "secrets")
     first = next(resp.stream(64))

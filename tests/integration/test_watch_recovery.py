@@ -13,6 +13,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.watch import watch_targets
 from tests.watch_support import (
@@ -88,17 +90,26 @@ def test_an_owned_pool_deleted_after_an_api_server_restart_is_repaired_in_under_
     assert w.summary.relists >= 1
 
 
-def test_a_stored_version_that_is_not_a_number_costs_one_relist_and_later_drift_is_repaired(
-    sandbox: Sandbox,
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "abc",  # not a version: refused (400)
+        "99999999",  # ahead of the server (an etcd restore): "Too large resource version"
+    ],
+)
+def test_a_stored_version_the_server_refuses_costs_one_relist_and_later_drift_is_repaired(
+    sandbox: Sandbox, stored: str
 ) -> None:
     with sandbox.watching() as w:
         settled(w)
     state = _stored(sandbox)
-    state["rv"][_pool_position(sandbox)] = "abc"
+    state["rv"][_pool_position(sandbox)] = stored
     _store(sandbox, state)
     with sandbox.watching() as w:
         settled(w)
+        # Then it costs one relist, not a blind watch nor a refusal repeated forever
         assert (w.summary.relists, w.summary.lists) == (1, 1)
+        assert w.state.clusters["onprem"].live
         sandbox.onprem_server.mutate(
             calico(sandbox),
             "IPPool",
@@ -107,25 +118,6 @@ def test_a_stored_version_that_is_not_a_number_costs_one_relist_and_later_drift_
             lambda p: p["spec"].update(natOutgoing=True),
         )
         wait(lambda: not pool_nats(sandbox))
-
-
-def test_a_stored_version_far_ahead_of_the_server_costs_one_relist_and_later_drift_is_repaired(
-    sandbox: Sandbox,
-) -> None:
-    # Given a state stored before the cluster's etcd was restored to an older revision
-    with sandbox.watching() as w:
-        settled(w)
-    state = _stored(sandbox)
-    state["rv"][_pool_position(sandbox)] = "99999999"
-    _store(sandbox, state)
-    # When the watch resumes from it ("Too large resource version" after the cache's wait)
-    with sandbox.watching() as w:
-        settled(w)
-        # Then it costs one relist, not a blind watch
-        assert (w.summary.relists, w.summary.lists) == (1, 1)
-        assert w.state.clusters["onprem"].live
-        _delete_pool(sandbox)
-        wait(lambda: pool(sandbox) is not None)
 
 
 def test_a_pool_watch_answered_too_old_forever_costs_at_most_12_lists_and_1_reconcile_a_minute(
@@ -197,5 +189,24 @@ def test_a_silent_stream_is_detected_within_60_s(sandbox: Sandbox) -> None:
         # And once the server speaks again the watches are live and repair
         sandbox.onprem_server.stall_watches(False)
         step_until(sandbox, w.ready, step_s=5.0, limit_s=120.0)
+        _delete_pool(sandbox)
+        wait(lambda: pool(sandbox) is not None)
+
+
+def test_a_state_stored_for_another_cluster_of_the_same_name_is_dropped_and_relisted(
+    sandbox: Sandbox,
+) -> None:
+    with sandbox.watching() as w:
+        settled(w)
+    # Given resume points stored while "onprem" was another cluster (since rebuilt)
+    state = _stored(sandbox)
+    state["clusters"]["onprem"]["id"] = "uid-of-the-cluster-before"
+    _store(sandbox, state)
+    with sandbox.watching() as w:
+        settled(w)
+        # Then every on-prem watch relisted, and the EKS watches resumed where they were
+        onprem = sum(1 for t in watch_targets(sandbox.config) if t.backend == "onprem")
+        assert w.summary.lists == onprem
+        assert w.state.clusters["onprem"].identity != "uid-of-the-cluster-before"
         _delete_pool(sandbox)
         wait(lambda: pool(sandbox) is not None)
