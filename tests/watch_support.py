@@ -41,6 +41,13 @@ def pool(sb: Sandbox) -> dict[str, Any] | None:
     return sb.onprem_server.get_object(calico(sb), "IPPool", owned_pool(sb))
 
 
+def nat_on_owned_pool(sb: Sandbox) -> None:
+    """Another actor turns outgoing NAT on in fedkeeper's pool (drift the watch repairs)."""
+    sb.onprem_server.mutate(
+        calico(sb), "IPPool", owned_pool(sb), None, lambda p: p["spec"].update(natOutgoing=True)
+    )
+
+
 def pool_nats(sb: Sandbox) -> bool:
     found = pool(sb)
     return bool(found and found["spec"].get("natOutgoing"))

@@ -13,9 +13,9 @@ from fedkeeper.sandbox.aws import SandboxAws
 NAME = "/fedkeeper/demo/watch-state"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ssm() -> Iterator[Any]:
-    with SandboxAws("eu-west-1") as aws:
+    with SandboxAws("eu-west-1") as aws:  # moto's start is the slow part: once for both
         client = aws.session().client("ssm")
         client.put_parameter(Name=NAME, Value="{}", Type="String")
         yield client

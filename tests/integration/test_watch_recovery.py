@@ -19,6 +19,7 @@ from fedkeeper.sandbox import Sandbox
 from fedkeeper.watch import watch_targets
 from tests.watch_support import (
     calico,
+    nat_on_owned_pool,
     owned_pool,
     pool,
     pool_nats,
@@ -110,13 +111,7 @@ def test_a_stored_version_the_server_refuses_costs_one_relist_and_later_drift_is
         # Then it costs one relist, not a blind watch nor a refusal repeated forever
         assert (w.summary.relists, w.summary.lists) == (1, 1)
         assert w.state.clusters["onprem"].live
-        sandbox.onprem_server.mutate(
-            calico(sandbox),
-            "IPPool",
-            owned_pool(sandbox),
-            None,
-            lambda p: p["spec"].update(natOutgoing=True),
-        )
+        nat_on_owned_pool(sandbox)
         wait(lambda: not pool_nats(sandbox))
 
 
@@ -162,13 +157,7 @@ def test_after_a_line_that_is_no_event_the_watch_stays_live_and_repairs_later_dr
         wait(lambda: w.summary.malformed >= 4)
         # Then the watch is still open, and still repairs
         assert w.ready() and w.state.clusters["onprem"].live
-        sandbox.onprem_server.mutate(
-            calico(sandbox),
-            "IPPool",
-            owned_pool(sandbox),
-            None,
-            lambda p: p["spec"].update(natOutgoing=True),
-        )
+        nat_on_owned_pool(sandbox)
         wait(lambda: not pool_nats(sandbox))
     assert any("watch event skipped" in line for line in sandbox.function_logs)
 
