@@ -24,7 +24,8 @@ everything it manages).
 * **Repairs under a budget, one queue per cluster.** A change marks its invariant in its
   cluster's queue; after ``debounce`` seconds without another (``max_delay`` at most) the
   queue runs one reconcile confined to that cluster, so a slow cluster never delays the
-  other's repairs; ``rcc`` spans both clusters, so its changes also queue a run of both.
+  other's repairs; ``rcc`` spans both clusters, so a run of it is followed by one of both
+  (after it, never beside it on the same objects).
   Every run gets what is left of the watch's time; what is still queued at the end is
   stored as pending and run by the next invocation.
 * **Fights end** (:mod:`fedkeeper.fights`): an object repaired again and again is held, an
@@ -93,13 +94,6 @@ class WatchTarget:
     @property
     def field_selector(self) -> str | None:
         return f"metadata.name={self.name}" if self.name else None
-
-    @property
-    def queues(self) -> tuple[str, ...]:
-        """The repair queues a change here feeds: its cluster's, and for ``rcc`` (whose
-        objects on one cluster are built from the other's) the queue of both as well."""
-        own: str = self.backend
-        return (own, BOTH) if self.invariant is Invariant.RCC else (own,)
 
 
 def watch_targets(config: FederationConfig) -> list[WatchTarget]:
@@ -323,7 +317,7 @@ class _Queue:
     """One repair queue: the changes it has not reconciled yet, debounced."""
 
     name: str
-    items: list[tuple[Invariant, OwnKey | None, bool]] = field(default_factory=list)
+    items: list[tuple[Invariant, OwnKey | None]] = field(default_factory=list)
     first: float = 0.0
     last: float = 0.0
     running: bool = False
@@ -391,7 +385,7 @@ class Watcher:
         for entry in self.state.pending:
             queue, _, inv = entry.partition(":")
             if queue in self._queues and inv in {i.value for i in Invariant}:
-                self._queue_add(self._queues[queue], Invariant(inv), None, primary=True)
+                self._queue_add(self._queues[queue], Invariant(inv), None)
         self.state.pending = []
 
     def _usable(self, state: WatchState) -> WatchState:
@@ -441,19 +435,18 @@ class Watcher:
 
     # --- queues ---------------------------------------------------------------------------
 
-    def _queue_add(self, q: _Queue, inv: Invariant, key: OwnKey | None, *, primary: bool) -> None:
+    def _queue_add(self, q: _Queue, inv: Invariant, key: OwnKey | None) -> None:
         """Under ``_lock`` (or before the threads start)."""
         now = self._clock()
         if not q.items:
             q.first = now
         q.last = now
-        q.items.append((inv, key, primary))
+        q.items.append((inv, key))
         self._pending += 1
 
     def _enqueue(self, target: WatchTarget, key: OwnKey | None) -> None:
         with self._wake:
-            for i, name in enumerate(target.queues):
-                self._queue_add(self._queues[name], target.invariant, key, primary=i == 0)
+            self._queue_add(self._queues[target.backend], target.invariant, key)
             self._wake.notify_all()
 
     # --- the run --------------------------------------------------------------------------
@@ -504,7 +497,7 @@ class Watcher:
         for thread in workers:
             thread.join()
         with self._lock:
-            left = {f"{q.name}:{inv.value}" for q in self._queues.values() for inv, _, _ in q.items}
+            left = {f"{q.name}:{inv.value}" for q in self._queues.values() for inv, _ in q.items}
             self.state.pending = sorted(left)
             self.state.fights = self.fights.to_json()
         self.state.updated = now_iso(self._wall)
@@ -538,7 +531,7 @@ class Watcher:
             for t in due:
                 if t.cluster in self._queues:
                     queue = self._queues[t.cluster]
-                    self._queue_add(queue, Invariant(t.invariant), None, primary=True)
+                    self._queue_add(queue, Invariant(t.invariant), None)
             if due:
                 self._wake.notify_all()
 
@@ -564,8 +557,8 @@ class Watcher:
                 q.running = True
                 # An event can arrive before the answer to the write that caused it: by now
                 # (the debounce) that answer has come, so the echoes of own writes drop out.
-                drift = {inv for inv, key, _ in items if key is None or key not in self._own}
-                echoes = sum(1 for _, key, p in items if p and key is not None and key in self._own)
+                drift = {inv for inv, key in items if key is None or key not in self._own}
+                echoes = sum(1 for _, key in items if key is not None and key in self._own)
                 self.summary.skipped_own += echoes
                 self.summary.events -= echoes
             try:
@@ -580,8 +573,13 @@ class Watcher:
 
     def _run_repair(self, queue: str, scope: Scope, left: float) -> None:
         report = self._repair(queue, scope, left, lambda t: self.fights.hold(t, self._wall()))
-        with self._lock:
+        with self._wake:
             self.summary.reports.append(report)
+            if queue != BOTH and Invariant.RCC in scope:
+                # rcc objects on one cluster are built from the other's (tokens, CAs): once
+                # this cluster's part is done, a run of both does the rest.
+                self._queue_add(self._queues[BOTH], Invariant.RCC, None)
+                self._wake.notify_all()
         self._track_fights(queue, scope, report)
         if self._on_reconcile is not None:
             self._on_reconcile(scope, report)
@@ -666,6 +664,8 @@ class Watcher:
                     {"watch": target.key, "cause": exc.cause, "error": str(exc)[:300]},
                 )
             except FedkeeperError as exc:
+                if self._stop.is_set():
+                    return  # the run is over: its own cut ended the stream
                 stream = self._streams.get(target.key)
                 if stream is not None and stream.silenced:
                     with self._lock:
@@ -682,6 +682,8 @@ class Watcher:
                     wait = self.backoff[1]  # forbidden or misconfigured: do not hammer
                 self._sleep(wait)
             except Exception as exc:  # a bug or a shape nobody expected: log, never die
+                if self._stop.is_set():
+                    return
                 self._set_open(target, False, f"{target.key}: {type(exc).__name__}: {exc}")
                 self._log("watch failed", {"watch": target.key, "error": repr(exc)[:300]})
                 failures += 1
