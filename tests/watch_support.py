@@ -1,4 +1,5 @@
-"""What the watch tests share: bounded waits, the owned pool, and stepping emulated time."""
+"""What the watch tests share: bounded waits, the owned pool, stepping emulated time, and
+the watch state at its largest."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from fedkeeper.config import FederationConfig
+from fedkeeper.fights import MAX_TRACKED, Fights
 from fedkeeper.invariants.ippools import pool_name
 from fedkeeper.sandbox import Sandbox
-from fedkeeper.watch import Watcher
+from fedkeeper.watch import ClusterWatch, Watcher, WatchState, targets_digest, watch_targets
 
 
 def wait(condition: Callable[[], bool], seconds: float = 10.0) -> float:
@@ -74,3 +77,27 @@ def step_until(
         while time.perf_counter() < until and not condition():
             time.sleep(0.01)
     return moved
+
+
+def worst_state(config: FederationConfig) -> WatchState:
+    """Every field at its longest: 20-digit versions, long errors, every tracked object a
+    fight with the longest target and manager, pending repairs on every queue."""
+    fights = Fights()
+    for i in range(MAX_TRACKED):
+        target = f"onprem/IPPool/{'p' * 200}{i}"
+        for t in range(8):
+            fights.repaired(target, "ippools", "onprem", 1_800_000_000 + t, "m" * 200)
+    assert len(fights.active()) == MAX_TRACKED
+    targets = watch_targets(config)
+    return WatchState(
+        resource_versions={str(i): "9" * 20 for i in range(len(targets))},
+        clusters={
+            name: ClusterWatch(True, "2026-01-01T00:00:00Z", "e" * 5000, "u" * 36)
+            for name in ("eks", "onprem")
+        },
+        updated="2026-01-01T00:00:00Z",
+        federation=config.name,
+        targets=targets_digest(targets),
+        pending=[f"{q}:{i}" for q in ("eks", "onprem", "both") for i in ("ippools", "rcc", "snat")],
+        fights=fights.to_json(),
+    )

@@ -15,7 +15,7 @@ from fedkeeper.watch_function import (
     watch_figures,
 )
 from tests.conftest import ROOT
-from tests.unit.test_watch_state import _worst_state
+from tests.watch_support import worst_state
 
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
 
@@ -72,7 +72,7 @@ def test_the_watch_section_states_the_settings_and_bounds_it_runs_with(
         f"renewed every {RENEW_S:.0f} s to last {LEASE_S:.0f} s",
         f"until {MARGIN_S:.0f} s before its 15-minute timeout",
         f"cut to {ERROR_CHARS} characters",
-        f"At its largest it is {_n(len(_worst_state(config).to_json()))} characters",
+        f"At its largest it is {_n(len(worst_state(config).to_json()))} characters",
         f"a state over {_n(STATE_BUDGET)} is trimmed",
     ):
         assert phrase in section, phrase

@@ -9,12 +9,11 @@ import pytest
 
 from fedkeeper.adapters.kube import refused_resume_point
 from fedkeeper.config import FederationConfig
-from fedkeeper.fights import MAX_TRACKED, TARGET_CHARS, Fights
+from fedkeeper.fights import TARGET_CHARS
 from fedkeeper.model import Report, Scope
 from fedkeeper.watch import (
     ERROR_CHARS,
     MAX_LISTS_PER_MINUTE,
-    ClusterWatch,
     Watcher,
     WatchState,
     relist_wait,
@@ -22,6 +21,7 @@ from fedkeeper.watch import (
     watch_targets,
 )
 from fedkeeper.watch_function import STATE_BUDGET, STATE_LIMIT, fitted
+from tests.watch_support import worst_state
 
 
 def _calico(message: str) -> dict[str, Any]:
@@ -146,34 +146,10 @@ def test_a_foreign_older_or_unreadable_state_is_dropped_and_everything_relisted(
     assert w.state.targets == targets_digest(watch_targets(config))
 
 
-def _worst_state(config: FederationConfig) -> WatchState:
-    """Every field at its longest: 20-digit versions, long errors, every tracked object a
-    fight with the longest target and manager, pending repairs on every queue."""
-    fights = Fights()
-    for i in range(MAX_TRACKED):
-        target = f"onprem/IPPool/{'p' * 200}{i}"
-        for t in range(8):
-            fights.repaired(target, "ippools", "onprem", 1_800_000_000 + t, "m" * 200)
-    assert len(fights.active()) == MAX_TRACKED
-    targets = watch_targets(config)
-    return WatchState(
-        resource_versions={str(i): "9" * 20 for i in range(len(targets))},
-        clusters={
-            name: ClusterWatch(True, "2026-01-01T00:00:00Z", "e" * 5000, "u" * 36)
-            for name in ("eks", "onprem")
-        },
-        updated="2026-01-01T00:00:00Z",
-        federation=config.name,
-        targets=targets_digest(targets),
-        pending=[f"{q}:{i}" for q in ("eks", "onprem", "both") for i in ("ippools", "rcc", "snat")],
-        fights=fights.to_json(),
-    )
-
-
 def test_the_state_at_its_largest_fits_the_ssm_standard_tier_with_room_to_spare(
     config: FederationConfig,
 ) -> None:
-    doc = _worst_state(config).to_json()
+    doc = worst_state(config).to_json()
     assert len(doc) <= STATE_BUDGET < STATE_LIMIT
     assert STATE_LIMIT - len(doc) >= 1000
     kept = json.loads(doc)
@@ -182,7 +158,7 @@ def test_the_state_at_its_largest_fits_the_ssm_standard_tier_with_room_to_spare(
 
 
 def test_a_state_over_its_budget_is_trimmed_least_useful_first(config: FederationConfig) -> None:
-    state = _worst_state(config)
+    state = worst_state(config)
     assert len(fitted(state, budget=2000)) <= 2000
     trimmed = json.loads(fitted(state, budget=2000))
     assert trimmed["federation"] == config.name  # what makes it usable stays
