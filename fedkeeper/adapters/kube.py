@@ -178,16 +178,17 @@ def _selectors(labels: str | None, fields: str | None) -> list[tuple[str, str]]:
 
 
 def _status_body(exc: ApiException) -> dict[str, Any]:
-    """The ``Status`` an error answer carries ({} when it carries none)."""
+    """The ``Status`` an error answer carries, with the answer's code (just the code when
+    the body is no Status)."""
     body = exc.body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     try:
         data = json.loads(body) if body else {}
     except ValueError:
-        return {}
+        data = {}
     if not isinstance(data, dict):
-        return {}
+        data = {}
     return {**data, "code": data.get("code") or exc.status}
 
 
