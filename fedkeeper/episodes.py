@@ -5,7 +5,10 @@ An *episode* is a run of consecutive runs in which the same thing is wrong:
 * a target (a cluster or an AWS service) that failed or could not be reached — notified
   once it has been in trouble for ``window_s`` (default 30 minutes);
 * an invariant whose work failed — notified after ``after_runs`` runs in a row (default 3);
-* the configuration the function was deployed with — notified on the first run.
+* the configuration the function was deployed with — notified on the first run;
+* a fight (``fight:<target>``): an owned object the watch keeps repairing against another
+  writer — notified at once. Only the watch's report of its fights (trigger
+  :data:`FIGHTS_TRIGGER`) opens, continues or ends one, and that report looks at nothing else.
 
 Each open episode keeps when it started, so the next run (another container, an hour
 later) knows. A run that looked at the thing and found it well closes the episode; if it
@@ -23,6 +26,8 @@ from fedkeeper.model import Invariant, Report, Result
 WINDOW_S = 30 * 60.0
 AFTER_RUNS = 3
 CLUSTERS = ("eks", "onprem")
+FIGHT = "fight:"  # episode key prefix: an owned object fought over by another writer
+FIGHTS_TRIGGER = "watch: fights"
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ def troubles(report: Report) -> dict[str, str]:
         if d.target in CLUSTERS and not d.retry:
             out.setdefault(f"target:{d.target}", d.reason)
     for e in report.errors:
-        key = "config" if e.invariant == "config" else f"invariant:{e.invariant}"
+        as_is = e.invariant == "config" or e.invariant.startswith(FIGHT)
+        key = e.invariant if as_is else f"invariant:{e.invariant}"
         out.setdefault(key, e.message)
     for c in report.changes:
         if c.result in (Result.FAILED, Result.SKIPPED):
@@ -84,6 +90,8 @@ def troubles(report: Report) -> dict[str, str]:
 
 def looked_at(report: Report, key: str) -> bool:
     """Whether this run could have seen ``key`` well (so its absence means recovery)."""
+    if key.startswith(FIGHT) or report.trigger == FIGHTS_TRIGGER:
+        return key.startswith(FIGHT) and report.trigger == FIGHTS_TRIGGER
     if key == "config":
         return True
     kind, _, name = key.partition(":")
@@ -112,7 +120,7 @@ def step(
             if prev
             else Episode(key, now, 1, False, reason)
         )
-        if key == "config":
+        if key == "config" or key.startswith(FIGHT):
             due = True
         elif key.startswith("target:"):
             due = now - ep.since >= window_s

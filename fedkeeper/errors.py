@@ -66,6 +66,11 @@ class OutOfTimeError(RetryableError):
     """The run's deadline is too close for the call: the work is deferred, not started."""
 
 
+class ElsewhereError(FedkeeperError):
+    """The run leaves this target alone: another run covers it (a watch repair confined to
+    the cluster whose object changed). Neither a failure nor deferred work."""
+
+
 class ConfigError(PermanentError):
     """federation.yaml (or a manual payload) is invalid; ``errors`` lists each problem."""
 

@@ -43,9 +43,9 @@ BOOTSTRAP_STACK = "CDKToolkit"
 # tests/infra checks the synthesized manifest against this).
 MIN_BOOTSTRAP_VERSION = 6
 _BOOTSTRAP_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
-# What the stacks reserve in total: the watch function's singleton (issue #19 replaces it
-# with a lease; then 0). tests/infra checks the templates' sum against this.
-STACK_RESERVED_CONCURRENCY = 1
+# What the stacks reserve in total: nothing (the watch keeps one invocation watching with a
+# lease, not a reservation). tests/infra checks the templates' sum against this.
+STACK_RESERVED_CONCURRENCY = 0
 # Lambda keeps this much of the account's concurrency unreserved: a reservation that would
 # leave less is refused at CreateFunction (Lambda developer guide, "Configuring reserved
 # concurrency").

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from fedkeeper.errors import FedkeeperError, OutOfTimeError, RetryableError, UnreachableError
+from fedkeeper.errors import (
+    ElsewhereError,
+    FedkeeperError,
+    OutOfTimeError,
+    RetryableError,
+    UnreachableError,
+)
 from fedkeeper.guard import RunGuard, fix_for
 from fedkeeper.invariants import Plan
 from fedkeeper.model import Deferred, Invariant, Report, RunError, TargetFailure, Vpc
@@ -94,6 +100,9 @@ class Run:
     failed_writes: set[tuple[str, str]] = field(default_factory=set)
     # Read every precondition afresh (a manual plan or status), whatever the connections keep.
     fresh_preconditions: bool = False
+    # Targets whose writes wait (an owned object fedkeeper keeps fighting over): the reason,
+    # or None to write as usual.
+    held: Callable[[str], str | None] | None = None
 
     @property
     def config(self) -> FederationConfig:
@@ -202,6 +211,8 @@ class Run:
 
     def fail(self, inv: Invariant, exc: FedkeeperError) -> None:
         """Report the failure of (part of) ``inv``: deferred, or an error naming its target."""
+        if isinstance(exc, ElsewhereError):
+            return  # not this run's to look at
         if isinstance(exc, OutOfTimeError):
             self.defer(f"{inv.value}", f"not reached before the run's deadline: {exc}", retry=True)
             return

@@ -26,6 +26,7 @@ from fedkeeper.adapters.kube_types import REQUEST_TIMEOUT, ResourceType, resourc
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
     ConflictError,
+    ElsewhereError,
     FedkeeperError,
     OutOfTimeError,
     PermanentError,
@@ -38,11 +39,13 @@ from fedkeeper.model import (
     ApiCounter,
     Change,
     ChangeOutcome,
+    Finding,
     Invariant,
     Report,
     Result,
     RunError,
     Scope,
+    Severity,
 )
 from fedkeeper.run import ModeName, Preconditions, Run, Runner
 
@@ -120,6 +123,23 @@ class Connections:
         self._eks_cluster: dict[str, Any] | None = None
         self._onprem: KubeCluster | None = None
         self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name), clock)
+        # Told of every object this process writes to a cluster (a watcher skips its echo).
+        self.on_write: Callable[[str, dict[str, Any]], None] | None = None
+
+    def sibling(self) -> Connections:
+        """Connections to the same places with clients, counter and run guard of their own:
+        for a run beside another on another thread (the watch's per-cluster repairs)."""
+        twin = Connections(
+            self.config,
+            self.session,
+            targets=self.targets,
+            eks_kubeconfig=self._eks_kubeconfig,
+            onprem_kubeconfig=None if self._onprem_from_secret else self._onprem_kubeconfig,
+            clock=self.clock,
+            kube_timeout=self.kube_timeout,
+        )
+        twin.on_write = self.on_write
+        return twin
 
     @property
     def cluster_name(self) -> str:
@@ -141,6 +161,7 @@ class Connections:
 
     def _ready(self, cluster: KubeCluster) -> KubeCluster:
         cluster.guard, cluster.timeout = self._guard, self.kube_timeout
+        cluster.on_write = self.on_write
         return cluster
 
     def eks(self) -> KubeCluster:
@@ -238,6 +259,8 @@ def reconcile(
     on_phase: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
     fresh_preconditions: bool = False,
+    clusters: frozenset[str] | None = None,
+    held: Callable[[str], str | None] | None = None,
 ) -> Report:
     """Observe, plan and (in mode apply) repair every invariant in ``scope``.
 
@@ -247,7 +270,9 @@ def reconcile(
     facts from the same observations); by default each call starts fresh. ``on_phase`` is
     told each invariant as its turn comes (the CLI shows it as progress).
     ``fresh_preconditions`` reads every precondition of the checks, whatever the connections
-    keep (:class:`fedkeeper.run.Preconditions`).
+    keep (:class:`fedkeeper.run.Preconditions`). ``clusters``: the only clusters this run
+    reads or writes (the others are left to another run, unreported); ``held``: a target's
+    reason to wait instead of being written (a finding says so).
     """
     started = time.perf_counter()
     before = conns.counter.snapshot()
@@ -258,6 +283,10 @@ def reconcile(
     else:
         run.mode, run.report, run.guard = mode, report, guard
     run.fresh_preconditions = fresh_preconditions
+    run.held = held
+    for backend in ("eks", "onprem"):
+        if clusters is not None and backend not in clusters:
+            guard.mark_down(backend, ElsewhereError(f"{backend}: left to another run"))
     conns.use_guard(guard)
     table = runners if runners is not None else _runners()
     try:
@@ -322,6 +351,12 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
         key = (change.target, change.action.value)
         if key in run.failed_writes:
             continue  # already failed (and reported) this run
+        waiting = run.held(change.target) if run.held is not None else None
+        if waiting is not None:
+            finding = Finding(Severity.WARNING, "watch.held", f"{change.target}: {waiting}")
+            if finding not in run.report.findings:
+                run.report.findings.append(finding)
+            continue
         blocked = [t for t in change.after if any(k[0] == t for k in run.failed_writes)]
         if blocked:
             run.failed_writes.add(key)
@@ -341,6 +376,8 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
                 return True
             run.failed_writes.add(key)
             run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
+        except ElsewhereError:
+            continue  # another run writes that cluster
         except FedkeeperError as exc:
             run.failed_writes.add(key)
             if isinstance(exc, UnreachableError) and exc.target == "onprem":

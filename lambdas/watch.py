@@ -1,8 +1,9 @@
 """``watch``: Kubernetes watches on both clusters; cluster-side drift repaired in seconds.
 
-Started every minute by an EventBridge schedule, with reserved concurrency 1 so exactly one
-instance watches; each invocation watches until its time runs low, then returns, and the
-next resumes from the resourceVersions it stored (fedkeeper/watch_function.py).
+Started every minute by an EventBridge schedule, with no reserved concurrency: the invocation
+that holds the lease (an item of the episodes table) watches until its time runs low, stores
+where it stopped and gives the lease up; any other start returns at once, and the next holder
+resumes from the stored resourceVersions (fedkeeper/watch_function.py).
 """
 
 from __future__ import annotations

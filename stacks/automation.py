@@ -65,9 +65,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ALIAS_NAME = "live"
 HANDLER_TIMEOUT = cdk.Duration.minutes(5)
 HANDLER_EVENT_AGE = cdk.Duration.hours(1)
-# The watch function's singleton (one instance watching); the four event/repair functions
-# reserve nothing. (Issue #19 replaces this with a lease and removes the reservation.)
-WATCH_RESERVED_CONCURRENCY = 1
 CONFIG_PATH_IN_LAMBDA = "/var/task/federation.yaml"
 METRICS_NAMESPACE = "Fedkeeper"
 METRICS_DIMENSIONS = {"service": "fedkeeper"}
@@ -335,7 +332,6 @@ class AutomationStack(cdk.Stack):
         timeout: cdk.Duration = HANDLER_TIMEOUT,
         memory_mb: int = 512,
         max_event_age: cdk.Duration = HANDLER_EVENT_AGE,
-        reserved_concurrency: int | None = None,
     ) -> HandlerFunction:
         construct = "".join(part.capitalize() for part in name.split("_"))
         function_name = f"{self.config.name}-{name.replace('_', '-')}"
@@ -362,7 +358,6 @@ class AutomationStack(cdk.Stack):
             # account's (10 or 50) refuses any reservation at CreateFunction, since Lambda
             # keeps 100 unreserved. Concurrent runs are safe: writes carry resourceVersion,
             # episodes are written with a condition.
-            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
@@ -391,7 +386,13 @@ class AutomationStack(cdk.Stack):
     def _watch_function(
         self, code: lambda_.Code, role: iam.IRole, environment: dict[str, str]
     ) -> ssm.StringParameter:
-        """lambdas/watch.py: one instance always watching (fedkeeper/watch_function.py)."""
+        """lambdas/watch.py: one invocation always watching (fedkeeper/watch_function.py).
+
+        Started every minute with no reserved concurrency: a lease (an item of the episodes
+        table, written conditionally with the role's dynamodb:PutItem) lets exactly one
+        watch; a start that finds it held returns at once, so no start is throttled,
+        expires or is dead-lettered.
+        """
         state = ssm.StringParameter(
             self,
             "WatchState",
@@ -407,16 +408,15 @@ class AutomationStack(cdk.Stack):
             env,
             timeout=cdk.Duration.seconds(TIMEOUT_S),
             memory_mb=MEMORY_MB,
-            # A start throttled by the running instance is dropped, not queued.
+            # A start that could not begin within its minute is stale: the next one comes.
             max_event_age=cdk.Duration.seconds(60),
-            reserved_concurrency=WATCH_RESERVED_CONCURRENCY,
-        )
+        )  # no reserved concurrency: the lease, not throttling, keeps one watcher
         self.handlers["watch"] = watch
         events.Rule(
             self,
             "WatchScheduleRule",
             rule_name=f"{self.config.name}-watch",
-            description="start the watch function; reserved concurrency 1 keeps one running",
+            description="start the watch function; its lease lets one invocation watch",
             schedule=events.Schedule.expression(SCHEDULE),
         ).add_target(
             targets.LambdaFunction(

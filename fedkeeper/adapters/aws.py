@@ -370,6 +370,48 @@ class AwsAdapter:
             raise
         return True
 
+    # --- DynamoDB: the watch function's lease (one more item of the episodes table) -------
+
+    def take_lease(self, table: str, name: str, holder: str, now: float, seconds: float) -> bool:
+        """Hold lease ``name`` until ``now + seconds`` if it is free, expired or already
+        ``holder``'s: one conditional write. False when another holder has it."""
+        return self._put_if(
+            table,
+            {"pk": {"S": name}, "holder": {"S": holder}, "expires": {"N": f"{now + seconds:.3f}"}},
+            "attribute_not_exists(pk) OR #e < :now OR #h = :me",
+            {":now": {"N": f"{now:.3f}"}, ":me": {"S": holder}},
+        )
+
+    def release_lease(self, table: str, name: str, holder: str) -> None:
+        """Give lease ``name`` up at once, if ``holder`` still has it."""
+        self._put_if(
+            table,
+            {"pk": {"S": name}, "holder": {"S": ""}, "expires": {"N": "0"}},
+            "#h = :me",
+            {":me": {"S": holder}},
+        )
+
+    @_translated
+    def _put_if(
+        self, table: str, item: dict[str, Any], condition: str, values: dict[str, Any]
+    ) -> bool:
+        """PutItem if ``condition`` holds (``#e``/``#h`` name the expiry and the holder);
+        False when it does not."""
+        names = {k: v for k, v in (("#e", "expires"), ("#h", "holder")) if k in condition}
+        try:
+            self.client("dynamodb").put_item(
+                TableName=table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     # --- Secrets Manager ------------------------------------------------------------------
 
     @_translated

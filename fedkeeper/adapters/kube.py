@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +47,10 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
+# Every write names fedkeeper as its field manager: an object's managedFields then tell
+# fedkeeper's writes from another writer's (a watch names who it is fighting).
+FIELD_MANAGER = "fedkeeper"
+_WRITE_QUERY = [("fieldManager", FIELD_MANAGER)]
 
 
 Items = list[dict[str, Any]]
@@ -53,15 +58,55 @@ Query = list[tuple[str, str]]
 
 
 class ExpiredError(RetryableError):
-    """A watch's resourceVersion fell out of the server's window (410 Gone): relist."""
+    """The watch's resume point is not usable: relist, then watch from the list.
+
+    ``cause`` says why: ``expired`` (compacted away, "too old resource version"),
+    ``too-large`` (ahead of the server: an etcd restore, a rebuilt cluster), ``invalid``
+    (not a version the server can parse) or ``error`` (any other error that ended the
+    stream: the stream's position is unknown, so it is not trusted).
+    """
+
+    def __init__(self, message: str, cause: str = "error") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
+
+
+def refused_resume_point(status: Mapping[str, Any]) -> str:
+    """Why a watch's error ``Status`` refuses its resume point, judged by reason and message
+    as well as by code: the Calico API server sends ``InternalError`` with the underlying
+    message and no code (projectcalico/calico ``apiserver/pkg/storage/calico/watcher.go``).
+
+    ``expired``, ``too-large`` or ``invalid``; ``error`` for anything else.
+    """
+    code = status.get("code")
+    reason = str(status.get("reason") or "")
+    message = str(status.get("message") or "").lower()
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, Mapping) else None
+    cause_reasons = {str(c.get("reason")) for c in causes or [] if isinstance(c, Mapping)}
+    if code == 410 or reason in ("Expired", "Gone") or "too old resource version" in message:
+        return "expired"
+    if "ResourceVersionTooLarge" in cause_reasons or "too large resource version" in message:
+        return "too-large"
+    if code in (400, 422) and ("resource version" in message or "resourceversion" in message):
+        return "invalid"
+    return "error"
 
 
 @dataclass(frozen=True)
 class WatchEvent:
-    """One line of a watch stream: ADDED, MODIFIED, DELETED or BOOKMARK."""
+    """One line of a watch stream: ADDED, MODIFIED, DELETED or BOOKMARK.
+
+    A line that is no such event arrives as type ``MALFORMED`` with ``problem`` saying why:
+    the stream goes on (a watcher logs and skips it).
+    """
 
     type: str
     object: dict[str, Any]
+    problem: str | None = None
 
     @property
     def resource_version(self) -> str:
@@ -71,6 +116,32 @@ class WatchEvent:
 def _selectors(labels: str | None, fields: str | None) -> list[tuple[str, str]]:
     query = [("labelSelector", labels)] if labels else []
     return query + ([("fieldSelector", fields)] if fields else [])
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The ``Status`` an error answer carries, with the answer's code (just the code when
+    the body is no Status)."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    return {**data, "code": data.get("code") or exc.status}
+
+
+def _cut(resp: Any) -> None:
+    """Interrupt a stream's blocked read from another thread (its socket is shut down)."""
+    try:
+        resp.shutdown()
+    except (AttributeError, OSError, RuntimeError):
+        sock = getattr(getattr(resp, "connection", None), "sock", None)
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _status_message(exc: ApiException) -> str:
@@ -342,11 +413,14 @@ class KubeCluster:
         timeout_seconds: int,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
     ) -> Iterator[WatchEvent]:
         """Stream changes after ``resource_version`` until the server ends the watch.
 
-        Bookmarks are asked for. A 410 (as an ``ERROR`` event or a status) raises
-        :class:`ExpiredError`; a cut connection :class:`UnreachableError`.
+        Bookmarks are asked for. An ``ERROR`` event, or a refusal of the resume point (410,
+        a version ahead of the server, one it cannot parse), raises :class:`ExpiredError`;
+        a cut connection :class:`UnreachableError`. ``on_open`` is handed a function that
+        cuts the stream from another thread (a watcher that finds it silent for too long).
         """
         rt = self.type_of(kind)
         query = [
@@ -365,10 +439,23 @@ class KubeCluster:
                 if exc.status == 401 and self.reauthenticate is not None:
                     self._reauthenticate()
                     resp = self._open(rt.path(None, namespace), query, timeout_seconds)
-                elif exc.status == 410:
-                    raise ExpiredError(f"{self.backend}: {what}: {_status_message(exc)}") from exc
                 else:
+                    status = _status_body(exc)
+                    cause = refused_resume_point(status)
+                    if cause != "error":
+                        message = f"{self.backend}: {what}: HTTP {exc.status}: "
+                        raise ExpiredError(message + _status_message(exc), cause) from exc
                     raise
+            streaming = threading.Lock()  # held while the response is this stream's
+            live = [True]
+
+            def cut() -> None:
+                with streaming:
+                    if live[0]:
+                        _cut(resp)
+
+            if on_open is not None:
+                on_open(cut)
             try:
                 buffer = b""
                 for chunk in resp.stream(2**16):
@@ -378,6 +465,8 @@ class KubeCluster:
                         if line.strip():
                             yield self._event(line, what)
             finally:
+                with streaming:
+                    live[0] = False  # its connection goes back to the pool: never cut it
                 resp.release_conn()
 
     def _open(self, path: str, query: Query, timeout_seconds: int) -> Any:
@@ -395,16 +484,24 @@ class KubeCluster:
         try:
             raw = json.loads(line)
         except ValueError:
-            raise RetryableError(f"{self.backend}: {what}: an event is not JSON") from None
+            return WatchEvent("MALFORMED", {}, "an event line is not JSON")
+        if not isinstance(raw, dict):
+            return WatchEvent("MALFORMED", {}, f"an event line is a JSON {type(raw).__name__}")
         kind, obj = raw.get("type"), raw.get("object")
-        if not isinstance(obj, dict) or not isinstance(kind, str):
-            raise RetryableError(f"{self.backend}: {what}: an event without type or object")
+        if not isinstance(obj, dict):
+            return WatchEvent("MALFORMED", {}, "an event without an object")
         if kind == "ERROR":
-            message = f"{self.backend}: {what}: HTTP {obj.get('code')}: {obj.get('message')}"
-            if obj.get("code") == 410:
-                raise ExpiredError(message)
-            raise RetryableError(message)
-        return WatchEvent(kind, obj)
+            cause = refused_resume_point(obj)
+            message = f"{self.backend}: {what}: {obj.get('reason') or 'error'}"
+            if obj.get("code"):
+                message += f" (HTTP {obj.get('code')})"
+            raise ExpiredError(f"{message}: {obj.get('message')}", cause)
+        if kind not in WATCH_EVENT_TYPES:
+            return WatchEvent("MALFORMED", {}, f"an event of unknown type {str(kind)[:40]!r}")
+        event = WatchEvent(kind, obj)
+        if not event.resource_version:
+            return WatchEvent("MALFORMED", {}, f"a {kind} event without a resourceVersion")
+        return event
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -418,6 +515,7 @@ class KubeCluster:
                 rt.path(None, meta.get("namespace")),
                 what=f"create {kind} {meta.get('name')}",
                 body=dict(body),
+                query=_WRITE_QUERY,
             )
         )
 
@@ -432,6 +530,7 @@ class KubeCluster:
                 rt.path(meta["name"], meta.get("namespace")),
                 what=f"replace {kind} {meta['name']}",
                 body=dict(body),
+                query=_WRITE_QUERY,
             )
         )
 
@@ -456,6 +555,7 @@ class KubeCluster:
                 rt.path(name, namespace),
                 what=f"patch {kind} {name}",
                 body=patch,
+                query=_WRITE_QUERY,
                 content_type=_PATCH_CONTENT_TYPES[patch_type],
             )
         )

@@ -31,6 +31,8 @@ What moto 5.2.5 really lacks (verified against the installed version):
   ``DescribeUpdate``: HTTP 404 "Not yet implemented".
 * EKS ``DescribeCluster``: no ``resourcesVpcConfig.vpcId``, no ``accessConfig``, a random
   endpoint and a random (non-PEM) CA.
+* SSM ``PutParameter``: no limit on the value's size (the standard tier's is 4,096
+  characters: :mod:`fedkeeper.sandbox.ssm_limits`).
 
 What moto already does right and is therefore not filled: ``AssociateVpcCidrBlock`` /
 ``DisassociateVpcCidrBlock`` (``CidrBlockAssociationSet`` lists a secondary CIDR as
@@ -75,6 +77,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError, UnknownServiceError
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID, botocore_stubber
+
+from fedkeeper.sandbox import ssm_limits
 
 __all__ = ["SandboxAws"]
 
@@ -649,6 +653,12 @@ class SandboxAws:
             return _error_response(
                 request.url, fault.protocol, fault.status, fault.code, fault.message, fields={}
             )
+        if (service_id, operation) == ("ssm", "PutParameter"):
+            refused = ssm_limits.refusal(request.body, _region_of(request.url, self.region))
+            if refused is not None:
+                return _error_response(
+                    request.url, "json", 400, "ValidationException", refused, fields={}
+                )
         handler = self._operations().get((service_id, operation))
         if handler is not None:
             protocol = "ec2" if service_id == "ec2" else "rest-json"

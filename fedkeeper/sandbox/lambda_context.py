@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fedkeeper.sandbox.event_factory import ACCOUNT
@@ -20,7 +21,13 @@ class FakeLambdaContext:
     region: str = "eu-west-1"
     timeout_s: int = 120
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _started: float = field(default_factory=time.monotonic, repr=False)
+    # Monotonic seconds the remaining time is counted on (the sandbox clock, in a sandbox).
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _started: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._started is None:
+            self._started = self.clock()
 
     @classmethod
     def for_handler(cls, handler: str, region: str = "eu-west-1") -> FakeLambdaContext:
@@ -43,5 +50,5 @@ class FakeLambdaContext:
         return "$LATEST"
 
     def get_remaining_time_in_millis(self) -> int:
-        left = self.timeout_s - (time.monotonic() - self._started)
+        left = self.timeout_s - (self.clock() - (self._started or 0.0))
         return max(0, int(left * 1000))

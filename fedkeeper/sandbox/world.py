@@ -390,6 +390,7 @@ class Sandbox:
         settings = Settings.from_env(function_environ()).model_copy(
             update={
                 "topic_arn": self.topic_arn,
+                "episodes_table": self.episodes_table,
                 "watch_state_parameter": state_parameter_name(self.config),
             }
         )
@@ -415,7 +416,6 @@ class Sandbox:
                 "clock": self.clock.monotonic,
                 "wall": self.clock.time,
                 "started": started,
-                "emit": lambda line: print(line, file=out),  # its "CloudWatch Logs" too
             },
             name="sandbox-watch",
             daemon=True,

@@ -109,6 +109,9 @@ def test_function_is_traced_with_snapstart_and_a_dead_letter_queue(
     props = _functions(synth)[handler]
     queue_id = _id_of(synth, "AWS::SQS::Queue")
 
+    # No function reserves concurrency (a new account may have too little to spare); the
+    # watch keeps one invocation watching with a lease.
+    assert "ReservedConcurrentExecutions" not in props
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert props["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -197,7 +200,7 @@ def test_async_invocations_of_each_alias_retry_and_expire(synth: Synth) -> None:
 
     assert len(configs) == len(FUNCTIONS)
     ages = sorted(c["Properties"]["MaximumEventAgeInSeconds"] for c in configs.values())
-    assert ages == [60] + [3600] * len(HANDLERS)  # the watch's throttled starts are dropped
+    assert ages == [60] + [3600] * len(HANDLERS)  # a watch start a minute late is stale
     for config in configs.values():
         assert config["Properties"]["MaximumRetryAttempts"] == 2
 
@@ -741,17 +744,17 @@ def test_the_route_change_rule_names_the_federations_vpc_vgw_vpn_and_route_table
 # --- the watch function ---------------------------------------------------------------------
 
 
-def test_the_watch_function_runs_alone_for_lambdas_longest_time_at_its_memory(
+def test_the_watch_function_reserves_no_concurrency_and_runs_lambdas_longest_time(
     synth: Synth,
 ) -> None:
     props = _functions(synth)["watch"]
 
-    assert props["ReservedConcurrentExecutions"] == 1
+    assert "ReservedConcurrentExecutions" not in props  # starts are never throttled
     assert props["Timeout"] == TIMEOUT_S == 900
     assert props["MemorySize"] == MEMORY_MB
 
 
-def test_a_schedule_starts_the_watch_every_minute_without_retrying_a_throttled_start(
+def test_a_schedule_starts_the_watch_every_minute_and_drops_a_start_older_than_a_minute(
     synth: Synth,
 ) -> None:
     aliases = _aliases(synth)
@@ -766,6 +769,19 @@ def test_a_schedule_starts_the_watch_every_minute_without_retrying_a_throttled_s
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Ref": aliases[functions["watch"]["id"]]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+
+
+def test_the_watch_lease_is_an_item_of_the_episodes_table_the_functions_already_write(
+    synth: Synth,
+) -> None:
+    env = _functions(synth)["watch"]["Environment"]["Variables"]
+    (table_id,) = synth.automation.find_resources("AWS::DynamoDB::Table")
+    statement = _policy_statements(synth)["RememberTrouble"]
+
+    assert env["FEDKEEPER_EPISODES_TABLE"] == {"Ref": table_id}
+    # A conditional PutItem takes, renews and gives up the lease: no action beyond these
+    assert sorted(_as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert table_id in json.dumps(statement["Resource"])
 
 
 def test_the_watch_state_is_one_ssm_parameter_the_reconciler_alone_may_read_and_write(
@@ -787,10 +803,9 @@ def test_the_watch_state_is_one_ssm_parameter_the_reconciler_alone_may_read_and_
 # --- fresh accounts and the Lambda VPC permissions -------------------------------------------
 
 
-def test_no_event_or_repair_function_reserves_concurrency(synth: Synth) -> None:
+def test_no_function_of_any_stack_reserves_concurrency(synth: Synth) -> None:
     # A new account's concurrency quota (10 or 50) refuses any reservation: Lambda keeps 100
-    # unreserved. The watch function's singleton is the one reservation left; issue #19
-    # replaces it with a lease, and then every function of every stack holds none.
+    # unreserved. The watch keeps one invocation watching with a lease instead.
     functions = {
         **synth.automation.find_resources("AWS::Lambda::Function"),
         **synth.calico.find_resources("AWS::Lambda::Function"),
@@ -804,8 +819,7 @@ def test_no_event_or_repair_function_reserves_concurrency(synth: Synth) -> None:
     }
 
     assert set(HANDLERS) <= set(_functions(synth))
-    # Issue #19 removes the watch function's reservation; then this holds for every function.
-    assert set(reserving) <= {"lambdas.watch.handler"}
+    assert reserving == {}
 
 
 def test_preflight_counts_what_the_stacks_reserve(synth: Synth) -> None:

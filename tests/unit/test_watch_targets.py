@@ -35,10 +35,16 @@ def test_secrets_are_only_ever_watched_by_name_in_a_managed_namespace(
 
 
 def test_the_state_survives_a_round_trip_and_a_damaged_document_starts_afresh() -> None:
-    state = WatchState({"eks/IPPool/*": "42"}, {"eks": ClusterWatch(True, "2026-01-01T00:00:00Z")})
+    state = WatchState(
+        {"0": "42"},
+        {"eks": ClusterWatch(True, "2026-01-01T00:00:00Z", identity="uid-1")},
+        federation="demo",
+        targets="0123456789ab",
+        pending=["eks:rcc"],
+    )
     assert WatchState.from_dict(state.to_dict()).to_dict() == state.to_dict()
     assert WatchState.from_dict("not json").resource_versions == {}
-    assert WatchState.from_dict({"resource_versions": [1, 2]}).resource_versions == {}
+    assert WatchState.from_dict({"rv": [1, 2]}).resource_versions == {}
 
 
 def test_liveness_says_live_only_while_the_state_is_fresh() -> None:

@@ -105,6 +105,7 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization", ""),
             self.headers.get("Content-Type", ""),
             body,
+            self.headers.get("User-Agent", ""),
         )
         fake._before_answer()
         self.send_response(status)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -41,6 +42,8 @@ from fedkeeper.sandbox.kube_server.authn import (
 )
 from fedkeeper.sandbox.kube_server.http import HTTPServer, discovery, route
 from fedkeeper.sandbox.kube_server.kinds import SA_NAME_ANNOTATION, Kinds
+from fedkeeper.sandbox.kube_server.managed_fields import manager_of
+from fedkeeper.sandbox.kube_server.managed_fields import record as record_managed_fields
 from fedkeeper.sandbox.kube_server.rbac import (
     Attributes,
     authorize,
@@ -50,6 +53,8 @@ from fedkeeper.sandbox.kube_server.rbac import (
 from fedkeeper.sandbox.kube_server.store import Store
 from fedkeeper.sandbox.kube_server.tls import ServerTLS, make_server_tls
 from fedkeeper.sandbox.kube_server.watch import EventLog, WatchRequest, open_watch, query_bool
+
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass
@@ -120,6 +125,7 @@ class FakeKubeServer:
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
         self._delay_s = 0.0  # every answer waits this long (real seconds)
+        self._delay_waits = False  # ...until the clock has moved that far
         self._released = threading.Event()  # cleared: requests hang unanswered
         self._released.set()
         self._httpd: HTTPServer | None = None
@@ -474,13 +480,17 @@ class FakeKubeServer:
         with self._lock:
             self._faults.clear()
             self._delay_s = 0.0
+            self._delay_waits = False
         self._released.set()
 
-    def delay_answers(self, seconds: float) -> None:
+    def delay_answers(self, seconds: float, *, wait_for_clock: bool = False) -> None:
         """Every answer takes ``seconds``: on the sandbox clock when the server has one
-        (``advance``; nothing sleeps), else in real time (keep it tiny)."""
+        (``advance``; nothing sleeps), else in real time (keep it tiny). ``wait_for_clock``:
+        the answer waits until the server's clock has moved ``seconds`` on, moved by someone
+        else (a test stepping time while other work goes on)."""
         with self._lock:
             self._delay_s = max(seconds, 0.0)
+            self._delay_waits = wait_for_clock
 
     def hang(self, hung: bool = True) -> None:
         """True: accept connections and read requests but answer none until ``hang(False)``
@@ -493,8 +503,12 @@ class FakeKubeServer:
     def _before_answer(self) -> None:
         """Called by the HTTP handler before it writes an answer: delays and hangs."""
         with self._lock:
-            delay = self._delay_s
-        if delay and self.advance is not None:
+            delay, waits = self._delay_s, self._delay_waits
+        if delay and waits:
+            until = self.clock() + delay
+            while self.clock() < until and self._released.is_set() and self._running:
+                time.sleep(0.005)
+        elif delay and self.advance is not None:
             self.advance(delay)
         elif delay:
             time.sleep(delay)
@@ -509,6 +523,33 @@ class FakeKubeServer:
         """Simulate etcd compaction: a watch from any earlier resourceVersion gets 410."""
         with self._lock:
             self._events.compact(self._store.rv)
+
+    def restart(self) -> None:
+        """Simulate an API server restart: every connection and open watch is cut, and the
+        new watch cache starts at the current resourceVersion (older watches get 410)."""
+        with self._lock:
+            self._events.restart(self._store.rv)
+        self._close_connections()
+
+    def stall_watches(self, stalled: bool = True) -> None:
+        """True: every watch stream sends its headers, then nothing, and never ends by itself
+        (a wedged server or proxy); False: they deliver again."""
+        with self._lock:
+            self._events.stalled = stalled
+            self._events.cond.notify_all()
+
+    def inject_watch_line(self, line: bytes, plural: str | None = None) -> None:
+        """Send ``line`` verbatim on every open watch stream (of ``plural``, or all)."""
+        self._events.inject(line, plural)
+
+    def expire_watches(self, plural: str = "*", expiring: bool = True) -> None:
+        """Every watch of ``plural`` ("*": all kinds) from a resourceVersion is answered "too
+        old", however recent (a watch cache that keeps losing its history)."""
+        with self._lock:
+            if expiring:
+                self._events.expiring.add(plural)
+            else:
+                self._events.expiring.discard(plural)
 
     def fail_tls(self, failing: bool = True) -> None:
         """True: new TLS handshakes present a serving certificate signed by another CA (a
@@ -549,7 +590,13 @@ class FakeKubeServer:
     # --- HTTP entry point ----------------------------------------------------------------
 
     def _handle_http(
-        self, method: str, raw_path: str, authorization: str, content_type: str, body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        authorization: str,
+        content_type: str,
+        body: bytes,
+        user_agent: str = "",
     ) -> tuple[int, bytes | Iterator[bytes], str]:
         stream: Iterator[bytes] | None = None
         split = urlsplit(raw_path)
@@ -564,7 +611,9 @@ class FakeKubeServer:
             identity = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
             if identity is None:
                 raise ApiError(401, "Unauthorized")
-            status, result = self._serve(identity, method, path, query, content_type, body)
+            status, result = self._serve(
+                identity, method, path, query, content_type, body, user_agent
+            )
             if isinstance(result, str):
                 payload, ctype = result.encode(), "text/plain; charset=utf-8"
             elif isinstance(result, Iterator):
@@ -594,6 +643,7 @@ class FakeKubeServer:
         query: str,
         content_type: str,
         raw: bytes,
+        user_agent: str = "",
     ) -> tuple[int, Any]:
         segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
         special = self._discovery(method, segments)
@@ -628,8 +678,14 @@ class FakeKubeServer:
             saved = (copy.deepcopy(self._store.objects), self._store.rv) if dry_run else None
             self._events.paused = dry_run
 
+            manager = manager_of(params.get("fieldManager", [""])[0], user_agent)
+
             def admit(rt: ResourceType, ns: str, name: str, obj: JSONObj) -> None:
                 check_escalation(self._store, identity, rt, ns, name, obj)
+                if route.subresource is None:
+                    old = self._store.objects[rt].get((ns, name)) if name else None
+                    stamp = datetime.fromtimestamp(self.clock(), UTC).strftime(_TIME)
+                    record_managed_fields(obj, old, manager, rt.api_version, stamp)
 
             self._store.admit = admit
             try:
@@ -659,10 +715,12 @@ class FakeKubeServer:
                     stream = open_watch(
                         self._events,
                         self._store.objects[rt],
-                        self._store.rv,
+                        lambda: self._store.rv,
                         WatchRequest(rt, ns, params),
                         self.clock,
                         bookmark_interval=self.bookmark_interval,
+                        calico=rt.group == self.calico_group,
+                        advance=self.advance,
                     )
                     return 200, stream
                 return 200, self._store.list_items(rt, ns, params)
