@@ -218,9 +218,7 @@ def _cluster_side(
         ),
     )
     secret_name = access_secret_name(rcc_name)
-    access = next(
-        (s for s in owned_secrets if s.get("metadata", {}).get("name") == secret_name), None
-    )
+    access = next((s for s in owned_secrets if _object_key(s)[1] == secret_name), None)
     if access is None:
         access = cluster.get("Secret", secret_name, ns)
     rccs = cluster.list("RemoteClusterConfiguration")
@@ -243,6 +241,13 @@ def _cluster_side(
     )
 
 
+def _object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of an object read from a cluster, whatever its metadata's shape."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
 def rcc_secrets(
     cluster: KubeCluster, rccs: list[dict[str, Any]], known: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -251,9 +256,7 @@ def rcc_secrets(
     A Secret fedkeeper may not read (outside the namespaces it manages) is left out: the RCC
     then counts as pointing nowhere known.
     """
-    out = {
-        f"{m.get('namespace')}/{m.get('name')}": s for s in known if (m := s.get("metadata") or {})
-    }
+    out = {"/".join(_object_key(s)): s for s in known}
     for rcc in rccs:
         ref = access_secret_ref(rcc)
         if ref is None or not ref[0] or f"{ref[0]}/{ref[1]}" in out:

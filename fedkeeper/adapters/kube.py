@@ -371,11 +371,12 @@ class KubeCluster:
                 f"{self.backend}: {kind} ({rt.api_version}) is not served by this cluster; "
                 "is the Calico API server installed?"
             ) from exc
-        items = data.get("items") or []
+        raw = data.get("items")
+        items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         for item in items:
             item.setdefault("apiVersion", rt.api_version)
             item.setdefault("kind", kind)
-        return [i for i in items if isinstance(i, dict)]
+        return items
 
     def list_at(
         self,

@@ -85,26 +85,54 @@ def merged_configuration(current: dict[str, Any]) -> dict[str, Any]:
     return {**current, "env": env}
 
 
+def _containers(ds: Any) -> list[dict[str, Any]]:
+    """The pod template's containers that are objects (entries of any other shape skipped)."""
+    node: Any = ds
+    for key in ("spec", "template", "spec"):
+        node = node.get(key) if isinstance(node, dict) else None
+    containers = node.get("containers") if isinstance(node, dict) else None
+    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+
+
+def env_problems(ds: Any) -> list[str]:
+    """What in aws-node's container env is not of the shape a Kubernetes EnvVar has."""
+    problems: list[str] = []
+    for c in _containers(ds):
+        if c.get("name") != CONTAINER:
+            continue
+        env = c.get("env")
+        if env is not None and not isinstance(env, list):
+            problems.append(f"containers[{CONTAINER}].env is not a list")
+            continue
+        for i, e in enumerate(env or []):
+            if not isinstance(e, dict):
+                problems.append(f"containers[{CONTAINER}].env[{i}] is not an object")
+            elif not isinstance(e.get("name"), str):
+                problems.append(f"containers[{CONTAINER}].env[{i}].name is not a string")
+    return problems
+
+
 def daemonset_env(ds: dict[str, Any]) -> str | None:
     """The aws-node container's EXTERNALSNAT value (None when unset or no such container)."""
-    for c in ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []:
+    for c in _containers(ds):
         if c.get("name") == CONTAINER:
-            for e in c.get("env", []) or []:
-                if e.get("name") == EXTERNAL_SNAT:
+            env = c.get("env")
+            for e in env if isinstance(env, list) else []:
+                if isinstance(e, dict) and e.get("name") == EXTERNAL_SNAT:
                     return str(e.get("value", ""))
             return None
     return None
 
 
 def _has_container(ds: dict[str, Any]) -> bool:
-    containers = ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-    return any(c.get("name") == CONTAINER for c in containers or [])
+    return any(c.get("name") == CONTAINER for c in _containers(ds))
 
 
 def _opted_out(obj: dict[str, Any] | None) -> bool:
-    if not obj:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
         return False
-    annotations = obj.get("metadata", {}).get("annotations") or {}
     return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
@@ -124,6 +152,17 @@ def plan_snat(obs: SnatObservation) -> Plan:
             )
         )
         return plan
+    problems = env_problems(obs.daemonset) if obs.daemonset is not None else []
+    if problems:
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.malformed",
+                f"eks DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET} is malformed: "
+                f"{'; '.join(problems)}; fedkeeper reads only {EXTERNAL_SNAT} there and leaves "
+                "the rest to aws-node's owner (the vpc-cni add-on, or whoever applied it)",
+            )
+        )
     if obs.addon is not None:
         _plan_addon(obs, obs.addon, plan)
         if obs.addon.status in _BUSY_STATUSES or obs.addon.status == "DEGRADED":
@@ -266,7 +305,8 @@ def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
     live = daemonset_env(ds)
     if live == "true":
         return
-    meta = ds.get("metadata", {})
+    meta = ds.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     plan.changes.append(
         Change(
             backend="eks",

@@ -23,6 +23,7 @@ from fedkeeper.sandbox.kube_server.api import (
 from fedkeeper.sandbox.kube_server.calico import prepare_ippool, prepare_rcc
 from fedkeeper.sandbox.kube_server.store import Store
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
@@ -47,6 +48,9 @@ class Kinds:
             elif rt.plural == "namespaces":
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj.setdefault("status", {"phase": "Active"})
+        elif rt.group == RBAC_GROUP and rt.plural in ("rolebindings", "clusterrolebindings"):
+            if validate and existing is not None:
+                check_role_ref_unchanged(rt, name, obj, existing)
         elif rt.group == self.calico_group:
             if rt.plural == "ippools":
                 prepare_ippool(self.store, rt, name, obj, existing, validate=validate)
@@ -185,6 +189,30 @@ class Kinds:
                 and annotations.get(SA_NAME_ANNOTATION) == meta["name"]
             ):
                 del bucket[key]
+
+
+def _role_ref(obj: JSONObj) -> tuple[str, str, str]:
+    ref = obj.get("roleRef")
+    ref = ref if isinstance(ref, dict) else {}
+    return (str(ref.get("apiGroup", "")), str(ref.get("kind", "")), str(ref.get("name", "")))
+
+
+def check_role_ref_unchanged(rt: ResourceType, name: str, obj: JSONObj, old: JSONObj) -> None:
+    """A binding's roleRef is immutable: an update that changes it is refused with 422
+    (kubernetes ``pkg/apis/rbac/validation/validation.go``, ``ValidateRoleBindingUpdate`` and
+    ``ValidateClusterRoleBindingUpdate``: ``field.Invalid(roleRef, ..., "cannot change
+    roleRef")``)."""
+    new_ref = _role_ref(obj)
+    if new_ref == _role_ref(old):
+        return
+    shown = f'rbac.RoleRef{{APIGroup:"{new_ref[0]}", Kind:"{new_ref[1]}", Name:"{new_ref[2]}"}}'
+    raise invalid_error(
+        rt,
+        name,
+        f'{rt.kind}.{RBAC_GROUP} "{name}" is invalid: roleRef: Invalid value: {shown}: '
+        "cannot change roleRef",
+        "roleRef",
+    )
 
 
 def make_ca_pem(name: str) -> str:
