@@ -647,6 +647,7 @@ def federation_objects(sb: Sandbox) -> dict[str, dict[str, int]]:
         objs = [o for o in objs if o["metadata"]["name"] != "default-ipv4-ippool"]
         for api_version, kind, name, namespace in (
             ("v1", "ServiceAccount", sa.name, sa.namespace),
+            ("v1", "Secret", sa.name, sa.namespace),  # the token (the access Secrets: above)
             (rbac, "ClusterRole", sa.name, None),
             (rbac, "ClusterRoleBinding", sa.name, None),
             (rbac, "Role", TYPHA_ACCESS, ns),

@@ -71,7 +71,7 @@ def test_an_owned_access_secret_of_any_shape_is_repaired(sb: Sandbox, value: Any
     def bad(s: dict[str, Any]) -> None:
         s["data"] = {"kubeconfig": _b64(yaml.safe_dump(value)), "datastoreType": _b64("x")}
 
-    _edit(sb.eks_server, "v1", "Secret", "remote-cluster-secret-onprem", "calico-system")(bad)
+    _edit(sb.eks_server, "v1", "Secret", "remote-cluster-secret-onprem", "fedkeeper-access")(bad)
     _no_crash_then_healed(sb)
 
 
