@@ -92,6 +92,7 @@ class Result(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     SKIPPED = "skipped"  # not attempted: a write it depends on failed in this run
+    DEFERRED = "deferred"  # not done: its target is busy; the next trigger tries again
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ class ChangeOutcome:
     result: Result
     error: str | None = None
     retryable: bool = False  # a FAILED write that trying again may fix (throttled, 5xx, 409)
+    # The target (cluster or aws/<service>) whose failure it was: the root cause a
+    # notification names once (not serialized: the error says it).
+    cause: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -376,6 +380,7 @@ class Addon:
     version: str
     status: str
     configuration_values: str
+    issues: tuple[str, ...] = ()  # health issues EKS reports, "code: message"
 
 
 IGNORE_TAG = "fedkeeper.io/ignore"

@@ -33,6 +33,7 @@ from fedkeeper.adapters.kube import (
 )
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
+    BusyError,
     ConflictError,
     FedkeeperError,
     OutOfTimeError,
@@ -311,33 +312,49 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
         key = (change.target, change.action.value)
         if key in run.failed_writes:
             continue  # already failed (and reported) this run
-        blocked = [t for t in change.after if any(k[0] == t for k in run.failed_writes)]
+        blocked = [o for k, o in run.failed_writes.items() if k[0] in change.after]
         if blocked:
-            run.failed_writes.add(key)
-            run.report.changes.append(
-                ChangeOutcome(
-                    change,
-                    Result.SKIPPED,
-                    f"not attempted: it needs {', '.join(blocked)}, whose write failed",
-                    True,
-                )
+            # As retryable as what it waits for: a permanent failure is not fixed by a retry.
+            outcome = ChangeOutcome(
+                change,
+                Result.SKIPPED,
+                "not attempted: it needs "
+                f"{', '.join(dict.fromkeys(o.change.target for o in blocked))}, whose write "
+                + (
+                    "was deferred"
+                    if all(o.result is Result.DEFERRED for o in blocked)
+                    else "failed"
+                ),
+                any(o.retryable for o in blocked),
+                cause=next((o.cause for o in blocked if o.cause), None),
             )
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
             continue
         try:
             execute(run, change)
         except ConflictError as exc:
             if not last_attempt:
                 return True
-            run.failed_writes.add(key)
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
+            outcome = ChangeOutcome(change, Result.FAILED, str(exc), True, cause=exc.target)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
+        except BusyError as exc:
+            # Busy with another operation (an add-on update rolling out): the next trigger
+            # tries again; no retry storm, no alert.
+            outcome = ChangeOutcome(change, Result.DEFERRED, str(exc), False)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
+            run.defer(change.target, f"busy: {exc}; the next trigger tries again")
         except FedkeeperError as exc:
-            run.failed_writes.add(key)
             if isinstance(exc, UnreachableError) and exc.target == "onprem":
                 run.defer("onprem", str(exc))
             if exc.target is not None and not isinstance(exc, OutOfTimeError):
                 run.target_failed(exc, change.invariant)
             retryable = isinstance(exc, RetryableError)
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), retryable))
+            outcome = ChangeOutcome(change, Result.FAILED, str(exc), retryable, cause=exc.target)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
         else:
             run.report.changes.append(ChangeOutcome(change, Result.APPLIED))
     return False

@@ -28,6 +28,7 @@ from botocore.exceptions import (
 
 from fedkeeper.errors import (
     AnswerTimeoutError,
+    BusyError,
     FedkeeperError,
     NotFoundError,
     PermanentError,
@@ -90,6 +91,8 @@ def translate_client_error(exc: ClientError) -> Exception:
         err = RetryableError(text)
     elif code.endswith("NotFound") or code in {"ResourceNotFoundException", "NoSuchEntity"}:
         err = NotFoundError(text)
+    elif code == "ResourceInUseException":
+        err = BusyError(text)  # e.g. an add-on update still rolling out
     else:
         err = PermanentError(text)
     err.status = status or None
@@ -262,12 +265,18 @@ class AwsAdapter:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return None
             raise
+        issues = (a.get("health") or {}).get("issues") or []
         return Addon(
             cluster=cluster,
             name=name,
             version=str(a.get("addonVersion", "")),
             status=str(a.get("status", "")),
             configuration_values=str(a.get("configurationValues", "") or ""),
+            issues=tuple(
+                f"{i.get('code', '')}: {i.get('message', '')}".strip(": ")
+                for i in issues
+                if isinstance(i, dict)
+            ),
         )
 
     @_translated

@@ -165,15 +165,6 @@ def plan_snat(obs: SnatObservation) -> Plan:
         )
     if obs.addon is not None:
         _plan_addon(obs, obs.addon, plan)
-        if obs.addon.status in _BUSY_STATUSES or obs.addon.status == "DEGRADED":
-            # Not converged until the add-on settles: ask for a retry, not the next event.
-            plan.deferred.append(
-                Deferred(
-                    f"aws/Addon/{obs.cluster}/{ADDON_NAME}",
-                    f"the vpc-cni add-on is {obs.addon.status}; re-checked when it settles",
-                    retry=True,
-                )
-            )
     elif obs.daemonset is not None:
         _plan_self_managed(obs.daemonset, plan)
     else:
@@ -204,18 +195,19 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
     env = current.get("env") if isinstance(current.get("env"), dict) else {}
     value = env.get(EXTERNAL_SNAT) if isinstance(env, dict) else None
     value_s = None if value is None else str(value).lower()
-    if addon.status in _BUSY_STATUSES:
-        live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None
-        if value_s != "true" or live != "true":
-            plan.findings.append(
-                Finding(
-                    Severity.WARNING,
-                    "snat.addon",
-                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)} "
-                    f"(aws-node has {_shown(live)}); will re-check when the operation finishes",
-                )
-            )
+    if addon.status in _BUSY_STATUSES or addon.status == "DEGRADED":
+        _wait_for_addon(obs, addon, value_s, plan)
         return
+    if addon.status == "UPDATE_FAILED":
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.addon",
+                "the vpc-cni add-on's last update failed (UPDATE_FAILED"
+                + (f": {'; '.join(addon.issues)}" if addon.issues else "")
+                + "); see `aws eks describe-addon` and DescribeUpdate for why",
+            )
+        )
     if value_s != "true":
         kept = _other_keys(current)
         _update_addon(
@@ -259,6 +251,52 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
         + " and resolveConflicts OVERWRITE, which also returns any other hand-edited "
         "add-on field to the add-on's value; the DaemonSet is checked after the update",
     )
+
+
+def _wait_for_addon(
+    obs: SnatObservation, addon: Addon, value_s: str | None, plan: Plan
+) -> None:
+    """A busy or degraded add-on is not updated (EKS answers 409 ResourceInUse while an
+    operation runs): the work is deferred to the next trigger, never retried at once."""
+    live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None
+    state = addon.status + (f": {'; '.join(addon.issues)}" if addon.issues else "")
+    target = f"aws/Addon/{obs.cluster}/{ADDON_NAME}"
+    if addon.status == "DEGRADED":
+        reason = (
+            f"the vpc-cni add-on is DEGRADED ({state}); fedkeeper does not update it until "
+            "EKS reports it healthy — re-checked at the next trigger"
+        )
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.addon",
+                f"vpc-cni add-on is {state}, with {EXTERNAL_SNAT} {_shown(value_s)} "
+                f"(aws-node has {_shown(live)}); fix its health (DescribeAddon issues), "
+                "fedkeeper waits for it",
+            )
+        )
+    elif obs.updated_with is not None:
+        # fedkeeper's own update, applied in this run: nothing to alert anyone about.
+        reason = (
+            f"fedkeeper's update of the vpc-cni add-on is rolling out ({addon.status}); "
+            "aws-node is checked at the next trigger"
+        )
+    else:
+        reason = (
+            f"the vpc-cni add-on is {addon.status} (an operation is under way, and EKS takes "
+            "no other meanwhile); re-checked at the next trigger"
+        )
+        if value_s != "true" or live != "true":
+            setting = value_s == "true"
+            plan.findings.append(
+                Finding(
+                    Severity.INFO if setting else Severity.WARNING,
+                    "snat.addon",
+                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)} "
+                    f"(aws-node has {_shown(live)}); will re-check when the operation finishes",
+                )
+            )
+    plan.deferred.append(Deferred(target, reason))
 
 
 def _other_keys(current: dict[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -23,6 +23,8 @@ class SandboxClock:
     def __init__(self) -> None:
         self._offset = 0.0
         self._lock = threading.Lock()
+        # Told after every move: emulations whose state changes with time (add-on rollouts).
+        self.listeners: list[Callable[[], None]] = []
 
     @property
     def offset(self) -> float:
@@ -34,6 +36,8 @@ class SandboxClock:
             raise ValueError("the sandbox clock only moves forward")
         with self._lock:
             self._offset += seconds
+        for listener in list(self.listeners):
+            listener()
 
     def time(self) -> float:
         """Emulated wall-clock time, seconds since the epoch."""

@@ -823,6 +823,10 @@ def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
 def _finish(sb: Sandbox, scenario: Scenario, p: _Partial) -> ScenarioResult:
     report = p.report
     writes = sb.emulator_writes().total
+    # An add-on update EKS is still rolling out ends before the outcome is checked.
+    rollout = sb.aws.addon_seconds_left()
+    if rollout:
+        sb.advance_time(rollout)
     verified = scenario.verify(sb)
     sb.clear_logs()
     rerun = sb.reconcile(None, "apply")

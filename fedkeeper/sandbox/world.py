@@ -175,6 +175,8 @@ class Sandbox:
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
         self.aws.advance = self.clock.advance
+        self.aws.clock = self.clock.time  # add-on rollouts end on the sandbox clock
+        self.clock.listeners.append(self.aws.settle_addons)
         self.baseline: AwsBaseline | None = None
         self.topic_arn: str | None = None
         self.episodes_table: str | None = None
