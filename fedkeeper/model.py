@@ -270,6 +270,9 @@ class Report:
     duration_ms: int = 0
     trigger: str | None = None
     tunnels_up: int | None = None
+    # Targets (``eks``, ``onprem``, ``aws/<service>``) a call to which succeeded in this run:
+    # the only news that a target in trouble is well again (not serialized).
+    reached: set[str] = field(default_factory=set)
 
     @property
     def converged(self) -> bool:

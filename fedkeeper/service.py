@@ -23,7 +23,7 @@ from fedkeeper.adapters.auth import (
     keep_bearer_token_fresh,
     parse_kubeconfig,
 )
-from fedkeeper.adapters.aws import AwsAdapter
+from fedkeeper.adapters.aws import ALERT_CONFIG, ALERT_WORST_CALL_S, AwsAdapter
 from fedkeeper.adapters.kube import (
     REQUEST_TIMEOUT,
     KubeCluster,
@@ -111,6 +111,7 @@ class Connections:
         self.targets = targets or Targets()
         self.counter = counter if counter is not None else ApiCounter()
         self.aws = AwsAdapter(session, self.counter)
+        self._alerting: AwsAdapter | None = None
         self.types: dict[str, ResourceType] = resource_types(
             config.federation.calico_api.group, config.federation.calico_api.version
         )
@@ -125,6 +126,15 @@ class Connections:
     @property
     def cluster_name(self) -> str:
         return self.targets.cluster_name or self.config.eks.cluster_name
+
+    def alerting_aws(self) -> AwsAdapter:
+        """AWS for the calls after a run (SNS, the episode store): two short attempts each,
+        so they fit in the margin the run leaves the invocation."""
+        if self._alerting is None:
+            self._alerting = AwsAdapter(
+                self.session, self.counter, config=ALERT_CONFIG, worst_call_s=ALERT_WORST_CALL_S
+            )
+        return self._alerting
 
     def eks_cluster(self) -> dict[str, Any]:
         """``describe_cluster`` output, read once per process (endpoint and CA are stable)."""
@@ -260,6 +270,7 @@ def reconcile(
             _run_invariant(run, inv, runner)
     finally:
         conns.use_guard(None)
+    report.reached = set(guard.reached)
     report.api = conns.counter.since(before)
     report.duration_ms = int((time.perf_counter() - started) * 1000)
     return report

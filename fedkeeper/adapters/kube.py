@@ -280,14 +280,14 @@ class KubeCluster:
             guard.before(self.backend, sum(self.timeout) * ATTEMPTS)
         try:
             try:
-                return self._call_once(
+                out = self._call_once(
                     method, path, what=what, body=body, query=query, content_type=content_type
                 )
             except UnauthorizedError:
                 if self.reauthenticate is None:
                     raise
                 self._reauthenticate()  # fresh credentials once, then retry
-                return self._call_once(
+                out = self._call_once(
                     method, path, what=what, body=body, query=query, content_type=content_type
                 )
         except FedkeeperError as exc:
@@ -295,7 +295,12 @@ class KubeCluster:
                 exc.target = self.backend
             if guard is not None:
                 guard.failed(self.backend, exc)
+                if isinstance(exc, NotFoundError | ConflictError):
+                    guard.succeeded(self.backend)  # the API server answered
             raise
+        if guard is not None:
+            guard.succeeded(self.backend)
+        return out
 
     def _reauthenticate(self) -> None:
         """A client with fresh credentials (possibly the same one, its token reset)."""

@@ -253,9 +253,7 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
     )
 
 
-def _wait_for_addon(
-    obs: SnatObservation, addon: Addon, value_s: str | None, plan: Plan
-) -> None:
+def _wait_for_addon(obs: SnatObservation, addon: Addon, value_s: str | None, plan: Plan) -> None:
     """A busy or degraded add-on is not updated (EKS answers 409 ResourceInUse while an
     operation runs): the work is deferred to the next trigger, never retried at once."""
     live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fedkeeper.sandbox.event_factory import ACCOUNT
@@ -20,11 +21,24 @@ class FakeLambdaContext:
     region: str = "eu-west-1"
     timeout_s: int = 120
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _started: float = field(default_factory=time.monotonic, repr=False)
+    # Monotonic seconds the invocation's time runs on (the sandbox clock in the sandbox).
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _started: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._started is None:
+            self._started = self.clock()
 
     @classmethod
-    def for_handler(cls, handler: str, region: str = "eu-west-1") -> FakeLambdaContext:
-        return cls(function_name=f"fedkeeper-{handler.replace('_', '-')}", region=region)
+    def for_handler(
+        cls,
+        handler: str,
+        region: str = "eu-west-1",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> FakeLambdaContext:
+        return cls(
+            function_name=f"fedkeeper-{handler.replace('_', '-')}", region=region, clock=clock
+        )
 
     @property
     def invoked_function_arn(self) -> str:
@@ -43,5 +57,5 @@ class FakeLambdaContext:
         return "$LATEST"
 
     def get_remaining_time_in_millis(self) -> int:
-        left = self.timeout_s - (time.monotonic() - self._started)
+        left = self.timeout_s - (self.clock() - (self._started or 0.0))
         return max(0, int(left * 1000))

@@ -413,7 +413,10 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Call ``lambdas.<handler>.handler(event, context)`` as Lambda would; it may raise."""
         module = _handler_module(handler)
-        context = FakeLambdaContext.for_handler(handler, self.config.aws.region)
+        # The invocation's time runs on the sandbox clock, like every other emulated wait.
+        context = FakeLambdaContext.for_handler(
+            handler, self.config.aws.region, clock=self.clock.monotonic
+        )
         # What the function prints (JSON logs, EMF metrics) goes to its "CloudWatch Logs".
         out = io.StringIO()
         log_handler = module.logger.registered_handler
