@@ -709,6 +709,8 @@ class SandboxAws:
         The sandbox's ``on_invoke(function_name, qualifier, payload) -> (body, error)`` runs
         the handler in-process; like AWS, a handler exception is still HTTP 200 with the
         ``X-Amz-Function-Error: Unhandled`` header and the error document as the payload.
+        A function that does not exist (the hook raises ``LookupError``) is a 404
+        ``ResourceNotFoundException``.
         """
         path = unquote(urlsplit(request.url).path)
         match = re.search(r"/functions/([^/]+)/invocations", path)
@@ -717,14 +719,21 @@ class SandboxAws:
         name, _, qualifier = match.group(1).partition(":")
         qualifier = qualifier or self._query(request).get("Qualifier", "")
         hook = self.on_invoke
-        if hook is None:
-            raise _ApiError(
-                404, "ResourceNotFoundException", f"Function not found: {match.group(1)}"
-            )
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
-        out, error = hook(name, qualifier, bytes(body))
+        try:
+            if hook is None:
+                raise LookupError(name)
+            out, error = hook(name, qualifier, bytes(body))
+        except LookupError:
+            # An unknown function is an error of the call, not of a handler: botocore's
+            # Lambda model lists ResourceNotFoundException ("The resource specified in the
+            # request does not exist") for Invoke, HTTP 404.
+            arn = f"arn:aws:lambda:{self.region}:{DEFAULT_ACCOUNT_ID}:function:{name}"
+            raise _ApiError(
+                404, "ResourceNotFoundException", f"Function not found: {arn}", Type="User"
+            ) from None
         headers = {"content-type": "application/json", "x-amz-executed-version": "1"}
         if error:
             headers["x-amz-function-error"] = error

@@ -506,9 +506,7 @@ class Sandbox:
         prefix = f"{self.config.name}-"
         handler = function_name.removeprefix(prefix).replace("-", "_")
         if not function_name.startswith(prefix) or handler not in HANDLERS:
-            return json.dumps({"errorMessage": f"no function {function_name}"}).encode(), (
-                "Unhandled"
-            )
+            raise LookupError(function_name)  # no such function: Lambda answers 404
         try:
             event = json.loads(payload or b"{}")
         except ValueError:

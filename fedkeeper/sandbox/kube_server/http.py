@@ -105,6 +105,10 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization", ""),
             self.headers.get("Content-Type", ""),
             body,
+            impersonate=(
+                self.headers.get("Impersonate-User", ""),
+                tuple(self.headers.get_all("Impersonate-Group") or ()),
+            ),
         )
         fake._before_answer()
         self.send_response(status)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -32,11 +34,17 @@ SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 class Kinds:
     """Defaulting, validation and controllers of the kinds that have any."""
 
-    def __init__(self, store: Store, name: str, calico_group: str) -> None:
+    def __init__(
+        self, store: Store, name: str, calico_group: str, *, plain_crd: bool = False
+    ) -> None:
         self.store = store
         self.calico_group = calico_group
+        self.plain_crd = plain_crd  # Calico kinds as plain CRDs: stored as written
         self.ca_pem = make_ca_pem(name)
         self.token_kid = b64url(secrets.token_bytes(16))
+        # The key the token controller signs legacy ServiceAccount tokens with (the API
+        # server's --service-account-key-file; an HMAC stands in for the RSA signature).
+        self.token_key = secrets.token_bytes(32)
 
     def prepare(
         self, rt: ResourceType, name: str, obj: JSONObj, existing: JSONObj | None, *, validate: bool
@@ -51,7 +59,7 @@ class Kinds:
         elif rt.group == RBAC_GROUP and rt.plural in ("rolebindings", "clusterrolebindings"):
             if validate and existing is not None:
                 check_role_ref_unchanged(rt, name, obj, existing)
-        elif rt.group == self.calico_group:
+        elif rt.group == self.calico_group and not self.plain_crd:
             if rt.plural == "ippools":
                 prepare_ippool(self.store, rt, name, obj, existing, validate=validate)
             elif rt.plural == "remoteclusterconfigurations":
@@ -166,13 +174,13 @@ class Kinds:
             "sub": f"system:serviceaccount:{ns}:{sa_name}",
             "jti": str(uuid.uuid4()),
         }
-        return ".".join(
+        signed = ".".join(
             (
                 b64url(json.dumps(header, separators=(",", ":")).encode()),
                 b64url(json.dumps(payload, separators=(",", ":")).encode()),
-                b64url(secrets.token_bytes(64)),
             )
         )
+        return f"{signed}.{token_signature(self.token_key, signed)}"
 
     def after_remove(self, rt: ResourceType, obj: JSONObj) -> None:
         """Deleting a ServiceAccount deletes its token Secrets."""
@@ -213,6 +221,11 @@ def check_role_ref_unchanged(rt: ResourceType, name: str, obj: JSONObj, old: JSO
         "cannot change roleRef",
         "roleRef",
     )
+
+
+def token_signature(key: bytes, signed: str) -> str:
+    """The signature of a token's ``header.payload`` with the server's key."""
+    return b64url(hmac.new(key, signed.encode(), hashlib.sha256).digest())
 
 
 def make_ca_pem(name: str) -> str:
