@@ -47,6 +47,7 @@ from fedkeeper.model import (
     ApiCounter,
     Change,
     ChangeOutcome,
+    Finding,
     Invariant,
     Report,
     Result,
@@ -278,6 +279,9 @@ def reconcile(
 
 def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
     conflicts = passes = 0
+    # A malformed object named by a pass whose writes restored it is still news: such
+    # findings of earlier settle passes are kept (the final pass cannot see them anymore).
+    earlier: list[Finding] = []
     while True:
         try:
             plan = runner(run)
@@ -303,7 +307,9 @@ def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
             continue
         passes += 1
         if plan.settle and run.mode == "apply" and passes < MAX_SETTLE_PASSES:
+            earlier += [f for f in plan.findings if f.check.endswith(".malformed")]
             continue  # a write this pass unblocks another: plan again on fresh reads
+        run.report.findings.extend(f for f in earlier if f not in plan.findings)
         run.report.findings.extend(plan.findings)
         for d in plan.deferred:
             run.defer(d.target, d.reason, retry=d.retry)

@@ -578,9 +578,11 @@ class Sandbox:
             for c in ds["spec"]["template"]["spec"]["containers"]:
                 if c["name"] == "aws-node":
                     entries = c.get("env", [])
-                    live = {e["name"]: str(e["value"]) for e in entries if "value" in e}
+                    # (entries of another shape, written by hand, are left as they are)
+                    named = [e for e in entries if isinstance(e, dict) and "name" in e]
+                    live = {e["name"]: str(e["value"]) for e in named if "value" in e}
                     env = self.aws.addon_env(cluster, addon, live, values, resolve)
-                    for e in entries:
+                    for e in named:
                         if e["name"] in env and "value" in e:
                             e["value"] = env.pop(e["name"])
                     c["env"] = entries + [{"name": k, "value": v} for k, v in env.items()]
