@@ -4,8 +4,9 @@ An *episode* is a run of consecutive runs in which the same thing is wrong:
 
 * a target (a cluster or an AWS service) that failed or could not be reached — notified
   once it has been in trouble for ``window_s`` (default 30 minutes);
-* an invariant whose work failed, or an error finding that stands — notified after
-  ``after_runs`` runs in a row (default 3);
+* an invariant whose work failed, an error finding that stands, or an object that stays
+  malformed (one episode per object) — notified after ``after_runs`` runs in a row
+  (default 3);
 * the configuration the function was deployed with — notified on the first run.
 
 One root cause gives one notification: an invariant's error or failed write whose cause
@@ -119,6 +120,9 @@ def troubles(report: Report) -> dict[str, str]:
     for finding in report.findings:
         if finding.severity is Severity.ERROR:
             out.setdefault(f"finding:{finding.check}", finding.message)
+        elif finding.subject and finding.check.endswith(".malformed"):
+            # A malformed object that stays so (someone else's): told once per episode.
+            out.setdefault(f"finding:{finding.check}:{finding.subject}", finding.message)
     return out
 
 

@@ -134,6 +134,9 @@ class Finding:
     severity: Severity
     check: str
     message: str
+    # The object it is about (``onprem Secret ns/name``), when one: persistent trouble with
+    # an object is one episode per object (not serialized: the message names it).
+    subject: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {"severity": self.severity.value, "check": self.check, "message": self.message}

@@ -177,6 +177,7 @@ def plan_checks(obs: ChecksObservation) -> Plan:
                         "checks.malformed",
                         f"eks IPPool {_name(p)} is malformed: {'; '.join(problems[:4])}; "
                         "fedkeeper only reads EKS pools, and leaves it alone",
+                        f"eks IPPool {_name(p)}",
                     )
                 )
             elif not _spec(p).get("disabled"):

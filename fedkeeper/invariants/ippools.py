@@ -359,11 +359,13 @@ def _report_malformed(obs: IpPoolsObservation, plan: Plan) -> None:
                 "it is not fedkeeper's, so fedkeeper leaves it alone and counts it only for the "
                 "CIDR it clearly covers"
             )
+        label = f"onprem IPPool {_name(p)}"
         plan.findings.append(
             Finding(
                 Severity.WARNING,
                 "ippools.malformed",
-                f"onprem IPPool {_name(p)} is malformed: {'; '.join(problems[:4])}; {tail}",
+                f"{label} is malformed: {'; '.join(problems[:4])}; {tail}",
+                label,
             )
         )
 

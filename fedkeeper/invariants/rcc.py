@@ -512,7 +512,11 @@ class _Planner:
             )
         more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
         shown = "; ".join(problems[:4]) + more
-        self.finding(Severity.WARNING, "rcc.malformed", f"{label} is malformed: {shown}; {tail}")
+        self.plan.findings.append(
+            Finding(
+                Severity.WARNING, "rcc.malformed", f"{label} is malformed: {shown}; {tail}", label
+            )
+        )
         return True
 
     def change(

@@ -161,6 +161,7 @@ def plan_snat(obs: SnatObservation) -> Plan:
                 f"eks DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET} is malformed: "
                 f"{'; '.join(problems)}; fedkeeper reads only {EXTERNAL_SNAT} there and leaves "
                 "the rest to aws-node's owner (the vpc-cni add-on, or whoever applied it)",
+                f"eks DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET}",
             )
         )
     if obs.addon is not None:

@@ -174,3 +174,31 @@ def test_with_the_store_down_memory_notifies_at_most_once_an_hour_and_names_the_
     assert onprem == [30, 90]  # due after the 30-minute window, then once an hour
     assert [m for m, key in sent if key == STORE_TARGET] == [30, 90]
     assert MEMORY_REPEAT_S == 3600
+
+
+def _with_malformed(*subjects: str) -> Report:
+    report = run()
+    for subject in subjects:
+        message = f"{subject} is malformed: spec is a string; it is not fedkeeper's"
+        report.findings.append(Finding(Severity.WARNING, "rcc.malformed", message, subject))
+    return report
+
+
+def test_a_foreign_object_that_stays_malformed_is_told_once_per_episode_per_object() -> None:
+    episodes: dict[str, Episode] = {}
+    told: list[str] = []
+    for minute in range(6):  # it stays malformed; another object shows up on the fourth run
+        subjects = ["onprem RemoteClusterConfiguration partner"]
+        subjects += ["eks Secret x/y"] if minute >= 3 else []
+        s = step(episodes, _with_malformed(*subjects), minute * MIN)
+        episodes, told = published(s), told + [e.key for e in s.opened]
+    assert told == [
+        "finding:rcc.malformed:onprem RemoteClusterConfiguration partner",
+        "finding:rcc.malformed:eks Secret x/y",
+    ]
+
+
+def test_an_owned_object_restored_in_the_run_that_named_it_is_told_nothing() -> None:
+    s = step({}, _with_malformed("onprem Secret ns/ours"), 0)
+    s = step(published(s), run(), MIN)  # restored: no longer named
+    assert s.opened == [] and s.closed == [] and published(s) == {}
