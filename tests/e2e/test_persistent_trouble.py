@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fedkeeper.adapters.aws import ALERT_READ_TIMEOUT
+from fedkeeper.adapters.aws import ALERT_ATTEMPTS, ALERT_CONNECT_TIMEOUT, ALERT_READ_TIMEOUT
 from fedkeeper.config import load_config
 from fedkeeper.lambda_runtime import (
     DEADLINE_MARGIN_S,
@@ -164,6 +164,11 @@ def test_with_dynamodb_and_sns_hung_the_repair_function_finishes_within_its_marg
     # The run itself costs no emulated time here: what passed is finish()'s, within the
     # margin the run leaves the invocation (it was 60 s and more with 10-s, 3-attempt calls).
     assert sb.clock.monotonic() - start <= DEADLINE_MARGIN_S
+
+
+def test_calls_after_the_run_take_two_short_attempts() -> None:
+    # docs/DEPLOY.md: "2 attempts of 2 s connect and 3 s read"
+    assert (ALERT_ATTEMPTS, ALERT_CONNECT_TIMEOUT, ALERT_READ_TIMEOUT) == (2, 2, 3)
 
 
 def test_finish_makes_no_call_that_would_not_fit_its_budget(

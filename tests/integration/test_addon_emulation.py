@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from fedkeeper.invariants.snat import EXTERNAL_SNAT, daemonset_env
 from fedkeeper.sandbox import Sandbox
+from fedkeeper.sandbox.aws import ADDON_UPDATE_S
 
 pytestmark = pytest.mark.xdist_group("addon")
 
@@ -145,6 +146,7 @@ def _start_update(sb: Sandbox, values: dict[str, Any], resolve: str = "PRESERVE"
 def test_an_update_rolls_out_for_a_while_and_a_second_one_meanwhile_is_refused_409(
     sandbox: Sandbox,
 ) -> None:
+    assert sandbox.aws.addon_update_s == ADDON_UPDATE_S == 60  # docs/SANDBOX.md: "60 s"
     values = _values(sandbox)
     _start_update(sandbox, values)
     assert _status(sandbox) == "UPDATING"

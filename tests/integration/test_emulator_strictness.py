@@ -22,6 +22,7 @@ from fedkeeper.errors import PermanentError
 from fedkeeper.sandbox import Sandbox
 from fedkeeper.sandbox.kube_server import FakeKubeServer
 from fedkeeper.sandbox.kube_server.authn import service_account_identity
+from fedkeeper.sandbox.kube_server.calico import IPPOOL_CEL_RULES
 from fedkeeper.sandbox.kube_server.rbac import Attributes, allowed
 
 CALICO, V3 = "projectcalico.org", "v3"
@@ -146,6 +147,11 @@ CEL_CASES = {
     # validate:"selector" (libcalico-go/lib/selector/parser)
     "node-selector-syntax": ({"nodeSelector": "zone = 'a'"}, "invalid selector"),
 }
+
+
+def test_every_cel_rule_of_the_type_has_a_case() -> None:
+    assert len(IPPOOL_CEL_RULES) == 12  # docs/SANDBOX.md: "the twelve IPPoolSpec CEL rules"
+    assert len([c for c in CEL_CASES if "enum" not in c and "set" not in c]) >= 12
 
 
 @pytest.mark.parametrize("case", sorted(CEL_CASES))
