@@ -82,6 +82,17 @@ def bool_at(value: Any, path: str, problems: Problems) -> bool | None:
     return None
 
 
+def objects_at(value: Any, path: str, problems: Problems) -> list[tuple[int, Mapping[str, Any]]]:
+    """The objects of a list, with their index; items of another shape are each a problem."""
+    out = []
+    for i, item in enumerate(list_at(value, path, problems)):
+        if isinstance(item, Mapping):
+            out.append((i, item))
+        else:
+            problems.append(_wrong(f"{path}[{i}]", item, "an object"))
+    return out
+
+
 def strings_at(value: Any, path: str, problems: Problems) -> list[str]:
     """A list of strings; items of another shape are dropped, each with a problem."""
     out = []
@@ -144,11 +155,8 @@ def read_kubeconfig(text: str | None) -> tuple[KubeconfigMeaning | None, Problem
     entries: dict[str, dict[str, Mapping[str, Any]]] = {}
     for section, entry in _SECTIONS:
         named: dict[str, Mapping[str, Any]] = {}
-        for i, item in enumerate(list_at(data.get(section), section, problems)):
+        for i, item in objects_at(data.get(section), section, problems):
             path = f"{section}[{i}]"
-            if not isinstance(item, Mapping):
-                problems.append(_wrong(path, item, "an object"))
-                continue
             name = str_at(item.get("name"), f"{path}.name", problems, required=True)
             body = mapping_at(item.get(entry), f"{path}.{entry}", problems, required=True)
             named.setdefault(name, body)
@@ -208,10 +216,7 @@ def secret_kubeconfig(secret: Any) -> tuple[KubeconfigMeaning | None, Problems]:
 def rules_problems(rules: Any, path: str = "rules") -> Problems:
     """PolicyRules: a list of objects whose apiGroups, resources, verbs... are string lists."""
     problems: Problems = []
-    for i, rule in enumerate(list_at(rules, path, problems)):
-        if not isinstance(rule, Mapping):
-            problems.append(_wrong(f"{path}[{i}]", rule, "an object"))
-            continue
+    for i, rule in objects_at(rules, path, problems):
         for key in ("apiGroups", "resources", "verbs", "resourceNames"):
             strings_at(rule.get(key), f"{path}[{i}].{key}", problems)
     return problems
@@ -226,10 +231,7 @@ def binding_problems(binding: Any) -> Problems:
     for key in ("apiGroup", "kind", "name"):
         if key in ref:
             str_at(ref.get(key), f"roleRef.{key}", problems)
-    for i, subject in enumerate(list_at(obj.get("subjects"), "subjects", problems)):
-        if not isinstance(subject, Mapping):
-            problems.append(_wrong(f"subjects[{i}]", subject, "an object"))
-            continue
+    for i, subject in objects_at(obj.get("subjects"), "subjects", problems):
         for key in ("kind", "name", "namespace", "apiGroup"):
             str_at(subject.get(key), f"subjects[{i}].{key}", problems)
     return problems
