@@ -29,15 +29,32 @@ from fedkeeper.invariants import Plan
 from fedkeeper.invariants.ippools import (
     IpPoolsObservation,
     coverage,
+    pool_problems,
     pools_needed,
 )
 from fedkeeper.invariants.rcc import (
     ACCESS_SECRET_ROLE,
     ROLE_LABEL,
+    SA_NAME_ANNOTATION,
+    SA_TOKEN_TYPE,
     ClusterSide,
+    RccNames,
     RccObservation,
     access_secret_ref,
+    desired_remote_objects,
+    desired_typha_access,
     federation_rcc,
+    normalized_server,
+    rcc_reads,
+    role_lacks,
+    role_ref_drift,
+    subjects_drift,
+)
+from fedkeeper.invariants.shapes import (
+    binding_problems,
+    metadata_problems,
+    rules_problems,
+    secret_kubeconfig,
 )
 from fedkeeper.model import (
     IGNORE_ANNOTATION,
@@ -59,19 +76,18 @@ ADOPT_SCOPE = Scope.of(Invariant.IPPOOLS, Invariant.RCC)
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("metadata") or {}
-
-
-def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return _meta(obj).get("labels") or {}
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
 
 
 def _takeable(obj: Mapping[str, Any] | None, federation: str) -> bool:
     """Present, not opted out, and fedkeeper's for no federation (or labelled the old way)."""
     if obj is None:
         return False
-    annotations = _meta(obj).get("annotations") or {}
-    if str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true":
+    annotations = _meta(obj).get("annotations")
+    if isinstance(annotations, Mapping) and (
+        str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
+    ):
         return False
     return ownership(obj, federation) in (Ownership.FOREIGN, Ownership.UNCLAIMED)
 
@@ -114,7 +130,10 @@ def plan_pool_adoption(obs: IpPoolsObservation) -> Plan:
                 continue
             name, cidr = _meta(p).get("name"), (p.get("spec") or {}).get("cidr")
             why_not = None
-            if not cov.usable:
+            problems = pool_problems(p)
+            if problems:
+                why_not = f"it is malformed ({'; '.join(problems[:3])})"
+            elif not cov.usable:
                 why_not = f"VPC CIDR {cov.vpc_cidr} overlaps {', '.join(cov.collisions)}"
             elif not (p.get("spec") or {}).get("disabled"):
                 why_not = "it is enabled for allocation"
@@ -156,7 +175,14 @@ def _inside(cidr: str, vpc: ipaddress.IPv4Network) -> bool:
 
 
 def plan_rcc_adoption(obs: RccObservation) -> Plan:
-    """On each reachable cluster: its RCC for the other and the objects that serve it."""
+    """On each reachable cluster: its RCC for the other and the objects that serve it.
+
+    Only objects that already do the federation's job are taken over, judged by what they
+    do: an RCC and access Secret that read the other cluster's API server, a token Secret
+    bound to the remote service account, roles granting what fedkeeper's grant, bindings
+    to those roles. Anything else under fedkeeper's names is refused with a finding saying
+    why; nothing of another cluster is ever labelled, so it is never re-pointed or pruned.
+    """
     plan = Plan()
     fed = obs.names.federation
     pairs = ((obs.eks, obs.onprem), (obs.onprem, obs.eks))
@@ -164,6 +190,15 @@ def plan_rcc_adoption(obs: RccObservation) -> Plan:
         if side is None:
             continue
         found = federation_rcc(side, other, fed)
+        other_name = other.backend if other else "the other cluster"
+        if found.blocker is not None and _takeable(found.blocker, fed):
+            _refuse(
+                plan,
+                side,
+                "RemoteClusterConfiguration",
+                found.blocker,
+                f"it reads {rcc_reads(found.blocker, side)}, not {other_name}'s API server",
+            )
         rcc = found.rcc
         ref = access_secret_ref(rcc) if rcc is not None else None
         secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}") if ref else side.access_secret
@@ -177,46 +212,170 @@ def plan_rcc_adoption(obs: RccObservation) -> Plan:
                 )
             )
             rcc = secret = None
-        other_name = other.backend if other else "the other cluster"
+        if other is None:
+            for kind, obj in (("RemoteClusterConfiguration", rcc), ("Secret", secret)):
+                if _takeable(obj, fed):
+                    assert obj is not None
+                    _refuse(
+                        plan,
+                        side,
+                        kind,
+                        obj,
+                        f"{other_name} is unreachable, so what it reads cannot be checked",
+                    )
+            rcc = secret = None
         rcc_name = str(_meta(rcc).get("name")) if rcc else side.rcc_name
-        wanted: list[tuple[str, Mapping[str, Any] | None, str, str | None]] = [
-            ("RemoteClusterConfiguration", rcc, f"it federates {other_name}", None),
+        wanted: list[tuple[str, Mapping[str, Any] | None, str, str | None, str | None]] = [
+            ("RemoteClusterConfiguration", rcc, f"it federates {other_name}", None, None),
             (
                 "Secret",
                 secret,
                 f"RCC {rcc_name} reads {other_name} through it",
                 ACCESS_SECRET_ROLE,
+                _secret_reads_other(secret, other) if secret is not None else None,
             ),
-            *_remote_access(side),
+            *_remote_access(side, obs.names),
         ]
-        for kind, obj, job, role in wanted:
-            if _takeable(obj, fed):
-                assert obj is not None
-                plan.changes.append(
-                    adoption_change(
-                        side.backend,
-                        kind,
-                        {**obj, "kind": kind},
-                        fed,
-                        Invariant.RCC,
-                        f"{side.backend} {kind} {_meta(obj).get('name')}: {job}",
-                        role=role,
-                    )
+        for kind, obj, job, role, why_not in wanted:
+            if not _takeable(obj, fed):
+                continue
+            assert obj is not None
+            if why_not is not None:
+                _refuse(plan, side, kind, obj, why_not)
+                continue
+            plan.changes.append(
+                adoption_change(
+                    side.backend,
+                    kind,
+                    {**obj, "kind": kind},
+                    fed,
+                    Invariant.RCC,
+                    f"{side.backend} {kind} {_meta(obj).get('name')}: {job}",
+                    role=role,
                 )
+            )
     return plan
 
 
+def _refuse(plan: Plan, side: ClusterSide, kind: str, obj: Mapping[str, Any], why: str) -> None:
+    meta = _meta(obj)
+    where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+    plan.findings.append(
+        Finding(
+            Severity.WARNING,
+            "adopt.refused",
+            f"{side.backend} {kind} {where}{meta.get('name')} is not adopted: {why}; fedkeeper "
+            "takes over only objects that already do the federation's job, and leaves this one "
+            "as it is",
+        )
+    )
+
+
+def _secret_reads_other(secret: Mapping[str, Any], other: ClusterSide | None) -> str | None:
+    """Why an access Secret does not read the other cluster's API server (None: it does)."""
+    if other is None:
+        return None
+    meaning, problems = secret_kubeconfig(secret)
+    if problems or meaning is None:
+        return f"its kubeconfig is malformed ({'; '.join(problems[:2]) or 'no context'})"
+    server, target = normalized_server(meaning.server), normalized_server(other.endpoint)
+    if server != target:
+        reads = server or "no server"
+        return f"its kubeconfig reads {reads}, not {other.backend}'s API server {target}"
+    return None
+
+
 def _remote_access(
-    side: ClusterSide,
-) -> list[tuple[str, Mapping[str, Any] | None, str, str | None]]:
+    side: ClusterSide, names: RccNames
+) -> list[tuple[str, Mapping[str, Any] | None, str, str | None, str | None]]:
+    want = desired_remote_objects(names)
+    typha = desired_typha_access(names)
     return [
-        ("ServiceAccount", side.service_account, "the other cluster's Typha reads as it", None),
-        ("Secret", side.token_secret, "the remote service account's token", None),
-        ("ClusterRole", side.cluster_role, "it grants the remote service account's reads", None),
-        ("ClusterRoleBinding", side.cluster_role_binding, "it binds that ClusterRole", None),
-        ("Role", side.typha_role, "Typha may read access Secrets", None),
-        ("RoleBinding", side.typha_binding, "it binds Typha to that Role", None),
+        (
+            "ServiceAccount",
+            side.service_account,
+            "the other cluster's Typha reads as it",
+            None,
+            _malformed(side.service_account),
+        ),
+        (
+            "Secret",
+            side.token_secret,
+            "the remote service account's token",
+            None,
+            _token_why_not(side.token_secret, names.remote_sa),
+        ),
+        (
+            "ClusterRole",
+            side.cluster_role,
+            "it grants the remote service account's reads",
+            None,
+            _role_why_not(side.cluster_role, want["ClusterRole"]),
+        ),
+        (
+            "ClusterRoleBinding",
+            side.cluster_role_binding,
+            "it binds that ClusterRole",
+            None,
+            _binding_why_not(side.cluster_role_binding, want["ClusterRoleBinding"]),
+        ),
+        (
+            "Role",
+            side.typha_role,
+            "Typha may read access Secrets",
+            None,
+            _role_why_not(side.typha_role, typha["Role"]),
+        ),
+        (
+            "RoleBinding",
+            side.typha_binding,
+            "it binds Typha to that Role",
+            None,
+            _binding_why_not(side.typha_binding, typha["RoleBinding"]),
+        ),
     ]
+
+
+def _malformed(obj: Mapping[str, Any] | None, *more: list[str]) -> str | None:
+    if obj is None:
+        return None
+    problems = metadata_problems(obj)
+    for extra in more:
+        problems += extra
+    return f"it is malformed ({'; '.join(problems[:3])})" if problems else None
+
+
+def _token_why_not(token: Mapping[str, Any] | None, sa: str) -> str | None:
+    if token is None:
+        return None
+    if token.get("type") != SA_TOKEN_TYPE:
+        return f"its type is {token.get('type')!r}, not {SA_TOKEN_TYPE}"
+    annotations = _meta(token).get("annotations")
+    if not isinstance(annotations, Mapping) or annotations.get(SA_NAME_ANNOTATION) != sa:
+        return f"it is not the token of service account {sa}"
+    return _malformed(token)
+
+
+def _role_why_not(role: Mapping[str, Any] | None, want: Mapping[str, Any]) -> str | None:
+    if role is None:
+        return None
+    bad = _malformed(role, rules_problems(role.get("rules")))
+    if bad:
+        return bad
+    missing = role_lacks(role, want)
+    return (
+        f"it lacks {len(missing)} permission(s) such as {'/'.join(missing[0])}" if missing else None
+    )
+
+
+def _binding_why_not(binding: Mapping[str, Any] | None, want: Mapping[str, Any]) -> str | None:
+    if binding is None:
+        return None
+    bad = _malformed(binding, binding_problems(binding))
+    if bad:
+        return bad
+    drift = [d for d in (role_ref_drift(binding, want), *subjects_drift(binding, want)) if d]
+    return "; ".join(drift) if drift else None
 
 
 def _select(plan: Plan, only: Collection[str] | None) -> Plan:

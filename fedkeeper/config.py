@@ -510,6 +510,12 @@ class RemoteServiceAccountConfig(_Model):
     namespace: str = "calico-system"
 
 
+# The access Secrets' own namespace (fedkeeper's RBAC manifests create it), and namespaces
+# that hold other components' Secrets and so can never be it.
+DEFAULT_ACCESS_NAMESPACE = "fedkeeper-access"
+SHARED_NAMESPACES = frozenset({"calico-system", "tigera-operator", "kube-system", "kube-public"})
+
+
 class FederationSettings(_Model):
     calico_api: CalicoApiConfig = Field(default_factory=CalicoApiConfig)
     eks_rcc_name: str = Field(
@@ -518,7 +524,10 @@ class FederationSettings(_Model):
     onprem_rcc_name: str = Field(
         "", description="RCC on-prem naming the EKS cluster; default eks.cluster_name lowered"
     )
-    access_secret_namespace: str = "calico-system"
+    access_secret_namespace: str = Field(
+        DEFAULT_ACCESS_NAMESPACE,
+        description="a namespace of its own for the RCCs' access Secrets (Typha reads them)",
+    )
     remote_service_account: RemoteServiceAccountConfig = Field(
         default_factory=RemoteServiceAccountConfig
     )
@@ -530,6 +539,29 @@ class FederationSettings(_Model):
         if v and (not _DNS_LABEL.fullmatch(v) or len(v) > 63):
             raise ValueError(f"{v!r} must be a DNS label (lower-case letters, digits and -)")
         return v
+
+    @field_validator("access_secret_namespace")
+    @classmethod
+    def _own_namespace(cls, v: str) -> str:
+        # fedkeeper (and Typha) may read every Secret there: never a namespace holding other
+        # components' secrets (calico-system holds typha-certs and its private key).
+        if v in SHARED_NAMESPACES:
+            raise ValueError(
+                f"{v!r} holds other components' Secrets, and fedkeeper and Typha may read "
+                "every Secret in the access namespace; give it a namespace of its own, such as "
+                f"{DEFAULT_ACCESS_NAMESPACE}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _access_namespace_apart(self) -> FederationSettings:
+        if self.access_secret_namespace == self.remote_service_account.namespace:
+            raise ValueError(
+                f"federation.access_secret_namespace {self.access_secret_namespace!r} is also "
+                "federation.remote_service_account.namespace: the access Secrets need a "
+                f"namespace of their own, such as {DEFAULT_ACCESS_NAMESPACE}"
+            )
+        return self
 
 
 class ReconcileConfig(_Model):

@@ -9,6 +9,8 @@ kind of failure, never from an SDK's exception class:
   dead-letter queue take over.
 * :class:`PermanentError` — validation, forbidden, a required object missing, malformed
   credentials. Trying again will not help; it is reported and counted, not raised.
+* :class:`BusyError` — the target is in the middle of another operation; the work waits for
+  the next trigger (deferred, neither raised nor alerted).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class UnreachableError(RetryableError):
 
 class ConflictError(RetryableError):
     """A write carried a stale ``resourceVersion`` (HTTP 409): re-read and re-plan."""
+
+
+class BusyError(FedkeeperError):
+    """The target is busy with another operation (an add-on update rolling out, 409
+    ``ResourceInUseException``): neither retried at once nor alerted on; the work is deferred
+    to the next trigger, when the operation has ended."""
 
 
 class PermanentError(FedkeeperError):

@@ -44,6 +44,7 @@ class RunGuard:
     deadline: float | None = None  # in ``clock`` seconds; None: no budget
     clock: Callable[[], float] = time.monotonic
     down: dict[str, FedkeeperError] = field(default_factory=dict)
+    reached: set[str] = field(default_factory=set)  # targets that answered a call
 
     @classmethod
     def within(cls, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> RunGuard:
@@ -72,6 +73,10 @@ class RunGuard:
             exc.target = target
         if domain_wide(exc):
             self.down.setdefault(target, exc)
+
+    def succeeded(self, target: str) -> None:
+        """``target`` answered a call (its answer, even "not found", says it is up)."""
+        self.reached.add(target)
 
     def mark_down(self, target: str, exc: FedkeeperError) -> None:
         exc.target = exc.target or target

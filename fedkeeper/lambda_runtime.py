@@ -398,7 +398,7 @@ def handle_event(event: Any, context: object, handler_name: str) -> dict[str, An
         return finish(rt, report, handler_name)
     report = _reconcile(rt, trigger.scope, "apply", trigger.reason, run_budget(context))
     _defer_while_cut_off(report, trigger)
-    return finish(rt, report, handler_name)
+    return finish(rt, report, handler_name, budget_s=finish_budget(context))
 
 
 def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
@@ -418,7 +418,7 @@ def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
     except ConfigError as exc:
         return _config_failure("repair", exc)
     if isinstance(command, AdoptCommand):
-        return finish(rt, _adopt(rt, command), "repair")
+        return finish(rt, _adopt(rt, command), "repair", budget_s=finish_budget(context))
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
     report = _reconcile(
         rt,
@@ -428,7 +428,7 @@ def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
         run_budget(context),
         fresh_preconditions=True,  # someone asked: what they see is read now
     )
-    return finish(rt, report, "repair")
+    return finish(rt, report, "repair", budget_s=finish_budget(context))
 
 
 def _adopt(rt: Runtime, command: AdoptCommand) -> Report:
@@ -456,16 +456,30 @@ EPISODES_TABLE_SUFFIX = "-fedkeeper-episodes"  # the stack names the table <name
 DEADLINE_MARGIN_S = 20.0
 
 
-def run_budget(context: object) -> float | None:
-    """The run's time budget: the invocation's remaining time less a margin (None: no limit)."""
+# Seconds kept back at the very end: the Report's return and Lambda's own bookkeeping.
+FINISH_MARGIN_S = 2.0
+
+
+def _remaining_s(context: object) -> float | None:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining):
         return None
     try:
-        left = float(remaining()) / 1000.0
+        return float(remaining()) / 1000.0
     except (TypeError, ValueError):
         return None
-    return max(left - DEADLINE_MARGIN_S, 1.0)
+
+
+def run_budget(context: object) -> float | None:
+    """The run's time budget: the invocation's remaining time less a margin (None: no limit)."""
+    left = _remaining_s(context)
+    return None if left is None else max(left - DEADLINE_MARGIN_S, 1.0)
+
+
+def finish_budget(context: object) -> float | None:
+    """What :func:`finish` may spend on SNS and the episode store: what the run left."""
+    left = _remaining_s(context)
+    return None if left is None else max(left - FINISH_MARGIN_S, 0.5)
 
 
 def _reconcile(
@@ -530,21 +544,29 @@ def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
     if settings is not None and settings.topic_arn:
         import boto3
 
-        from fedkeeper.adapters.aws import AwsAdapter
+        from fedkeeper.adapters.aws import ALERT_CONFIG, ALERT_WORST_CALL_S, AwsAdapter
 
         table = settings.episodes_table or ""
         name = table.removesuffix(EPISODES_TABLE_SUFFIX) or "(unknown federation)"
-        alert(settings, AwsAdapter(boto3.Session()), name, report, time.time())
+        aws = AwsAdapter(boto3.Session(), config=ALERT_CONFIG, worst_call_s=ALERT_WORST_CALL_S)
+        alert(settings, aws, name, report, time.time())
     return finish(None, report, handler_name)
 
 
 def finish(
-    rt: Runtime | None, report: Report, handler_name: str, sink: MetricsSink | None = None
+    rt: Runtime | None,
+    report: Report,
+    handler_name: str,
+    sink: MetricsSink | None = None,
+    *,
+    budget_s: float | None = None,
 ) -> dict[str, Any]:
     """Log the Report, record its metrics, raise if retrying can help; the Report dict.
 
     ``sink`` takes the metrics when the caller flushes them itself (the watch function, whose
     invocation outlives many runs); by default they join the handler's shared metric set.
+    ``budget_s``: what the invocation has left for SNS and the episode store; a call whose
+    worst case would not fit is not made (a hung SNS or DynamoDB cannot hold the function).
     """
     sink = metrics if sink is None else sink
     if rt is not None and rt.on_report is not None:
@@ -555,14 +577,7 @@ def finish(
     log("fedkeeper run finished", extra={"handler": handler_name, "report": out})
     record_metrics(report, handler_name, sink)
     if rt is not None:
-        notify(rt, report)
-        if rt.settings.episodes_table:
-            try:
-                aws = rt.connections().aws
-            except FedkeeperError as exc:
-                logger.warning("could not record trouble", extra={"error": redact(str(exc))})
-            else:
-                alert(rt.settings, aws, rt.config.name, report, rt.wall_clock(), sink)
+        _tell(rt, report, sink, budget_s)
     retryable = [f"{e.invariant}: {e.message}" for e in report.errors if e.retryable]
     retryable += [
         f"{c.change.target}: {c.error}"
@@ -577,28 +592,59 @@ def finish(
     return out
 
 
-def notify(rt: Runtime, report: Report) -> None:
-    """Tell the operators' SNS topic about repairs, failures and error findings.
+def _tell(rt: Runtime, report: Report, sink: MetricsSink, budget_s: float | None) -> None:
+    """Notify and record trouble within ``budget_s``, on the short-timeout AWS adapter."""
+    from fedkeeper.guard import RunGuard
 
-    Quiet runs (nothing repaired, nothing failed) publish nothing, so a healthy federation
-    does not page anyone every schedule period. A failed publish is logged, never raised.
+    if not (rt.settings.topic_arn or rt.settings.episodes_table):
+        return  # nowhere to tell
+    try:
+        conns = rt.connections()
+    except FedkeeperError as exc:
+        logger.warning("could not notify or record trouble", extra={"error": redact(str(exc))})
+        return
+    aws = conns.alerting_aws()
+    aws.guard = RunGuard.within(budget_s, conns.clock)
+    try:
+        notify(rt, report, aws)
+        if rt.settings.episodes_table:
+            alert(rt.settings, aws, rt.config.name, report, rt.wall_clock(), sink)
+    finally:
+        aws.guard = None
+
+
+def notify(rt: Runtime, report: Report, aws: AwsAdapter | None = None) -> None:
+    """Tell the operators' SNS topic about repairs (with what failed beside them).
+
+    Only a run that repaired something publishes: failures and error findings are told
+    once per episode by :func:`alert`, so a standing problem never pages on every run,
+    and a healthy federation pages no one. A failed publish is logged, never raised.
     """
     topic = rt.settings.topic_arn
     if not topic:
         return
     repaired = sum(c.result is Result.APPLIED for c in report.changes)
+    if not repaired:
+        return
     failed = sum(c.result is Result.FAILED for c in report.changes) + len(report.errors)
     errors = sum(f.severity is Severity.ERROR for f in report.findings)
-    if not (repaired or failed or errors):
-        return
     subject = (
         f"fedkeeper {rt.config.name}: {repaired} repaired, {failed} failed, "
         f"{errors} error finding(s)"
     )[:100]
     try:
-        rt.connections().aws.publish(topic, subject, json.dumps(report.to_dict(), indent=2))
+        (aws or rt.connections().alerting_aws()).publish(
+            topic, subject, json.dumps(report.to_dict(), indent=2)
+        )
     except FedkeeperError as exc:
         logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
+
+
+class _Memories:
+    """The container's own memory of trouble, by episodes table: what :func:`alert` falls
+    back on while the store cannot be read (kept as long as the container is warm)."""
+
+    by_table: dict[str, episodes.Memory] = {}
 
 
 def alert(
@@ -612,51 +658,98 @@ def alert(
     """Persistent trouble: one notification when an episode starts, one when it ends.
 
     The open episodes live in one DynamoDB item written conditionally (its version), so
-    two functions finishing at once cannot both notify the same episode. Publishes the
-    ``PersistentTrouble`` metric (open, notified episodes) that the stack's alarm watches.
-    A failure here is logged, never raised: alerting must not break the run it reports.
+    two functions finishing at once cannot both notify the same episode: a notification is
+    claimed in the store, published, then recorded as sent (a failed publish is tried
+    again by the next run). With the store down, the function's own memory notifies each
+    episode at most once an hour and says so. Publishes the ``PersistentTrouble`` metric
+    (open, notified episodes) that the stack's alarm watches. A failure here is logged,
+    never raised: alerting must not break the run it reports.
     """
     table, topic = settings.episodes_table, settings.topic_arn
     if not table:
         return
+    memory = _Memories.by_table.setdefault(table, episodes.Memory())
+    window_s, after_runs = settings.alert_window_minutes * 60, settings.alert_after_runs
+    out = metrics if sink is None else sink
+    try:
+        result = _record_episodes(aws, table, report, now, window_s, after_runs)
+    except FedkeeperError as exc:
+        error = redact(str(exc))
+        logger.warning("episode store down: notifying from memory", extra={"error": error})
+        due = memory.step(report, now, error, window_s=window_s, after_runs=after_runs)
+        for ep in due:
+            if not topic:
+                break
+            try:
+                aws.publish(
+                    topic,
+                    f"fedkeeper {federation}: persistent trouble: {ep.key} (store down)"[:100],
+                    f"{episodes.describe(ep, now)}\n\nThe episode store {table} cannot be read "
+                    f"({error}): this notice comes from the function's own memory, at most "
+                    "once an hour for each trouble until the store is back.",
+                )
+            except FedkeeperError as err:
+                logger.warning("could not notify the topic", extra={"error": redact(str(err))})
+                break
+            memory.sent[ep.key] = now
+        out.add_metric("PersistentTrouble", MetricUnit.Count, len(due))
+        return
+    if result is None:
+        logger.warning("episodes: another run kept winning the write; nothing notified")
+        return
+    sent: set[str] = set()
+    unsent: set[str] = set()
+    for ep in [*result.opened, *result.closed]:
+        if not topic or (not ep.recovered and memory.sent_lately(ep.key, now)):
+            sent.add(ep.key)  # no topic, or told from memory while the store was down
+            continue
+        subject, text = (
+            (f"recovered: {ep.key}", f"{episodes.describe(ep, now)}; well again since this run")
+            if ep.recovered
+            else (f"persistent trouble: {ep.key}", episodes.describe(ep, now))
+        )
+        try:
+            aws.publish(topic, f"fedkeeper {federation}: {subject}"[:100], text)
+        except FedkeeperError as exc:
+            logger.warning("could not notify the topic", extra={"error": redact(str(exc))})
+            unsent.add(ep.key)
+        else:
+            sent.add(ep.key)
+    final = result.episodes
+    if sent or unsent:
+        final = _confirm_episodes(aws, table, sent, unsent) or episodes.confirm(final, sent, unsent)
+    open_count = sum(e.notified and not e.recovered for e in final.values())
+    out.add_metric("PersistentTrouble", MetricUnit.Count, open_count)
+
+
+def _record_episodes(
+    aws: AwsAdapter, table: str, report: Report, now: float, window_s: float, after_runs: int
+) -> episodes.Step | None:
+    """Step the stored episodes by this run (conditional write); None: lost every race."""
+    for _ in range(3):
+        data, version = aws.read_episodes(table)
+        before = episodes.parse_store(data)
+        result = episodes.step(before, report, now, window_s=window_s, after_runs=after_runs)
+        if result.episodes == before and not (result.opened or result.closed):
+            return result  # nothing wrong, before or now: a quiet run writes nothing
+        if aws.write_episodes(table, episodes.dump_store(result.episodes), version):
+            return result
+    return None
+
+
+def _confirm_episodes(
+    aws: AwsAdapter, table: str, sent: set[str], unsent: set[str]
+) -> dict[str, episodes.Episode] | None:
+    """Record what was published (and free the claims of what was not); None on failure."""
     try:
         for _ in range(3):
             data, version = aws.read_episodes(table)
-            before = episodes.parse_store(data)
-            result = episodes.step(
-                before,
-                report,
-                now,
-                window_s=settings.alert_window_minutes * 60,
-                after_runs=settings.alert_after_runs,
-            )
-            if result.episodes == before and not (result.opened or result.closed):
-                break  # nothing wrong, before or now: a quiet run writes nothing
-            if aws.write_episodes(table, episodes.dump_store(result.episodes), version):
-                break
-        else:
-            logger.warning("episodes: another run kept winning the write; nothing notified")
-            return
-        open_count = sum(e.notified for e in result.episodes.values())
-        (metrics if sink is None else sink).add_metric(
-            "PersistentTrouble", MetricUnit.Count, open_count
-        )
-        if not topic:
-            return
-        for ep in result.opened:
-            aws.publish(
-                topic,
-                f"fedkeeper {federation}: persistent trouble: {ep.key}"[:100],
-                episodes.describe(ep, now),
-            )
-        for ep in result.closed:
-            aws.publish(
-                topic,
-                f"fedkeeper {federation}: recovered: {ep.key}"[:100],
-                f"{episodes.describe(ep, now)}; well again since this run",
-            )
+            store = episodes.confirm(episodes.parse_store(data), sent, unsent)
+            if aws.write_episodes(table, episodes.dump_store(store), version):
+                return store
     except FedkeeperError as exc:
-        logger.warning("could not record or notify trouble", extra={"error": redact(str(exc))})
+        logger.warning("could not record what was notified", extra={"error": redact(str(exc))})
+    return None
 
 
 def record_metrics(report: Report, handler_name: str, sink: MetricsSink | None = None) -> None:

@@ -92,6 +92,7 @@ class Result(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     SKIPPED = "skipped"  # not attempted: a write it depends on failed in this run
+    DEFERRED = "deferred"  # not done: its target is busy; the next trigger tries again
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class Finding:
     severity: Severity
     check: str
     message: str
+    # The object it is about (``onprem Secret ns/name``), when one: persistent trouble with
+    # an object is one episode per object (not serialized: the message names it).
+    subject: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {"severity": self.severity.value, "check": self.check, "message": self.message}
@@ -183,6 +187,9 @@ class ChangeOutcome:
     result: Result
     error: str | None = None
     retryable: bool = False  # a FAILED write that trying again may fix (throttled, 5xx, 409)
+    # The target (cluster or aws/<service>) whose failure it was: the root cause a
+    # notification names once (not serialized: the error says it).
+    cause: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -266,6 +273,9 @@ class Report:
     duration_ms: int = 0
     trigger: str | None = None
     tunnels_up: int | None = None
+    # Targets (``eks``, ``onprem``, ``aws/<service>``) a call to which succeeded in this run:
+    # the only news that a target in trouble is well again (not serialized).
+    reached: set[str] = field(default_factory=set)
 
     @property
     def converged(self) -> bool:
@@ -376,6 +386,7 @@ class Addon:
     version: str
     status: str
     configuration_values: str
+    issues: tuple[str, ...] = ()  # health issues EKS reports, "code: message"
 
 
 IGNORE_TAG = "fedkeeper.io/ignore"

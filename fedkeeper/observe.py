@@ -229,9 +229,16 @@ def _secret(
     (it may exist without this federation's labels, or in another namespace)."""
     if namespace == names.access_namespace:
         for s in listed:
-            if (s.get("metadata") or {}).get("name") == name:
+            if _object_key(s)[1] == name:
                 return s
     return cluster.get("Secret", name, namespace)
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's labels, whatever its metadata's shape (malformed: none)."""
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return labels if isinstance(labels, dict) else {}
 
 
 def _cluster_side(
@@ -246,11 +253,7 @@ def _cluster_side(
 ) -> ClusterSide:
     sa, sa_ns, ns = names.remote_sa, names.remote_sa_namespace, names.access_namespace
     listed = owned_secrets(cluster, names)
-    owned_access = [
-        s
-        for s in listed
-        if ((s.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == ACCESS_SECRET_ROLE
-    ]
+    owned_access = [s for s in listed if _labels(s).get(ROLE_LABEL) == ACCESS_SECRET_ROLE]
     access = _secret(cluster, owned_access, names, access_secret_name(rcc_name), ns)
     rccs = cluster.list("RemoteClusterConfiguration")
     return ClusterSide(
@@ -272,6 +275,13 @@ def _cluster_side(
     )
 
 
+def _object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of an object read from a cluster, whatever its metadata's shape."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
 def rcc_secrets(
     cluster: KubeCluster, rccs: list[dict[str, Any]], known: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -280,9 +290,7 @@ def rcc_secrets(
     A Secret fedkeeper may not read (outside the namespaces it manages) is left out: the RCC
     then counts as pointing nowhere known.
     """
-    out = {
-        f"{m.get('namespace')}/{m.get('name')}": s for s in known if (m := s.get("metadata") or {})
-    }
+    out = {"/".join(_object_key(s)): s for s in known}
     for rcc in rccs:
         ref = access_secret_ref(rcc)
         if ref is None or not ref[0] or f"{ref[0]}/{ref[1]}" in out:

@@ -11,22 +11,27 @@ the Typha Role's rules, taken from :mod:`fedkeeper.invariants.rcc` — and needs
 * ``patch``/``delete`` only on the names fedkeeper owns (the remote ServiceAccount and
   token Secret, ClusterRole and binding, the Typha Role and binding, the access Secret of
   each side, the ``aws-node`` DaemonSet), and only the verbs its changes use: it repairs
-  with merge patches (never ``update``) and deletes only the token Secret it re-creates.
+  with merge patches (never ``update``) and deletes only what it re-creates: the token
+  Secret, and a binding whose roleRef differs (a roleRef cannot change).
   ``create`` cannot be narrowed by name in Kubernetes (the request carries none), so it is
   granted on the resource; ``list`` likewise.
 * Three exceptions, where names are not known when the RBAC is deployed: fedkeeper's IP
   pools are named after the VPC's CIDRs, which change at run time
   (``AssociateVpcCidrBlock``), so on-prem IP pool writes are not narrowed; RCCs and the
   access namespace's Secrets made by hand keep their operator's names when
-  ``fedkeeper adopt`` takes them over (and an owned RCC left under an old name is pruned),
-  so RCC patch/delete and Secret patch in that one namespace are not narrowed either.
-  fedkeeper's code still writes only objects labelled as owned by its federation.
+  ``fedkeeper adopt`` takes them over (and an owned RCC or access Secret left under an old
+  name is pruned), so RCC patch/delete and Secret patch/delete in that one namespace are
+  not narrowed either. That namespace is fedkeeper's own (``federation.
+  access_secret_namespace``, never one holding others' Secrets), so every Secret in it is
+  one fedkeeper owns or takes over. fedkeeper's code still writes only objects labelled as
+  owned by its federation.
 * ``watch`` (and ``list`` by name) for the watch function (:mod:`fedkeeper.watch`), on
   exactly what it watches: on-prem IP pools and RCCs (any name, as above), and by name the
   remote ClusterRole/binding, the Typha Role/binding, the access and token Secrets and
   ``aws-node``. The remote ServiceAccount is read through the remote ClusterRole's rules.
 * Secrets, ServiceAccounts, Roles and RoleBindings only in the namespaces fedkeeper
-  manages (a Role per namespace), never cluster-wide.
+  manages (a Role per namespace), never cluster-wide; in the remote service account's
+  namespace (``calico-system``) only the token Secret, by name.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fedkeeper.config import FederationConfig
-from fedkeeper.invariants.rcc import REMOTE_RULES, TYPHA_ACCESS, TYPHA_RULES, access_secret_name
+from fedkeeper.invariants.rcc import REMOTE_RULES, TYPHA_ACCESS, TYPHA_RULES
 from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 Side = Literal["eks", "onprem"]
@@ -81,6 +86,13 @@ def reconciler_rules(config: FederationConfig, side: Side) -> list[dict[str, Any
             "verbs": ["get", "patch", *WATCH_VERBS],
             "resourceNames": [remote],
         },
+        # A binding's roleRef cannot change: one bound to another role is re-created.
+        {
+            "apiGroups": [_RBAC],
+            "resources": ["clusterrolebindings"],
+            "verbs": ["delete"],
+            "resourceNames": [remote],
+        },
         # Any name: an RCC made by hand keeps its operator's name when `fedkeeper adopt`
         # takes it over, and an owned RCC that no longer matches the config is pruned.
         # ``create`` cannot be narrowed anyway, so a name list would not contain the risk.
@@ -110,10 +122,14 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
     fed = config.federation
     sa = fed.remote_service_account
     rules: list[dict[str, Any]] = []
-    secrets: list[str] = []
     if namespace == fed.access_secret_namespace:
-        rules += _granted(TYPHA_RULES)  # held, to grant it to Typha
-        secrets.append(access_secret_name(_rcc_name(config, side)))
+        # The access namespace is fedkeeper's own: it holds only access Secrets (fedkeeper's,
+        # and hand-made ones `fedkeeper adopt` takes over under their own names). Reading
+        # them all is held anyway, to grant it to Typha.
+        rules += _granted(TYPHA_RULES)
+        rules.append(
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch", "delete"]}
+        )
         rules.append(
             {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create"]}
         )
@@ -125,8 +141,27 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
                 "resourceNames": [TYPHA_ACCESS],
             }
         )
+        rules.append(
+            {
+                "apiGroups": [_RBAC],
+                "resources": ["rolebindings"],
+                "verbs": ["delete"],
+                "resourceNames": [TYPHA_ACCESS],
+            }
+        )
     if namespace == sa.namespace:
-        secrets.append(sa.name)
+        # Only the remote token Secret, by name (list and watch too, through a metadata.name
+        # field selector): other Secrets here (calico-system's typha-certs) stay out of
+        # reach. ``create`` cannot be narrowed by name in Kubernetes.
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]})
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get", "patch", "delete", *WATCH_VERBS],
+                "resourceNames": [sa.name],
+            }
+        )
         # Read through the remote ClusterRole's rules; patched only to adopt it (labels).
         rules.append({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]})
         rules.append(
@@ -135,21 +170,6 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
                 "resources": ["serviceaccounts"],
                 "verbs": ["patch"],
                 "resourceNames": [sa.name],
-            }
-        )
-    if secrets:
-        # Access Secrets made by hand keep their names when adopted, so in the access
-        # namespace (only) Secrets may be patched by any name.
-        verbs = ["list", "create"]
-        if namespace == fed.access_secret_namespace:
-            verbs.append("patch")
-        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": verbs})
-        rules.append(
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "verbs": ["get", "patch", "delete", "watch"],
-                "resourceNames": sorted(set(secrets)),
             }
         )
     if namespace == CALICO_SYSTEM:
@@ -188,13 +208,19 @@ def reconciler_objects(
 ) -> list[dict[str, Any]]:
     """The managed namespaces, a ClusterRole + binding, and a Role + binding per namespace.
 
-    The Namespace objects carry no ownership label: calico-system belongs to Calico, and
-    they are listed only so the Roles can be applied before the operator creates it.
+    Only the access Secrets' namespace is fedkeeper's own and labelled so; calico-system
+    belongs to Calico, and is listed only so the Roles can be applied before the operator
+    creates it.
     """
     labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
     role_ref = {"apiGroup": _RBAC, "name": RECONCILER}
+    access_ns = config.federation.access_secret_namespace
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, **({"labels": dict(labels)} if ns == access_ns else {})},
+        }
         for ns in managed_namespaces(config, side)
         if ns != AWS_NODE[1]  # kube-system always exists; fedkeeper does not declare it
     ]

@@ -20,7 +20,15 @@ from fedkeeper.errors import (
 )
 from fedkeeper.guard import RunGuard, fix_for
 from fedkeeper.invariants import Plan
-from fedkeeper.model import Deferred, Invariant, Report, RunError, TargetFailure, Vpc
+from fedkeeper.model import (
+    ChangeOutcome,
+    Deferred,
+    Invariant,
+    Report,
+    RunError,
+    TargetFailure,
+    Vpc,
+)
 
 if TYPE_CHECKING:
     from fedkeeper.adapters.kube import KubeCluster
@@ -96,8 +104,9 @@ class Run:
     report: Report
     guard: RunGuard = field(default_factory=RunGuard)
     _cache: dict[str, Any] = field(default_factory=dict)
-    # (target, action) of writes that failed or were skipped this run: never sent again.
-    failed_writes: set[tuple[str, str]] = field(default_factory=set)
+    # (target, action) of writes that failed or were skipped this run (never sent again),
+    # with the outcome that says whether retrying can help and which target failed.
+    failed_writes: dict[tuple[str, str], ChangeOutcome] = field(default_factory=dict)
     # Read every precondition afresh (a manual plan or status), whatever the connections keep.
     fresh_preconditions: bool = False
     # Targets whose writes wait (an owned object fedkeeper keeps fighting over): the reason,

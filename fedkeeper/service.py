@@ -21,10 +21,11 @@ from fedkeeper.adapters.auth import (
     keep_bearer_token_fresh,
     parse_kubeconfig,
 )
-from fedkeeper.adapters.aws import AwsAdapter
+from fedkeeper.adapters.aws import ALERT_CONFIG, ALERT_WORST_CALL_S, AwsAdapter
 from fedkeeper.adapters.kube_types import REQUEST_TIMEOUT, ResourceType, resource_types
 from fedkeeper.config import FederationConfig, Mode
 from fedkeeper.errors import (
+    BusyError,
     ConflictError,
     ElsewhereError,
     FedkeeperError,
@@ -113,6 +114,7 @@ class Connections:
         self.targets = targets or Targets()
         self.counter = counter if counter is not None else ApiCounter()
         self.aws = AwsAdapter(session, self.counter)
+        self._alerting: AwsAdapter | None = None
         self.types: dict[str, ResourceType] = resource_types(
             config.federation.calico_api.group, config.federation.calico_api.version
         )
@@ -144,6 +146,15 @@ class Connections:
     @property
     def cluster_name(self) -> str:
         return self.targets.cluster_name or self.config.eks.cluster_name
+
+    def alerting_aws(self) -> AwsAdapter:
+        """AWS for the calls after a run (SNS, the episode store): two short attempts each,
+        so they fit in the margin the run leaves the invocation."""
+        if self._alerting is None:
+            self._alerting = AwsAdapter(
+                self.session, self.counter, config=ALERT_CONFIG, worst_call_s=ALERT_WORST_CALL_S
+            )
+        return self._alerting
 
     def eks_cluster(self) -> dict[str, Any]:
         """``describe_cluster`` output, read once per process (endpoint and CA are stable)."""
@@ -299,6 +310,7 @@ def reconcile(
             _run_invariant(run, inv, runner)
     finally:
         conns.use_guard(None)
+    report.reached = set(guard.reached)
     report.api = conns.counter.since(before)
     report.duration_ms = int((time.perf_counter() - started) * 1000)
     return report
@@ -306,6 +318,9 @@ def reconcile(
 
 def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
     conflicts = passes = 0
+    # A malformed object named by a pass whose writes restored it is still news: such
+    # findings of earlier settle passes are kept (the final pass cannot see them anymore).
+    earlier: list[Finding] = []
     while True:
         try:
             plan = runner(run)
@@ -331,7 +346,9 @@ def _run_invariant(run: Run, inv: Invariant, runner: Runner) -> None:
             continue
         passes += 1
         if plan.settle and run.mode == "apply" and passes < MAX_SETTLE_PASSES:
+            earlier += [f for f in plan.findings if f.check.endswith(".malformed")]
             continue  # a write this pass unblocks another: plan again on fresh reads
+        run.report.findings.extend(f for f in earlier if f not in plan.findings)
         run.report.findings.extend(plan.findings)
         for d in plan.deferred:
             run.defer(d.target, d.reason, retry=d.retry)
@@ -357,35 +374,51 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
             if finding not in run.report.findings:
                 run.report.findings.append(finding)
             continue
-        blocked = [t for t in change.after if any(k[0] == t for k in run.failed_writes)]
+        blocked = [o for k, o in run.failed_writes.items() if k[0] in change.after]
         if blocked:
-            run.failed_writes.add(key)
-            run.report.changes.append(
-                ChangeOutcome(
-                    change,
-                    Result.SKIPPED,
-                    f"not attempted: it needs {', '.join(blocked)}, whose write failed",
-                    True,
-                )
+            # As retryable as what it waits for: a permanent failure is not fixed by a retry.
+            outcome = ChangeOutcome(
+                change,
+                Result.SKIPPED,
+                "not attempted: it needs "
+                f"{', '.join(dict.fromkeys(o.change.target for o in blocked))}, whose write "
+                + (
+                    "was deferred"
+                    if all(o.result is Result.DEFERRED for o in blocked)
+                    else "failed"
+                ),
+                any(o.retryable for o in blocked),
+                cause=next((o.cause for o in blocked if o.cause), None),
             )
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
             continue
         try:
             execute(run, change)
         except ConflictError as exc:
             if not last_attempt:
                 return True
-            run.failed_writes.add(key)
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), True))
+            outcome = ChangeOutcome(change, Result.FAILED, str(exc), True, cause=exc.target)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
+        except BusyError as exc:
+            # Busy with another operation (an add-on update rolling out): the next trigger
+            # tries again; no retry storm, no alert.
+            outcome = ChangeOutcome(change, Result.DEFERRED, str(exc), False)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
+            run.defer(change.target, f"busy: {exc}; the next trigger tries again")
         except ElsewhereError:
             continue  # another run writes that cluster
         except FedkeeperError as exc:
-            run.failed_writes.add(key)
             if isinstance(exc, UnreachableError) and exc.target == "onprem":
                 run.defer("onprem", str(exc))
             if exc.target is not None and not isinstance(exc, OutOfTimeError):
                 run.target_failed(exc, change.invariant)
             retryable = isinstance(exc, RetryableError)
-            run.report.changes.append(ChangeOutcome(change, Result.FAILED, str(exc), retryable))
+            outcome = ChangeOutcome(change, Result.FAILED, str(exc), retryable, cause=exc.target)
+            run.failed_writes[key] = outcome
+            run.report.changes.append(outcome)
         else:
             run.report.changes.append(ChangeOutcome(change, Result.APPLIED))
     return False

@@ -22,9 +22,10 @@ encryption setup and the two DynamoDB actions the role already holds; a lease is
 item beside the episodes item, which nothing else reads.
 
 **Repairs** run under the watch's remaining time (:mod:`fedkeeper.watch`); they are logged
-and counted like every run, and notify only when something failed or an episode opens (a
-fight, an invariant failing again and again): a repair that worked is in the logs, the
-``DriftRepaired`` metric and the dashboard, not in every operator's mail.
+and counted like every run, and notify only when an episode of trouble opens or ends (a
+fight, a cluster down, an invariant failing again and again), as every handler's failures
+do: a repair that worked is in the logs, the ``DriftRepaired`` metric and the dashboard, not
+in every operator's mail.
 """
 
 from __future__ import annotations
@@ -55,10 +56,9 @@ from fedkeeper.lambda_runtime import (
     finish,
     logger,
     metrics_namespace,
-    notify,
     runtime,
 )
-from fedkeeper.model import Report, Result, RunError, Scope, Severity
+from fedkeeper.model import Report, RunError, Scope
 from fedkeeper.service import effective_mode
 from fedkeeper.watch import (
     Watcher,
@@ -200,8 +200,6 @@ def watch_for(
         try:
             with contextlib.suppress(RetryableError):  # the next change or sweep retries
                 finish(None, report, "watch", sink)  # logged and counted like every run
-            if _failed(report):
-                notify(rt, report)
             _alert(rt, report, wall(), sink)
         finally:
             _emit(sink)
@@ -310,21 +308,13 @@ def _emit(sink: EphemeralMetrics) -> None:
     stream.flush()
 
 
-def _failed(report: Report) -> bool:
-    """Something failed or is broken: worth a notification (a repair that worked is not)."""
-    return bool(
-        report.errors
-        or any(c.result is Result.FAILED for c in report.changes)
-        or any(f.severity is Severity.ERROR for f in report.findings)
-    )
-
-
 def _alert(rt: Runtime, report: Report, now: float, sink: MetricsSink) -> None:
-    """Episodes of persistent trouble, as every handler keeps them."""
+    """Episodes of persistent trouble, as every handler keeps them (on the short-timeout
+    alerting adapter: a hung SNS or DynamoDB must not hold the watch)."""
     if not rt.settings.episodes_table:
         return
     try:
-        aws = rt.connections().aws
+        aws = rt.connections().alerting_aws()
     except FedkeeperError as exc:
         logger.warning("could not record trouble", extra={"error": str(exc)})
         return

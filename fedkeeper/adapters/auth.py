@@ -19,6 +19,7 @@ import yaml
 from botocore.signers import RequestSigner
 
 from fedkeeper.errors import PermanentError
+from fedkeeper.invariants.shapes import read_kubeconfig
 
 TOKEN_PREFIX = "k8s-aws-v1."
 TOKEN_LIFETIME_S = 15 * 60
@@ -137,11 +138,19 @@ def parse_kubeconfig(text: str, source: str) -> dict[str, Any]:
             f"{source}: the kubeconfig has no {', '.join(missing)}; store a complete kubeconfig "
             "(see `fedkeeper onprem-bootstrap`)"
         )
-    for user in data.get("users") or []:
-        u = (user or {}).get("user") or {}
-        if "exec" in u:
+    users = data["users"] if isinstance(data["users"], list) else []
+    for user in users:
+        u = user.get("user") if isinstance(user, dict) else None
+        if isinstance(u, dict) and "exec" in u:
             raise PermanentError(
                 f"{source}: the kubeconfig uses an exec credential plugin, which cannot run in "
                 "a Lambda; use a service-account token"
             )
+    _, problems = read_kubeconfig(text)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise PermanentError(
+            f"{source}: the kubeconfig is malformed: {'; '.join(problems[:3])}{more}; store a "
+            "complete kubeconfig (see `fedkeeper onprem-bootstrap`)"
+        )
     return data

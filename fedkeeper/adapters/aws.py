@@ -28,6 +28,7 @@ from botocore.exceptions import (
 
 from fedkeeper.errors import (
     AnswerTimeoutError,
+    BusyError,
     FedkeeperError,
     NotFoundError,
     PermanentError,
@@ -57,6 +58,19 @@ RETRY_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": AWS_ATTEMPTS},
     connect_timeout=AWS_CONNECT_TIMEOUT,
     read_timeout=AWS_READ_TIMEOUT,
+    user_agent_extra="fedkeeper",
+)
+
+# The calls after a run (SNS notifications, the episode store) fit in the margin the run
+# leaves: two short attempts each, so a hung SNS or DynamoDB cannot hold the function.
+ALERT_ATTEMPTS = 2
+ALERT_CONNECT_TIMEOUT = 2
+ALERT_READ_TIMEOUT = 3
+ALERT_WORST_CALL_S = ALERT_ATTEMPTS * (ALERT_CONNECT_TIMEOUT + ALERT_READ_TIMEOUT) + 2
+ALERT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": ALERT_ATTEMPTS},
+    connect_timeout=ALERT_CONNECT_TIMEOUT,
+    read_timeout=ALERT_READ_TIMEOUT,
     user_agent_extra="fedkeeper",
 )
 
@@ -90,6 +104,8 @@ def translate_client_error(exc: ClientError) -> Exception:
         err = RetryableError(text)
     elif code.endswith("NotFound") or code in {"ResourceNotFoundException", "NoSuchEntity"}:
         err = NotFoundError(text)
+    elif code == "ResourceInUseException":
+        err = BusyError(text)  # e.g. an add-on update still rolling out
     else:
         err = PermanentError(text)
     err.status = status or None
@@ -131,9 +147,18 @@ def _translated(fn: Callable[P, T]) -> Callable[P, T]:
 class AwsAdapter:
     """The AWS calls fedkeeper makes, on one injected ``boto3.Session``."""
 
-    def __init__(self, session: boto3.Session, counter: ApiCounter | None = None) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        counter: ApiCounter | None = None,
+        *,
+        config: Config = RETRY_CONFIG,
+        worst_call_s: float = AWS_WORST_CALL_S,
+    ) -> None:
         self._session = session
         self.counter = counter if counter is not None else ApiCounter()
+        self.config = config
+        self.worst_call_s = worst_call_s  # what the guard budgets for one call
         self._clients: dict[str, Any] = {}
         self.guard: RunGuard | None = None  # the current run's deadline and failed targets
         self._service = "aws"  # target of the call in flight: aws/<service>
@@ -141,8 +166,9 @@ class AwsAdapter:
     def client(self, service: str) -> Any:
         """A cached client with the shared retry config and call counting."""
         if service not in self._clients:
-            client = self._session.client(service, config=RETRY_CONFIG)
+            client = self._session.client(service, config=self.config)
             client.meta.events.register("before-call.*.*", self._count)
+            client.meta.events.register("after-call.*.*", self._answered)
             self._clients[service] = client
         return self._clients[service]
 
@@ -150,8 +176,13 @@ class AwsAdapter:
         # Each call is one AWS service: a failure of one keeps to the work needing it.
         self._service = f"aws/{model.service_model.service_name}"
         if self.guard is not None:
-            self.guard.before(self._service, AWS_WORST_CALL_S)
+            self.guard.before(self._service, self.worst_call_s)
         self.counter.count("aws", write=not str(model.name).startswith(_READ_PREFIXES))
+
+    def _answered(self, http_response: Any, model: Any, **_: Any) -> None:
+        # Only a successful call says a service is well (any other call says nothing of it).
+        if self.guard is not None and int(getattr(http_response, "status_code", 500)) < 300:
+            self.guard.succeeded(f"aws/{model.service_model.service_name}")
 
     def failed(self, exc: FedkeeperError) -> None:
         """Record a failed call against its service (see :class:`fedkeeper.guard.RunGuard`)."""
@@ -159,6 +190,8 @@ class AwsAdapter:
             exc.target = self._service
         if self.guard is not None and exc.target.startswith("aws"):
             self.guard.failed(exc.target, exc)
+            if isinstance(exc, NotFoundError):
+                self.guard.succeeded(exc.target)  # it answered
 
     # --- EC2: VPC and routes ------------------------------------------------------------
 
@@ -262,12 +295,18 @@ class AwsAdapter:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return None
             raise
+        issues = (a.get("health") or {}).get("issues") or []
         return Addon(
             cluster=cluster,
             name=name,
             version=str(a.get("addonVersion", "")),
             status=str(a.get("status", "")),
             configuration_values=str(a.get("configurationValues", "") or ""),
+            issues=tuple(
+                f"{i.get('code', '')}: {i.get('message', '')}".strip(": ")
+                for i in issues
+                if isinstance(i, dict)
+            ),
         )
 
     @_translated

@@ -292,14 +292,14 @@ class KubeCluster:
             guard.before(self.backend, sum(self.timeout) * ATTEMPTS)
         try:
             try:
-                return self._call_once(
+                out = self._call_once(
                     method, path, what=what, body=body, query=query, content_type=content_type
                 )
             except UnauthorizedError:
                 if self.reauthenticate is None:
                     raise
                 self._reauthenticate()  # fresh credentials once, then retry
-                return self._call_once(
+                out = self._call_once(
                     method, path, what=what, body=body, query=query, content_type=content_type
                 )
         except FedkeeperError as exc:
@@ -307,7 +307,12 @@ class KubeCluster:
                 exc.target = self.backend
             if guard is not None:
                 guard.failed(self.backend, exc)
+                if isinstance(exc, NotFoundError | ConflictError):
+                    guard.succeeded(self.backend)  # the API server answered
             raise
+        if guard is not None:
+            guard.succeeded(self.backend)
+        return out
 
     def _reauthenticate(self) -> None:
         """A client with fresh credentials (possibly the same one, its token reset)."""
@@ -383,11 +388,12 @@ class KubeCluster:
                 f"{self.backend}: {kind} ({rt.api_version}) is not served by this cluster; "
                 "is the Calico API server installed?"
             ) from exc
-        items = data.get("items") or []
+        raw = data.get("items")
+        items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         for item in items:
             item.setdefault("apiVersion", rt.api_version)
             item.setdefault("kind", kind)
-        return [i for i in items if isinstance(i, dict)]
+        return items
 
     def list_at(
         self,

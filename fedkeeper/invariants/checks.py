@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedkeeper.invariants import Plan
-from fedkeeper.invariants.ippools import owned
+from fedkeeper.invariants.ippools import owned, pool_problems
 from fedkeeper.model import Finding, Severity, Trail
 
 FEDERATED_SERVICES = "federatedservices"
@@ -44,7 +44,21 @@ class ChecksObservation:
 
 
 def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
+    meta = obj.get("metadata")
+    return str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
+
+
+def _containers(deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The pod template's containers that are objects (entries of any other shape skipped)."""
+    node: Any = _spec(deployment).get("template")
+    node = node.get("spec") if isinstance(node, Mapping) else None
+    containers = node.get("containers") if isinstance(node, Mapping) else None
+    return [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
+
+
+def _env(container: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    env = container.get("env")
+    return [e for e in env if isinstance(e, Mapping)] if isinstance(env, list) else []
 
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -57,8 +71,8 @@ def federated_services_enabled(state: ControllerState) -> bool | None:
     known = False
     if state.deployment is not None:
         known = True
-        for c in _spec(state.deployment).get("template", {}).get("spec", {}).get("containers", []):
-            for e in c.get("env", []) or []:
+        for c in _containers(state.deployment):
+            for e in _env(c):
                 if e.get("name") == "ENABLED_CONTROLLERS":
                     enabled = {x.strip().lower() for x in str(e.get("value", "")).split(",")}
                     if FEDERATED_SERVICES in enabled:
@@ -115,9 +129,8 @@ CONFIG_FIX = (
 
 
 def _enabled_controllers(deployment: Mapping[str, Any]) -> list[str] | None:
-    containers = _spec(deployment).get("template", {}).get("spec", {}).get("containers", [])
-    for c in containers:
-        for e in c.get("env", []) or []:
+    for c in _containers(deployment):
+        for e in _env(c):
             if e.get("name") == "ENABLED_CONTROLLERS":
                 return [x.strip() for x in str(e.get("value", "")).split(",") if x.strip()]
     return None
@@ -133,9 +146,11 @@ def enable_federated_services(state: ControllerState) -> str:
     """
     deployment = state.deployment
     if deployment is not None:
-        meta = deployment.get("metadata") or {}
-        owners = meta.get("ownerReferences") or []
-        if any(o.get("kind") == "Installation" for o in owners):
+        meta = deployment.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        owners = meta.get("ownerReferences")
+        owners = owners if isinstance(owners, list) else []
+        if any(isinstance(o, Mapping) and o.get("kind") == "Installation" for o in owners):
             return OPERATOR_FIX
         enabled = _enabled_controllers(deployment)
         if enabled is not None:
@@ -153,7 +168,19 @@ def plan_checks(obs: ChecksObservation) -> Plan:
         f.extend(trail_findings(obs.region, obs.trails, obs.schedule))
     if obs.eks_pools is not None:
         for p in obs.eks_pools:
-            if not _spec(p).get("disabled"):
+            problems = pool_problems(p)
+            if problems:
+                # (On-prem pools are named by the ippools invariant, which keeps them.)
+                f.append(
+                    Finding(
+                        Severity.WARNING,
+                        "checks.malformed",
+                        f"eks IPPool {_name(p)} is malformed: {'; '.join(problems[:4])}; "
+                        "fedkeeper only reads EKS pools, and leaves it alone",
+                        f"eks IPPool {_name(p)}",
+                    )
+                )
+            elif not _spec(p).get("disabled"):
                 f.append(
                     Finding(
                         Severity.WARNING,
@@ -163,7 +190,11 @@ def plan_checks(obs: ChecksObservation) -> Plan:
                     )
                 )
     if obs.onprem_pools is not None:
-        enabled = [p for p in obs.onprem_pools if not _spec(p).get("disabled") and not owned(p)]
+        enabled = [
+            p
+            for p in obs.onprem_pools
+            if not _spec(p).get("disabled") and not owned(p) and not pool_problems(p)
+        ]
         if not enabled:
             f.append(
                 Finding(

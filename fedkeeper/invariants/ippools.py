@@ -37,6 +37,7 @@ from fedkeeper import model
 from fedkeeper.calico_v3 import ippool_field
 from fedkeeper.config import DisabledPoolPolicy
 from fedkeeper.invariants import Plan
+from fedkeeper.invariants.shapes import Problems, bool_at, mapping_at, metadata_problems, str_at
 from fedkeeper.model import (
     IGNORE_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -80,9 +81,14 @@ def pool_name(cidr: str) -> str:
     return POOL_PREFIX + cidr.replace(".", "-").replace("/", "-")
 
 
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
 def owned(obj: Mapping[str, Any]) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+    labels = _meta(obj).get("labels")
+    return isinstance(labels, Mapping) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
 def ours(obj: Mapping[str, Any], federation: str) -> bool:
@@ -112,7 +118,9 @@ def kept(obj: Mapping[str, Any], federation: str) -> bool:
 
 
 def opted_out(obj: Mapping[str, Any]) -> bool:
-    annotations = obj.get("metadata", {}).get("annotations") or {}
+    annotations = _meta(obj).get("annotations")
+    if not isinstance(annotations, Mapping):
+        return False
     return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
@@ -324,8 +332,47 @@ def plan_ippools(obs: IpPoolsObservation) -> Plan:
     return plan
 
 
+def pool_problems(pool: Mapping[str, Any]) -> Problems:
+    """What in an IPPool is not of the shape the Calico v3 type has (``ippool.go``)."""
+    problems = metadata_problems(pool)
+    spec = mapping_at(pool.get("spec"), "spec", problems, required=True)
+    str_at(spec.get("cidr"), "spec.cidr", problems, required=True)
+    for key in ("natOutgoing", "disabled", "disableBGPExport"):
+        bool_at(spec.get(key), f"spec.{key}", problems)
+    for key in ("ipipMode", "vxlanMode", "nodeSelector"):
+        str_at(spec.get(key), f"spec.{key}", problems)
+    return problems
+
+
+def _report_malformed(obs: IpPoolsObservation, plan: Plan) -> None:
+    """One finding per on-prem pool of the wrong shape, naming it and its bad fields."""
+    for p in obs.pools:
+        problems = pool_problems(p)
+        if not problems:
+            continue
+        if opted_out(p):
+            tail = f"it carries {IGNORE_ANNOTATION}=true, so fedkeeper leaves it as it is"
+        elif kept(p, obs.federation):
+            tail = "fedkeeper owns it and restores it"
+        else:
+            tail = (
+                "it is not fedkeeper's, so fedkeeper leaves it alone and counts it only for the "
+                "CIDR it clearly covers"
+            )
+        label = f"onprem IPPool {_name(p)}"
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "ippools.malformed",
+                f"{label} is malformed: {'; '.join(problems[:4])}; {tail}",
+                label,
+            )
+        )
+
+
 def _plan_ippools(obs: IpPoolsObservation) -> Plan:
     plan = Plan()
+    _report_malformed(obs, plan)
     needed = pools_needed(obs)
     covs = coverage(obs)
     for cov in covs:
@@ -445,7 +492,7 @@ def _plan_owned_drift(
 ) -> None:
     name = _name(existing)
     actual = _spec(existing)
-    meta = existing.get("metadata", {})
+    meta = _meta(existing)
     rv = meta.get("resourceVersion")
     moved = [
         f
@@ -534,7 +581,7 @@ def _plan_prune(
                 Action.DELETE,
                 f"owned pool {name} is no longer needed: {why}; deleting it",
                 {"op": "delete"},
-                p.get("metadata", {}).get("resourceVersion"),
+                _meta(p).get("resourceVersion"),
             )
         )
 

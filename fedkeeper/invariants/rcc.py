@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,20 @@ import yaml
 
 from fedkeeper.calico_v3 import RCC_OMITEMPTY_STRINGS, served_rcc_spec
 from fedkeeper.invariants import Plan
+from fedkeeper.invariants.shapes import (
+    Problems,
+    binding_problems,
+    bool_at,
+    decoded,
+    mapping_at,
+    metadata_problems,
+    read_kubeconfig,
+    rules_problems,
+    secret_kubeconfig,
+    shape_of,
+    str_at,
+    strings_at,
+)
 from fedkeeper.model import (
     FEDERATION_LABEL,
     IGNORE_ANNOTATION,
@@ -132,6 +146,14 @@ def _ignored(obj: Mapping[str, Any] | None) -> bool:
     return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
+def _label(side: ClusterSide, kind: str, obj: Mapping[str, Any]) -> str:
+    """``onprem Secret calico-system/name``: an object as findings and reasons name it."""
+    meta = _meta(obj)
+    ns = meta.get("namespace")
+    where = f"{ns}/" if isinstance(ns, str) and ns else ""
+    return f"{side.backend} {kind} {where}{meta.get('name')}"
+
+
 def owned_by(obj: Mapping[str, Any] | None, federation: str) -> bool:
     """Owned by this federation: both ownership labels, with its name."""
     return obj is not None and ownership(obj, federation) is Ownership.OURS
@@ -173,29 +195,35 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rule_set(rules: Any) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) granted by PolicyRules of any shape (bad entries grant nothing)."""
     out: set[tuple[str, str, str]] = set()
-    for r in rules or []:
+    for r in rules if isinstance(rules, list) else []:
         if not isinstance(r, Mapping):
             continue
-        for g in r.get("apiGroups") or [""]:
-            for res in r.get("resources") or []:
-                for v in r.get("verbs") or []:
-                    out.add((str(g), str(res), str(v)))
+        ignored: list[str] = []
+        groups = strings_at(r.get("apiGroups"), "", ignored) or [""]
+        for g in groups:
+            for res in strings_at(r.get("resources"), "", ignored):
+                for v in strings_at(r.get("verbs"), "", ignored):
+                    out.add((g, res, v))
     return out
+
+
+def _data(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    return data if isinstance(data, Mapping) else {}
 
 
 def remote_token(side: ClusterSide) -> str | None:
     """The remote service account's token on ``side`` (decoded), if the Secret holds one."""
-    data = (side.token_secret or {}).get("data") or {}
-    return _unb64(data.get("token")) or None
+    return _unb64(_data(side.token_secret).get("token")) or None
 
 
 def remote_ca(side: ClusterSide) -> str | None:
     """base64 PEM of ``side``'s CA: from describe_cluster (EKS) or the token Secret."""
     if side.ca_data:
         return side.ca_data
-    data = (side.token_secret or {}).get("data") or {}
-    ca = data.get("ca.crt")
+    ca = _data(side.token_secret).get("ca.crt")
     return ca if isinstance(ca, str) and ca else None
 
 
@@ -216,42 +244,24 @@ def build_kubeconfig(side: ClusterSide, token: str, sa_name: str) -> dict[str, A
 
 
 def kubeconfig_meaning(text: str | None) -> tuple[str, str, str] | None:
-    """(server, CA data, token) of a kubeconfig's current context; None if unreadable."""
-    if not text:
-        return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(data, dict):
-        return None
+    """(server, CA data, token) of a kubeconfig's current context; None if unreadable.
 
-    def named(section: str, name: Any) -> Mapping[str, Any]:
-        for item in data.get(section) or []:
-            if isinstance(item, Mapping) and item.get("name") == name:
-                return item
-        return {}
-
-    current = data.get("current-context")
-    ctx = named("contexts", current).get("context") or {}
-    cluster = named("clusters", ctx.get("cluster")).get("cluster") or {}
-    user = named("users", ctx.get("user")).get("user") or {}
-    return (
-        str(cluster.get("server", "")),
-        str(cluster.get("certificate-authority-data", "")),
-        str(user.get("token", "")),
-    )
+    A kubeconfig with any shape problem counts as unreadable: client-go (Typha) would not
+    load it either.
+    """
+    meaning, problems = read_kubeconfig(text)
+    return meaning.as_tuple() if meaning is not None and not problems else None
 
 
-def normalized_server(url: str | None) -> str | None:
+def normalized_server(url: Any) -> str | None:
     """``https://Host:443/`` → ``https://host:443``: one spelling per API server."""
-    if not url:
+    if not isinstance(url, str) or not url.strip():
         return None
-    parts = urlsplit(url.strip())
-    if not parts.hostname:
-        return None
-    scheme = parts.scheme or "https"
     try:
+        parts = urlsplit(url.strip())
+        if not parts.hostname:
+            return None
+        scheme = parts.scheme or "https"
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         return None
@@ -259,61 +269,108 @@ def normalized_server(url: str | None) -> str | None:
 
 
 def access_secret_ref(rcc: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(namespace, name) of the RCC's clusterAccessSecret, if it has one."""
-    spec = rcc.get("spec")
+    """(namespace, name) of the RCC's clusterAccessSecret, if it names one by a string."""
+    spec = rcc.get("spec") if isinstance(rcc, Mapping) else None
     ref = spec.get("clusterAccessSecret") if isinstance(spec, Mapping) else None
-    if not isinstance(ref, Mapping) or not ref.get("name"):
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str) or not ref["name"]:
         return None
-    return str(ref.get("namespace") or ""), str(ref["name"])
+    namespace = ref.get("namespace")
+    return (namespace if isinstance(namespace, str) else ""), ref["name"]
+
+
+def rcc_spec_problems(rcc: Mapping[str, Any]) -> Problems:
+    """What in an RCC's spec is not of the shape the Calico v3 type has (tigera/api
+    ``remoteclusterconfig.go``); the inline kubeconfig is read too."""
+    problems: Problems = []
+    spec = mapping_at(rcc.get("spec"), "spec", problems, required=True)
+    ref = mapping_at(spec.get("clusterAccessSecret"), "spec.clusterAccessSecret", problems)
+    for key in ("name", "namespace", "kind"):
+        str_at(ref.get(key), f"spec.clusterAccessSecret.{key}", problems)
+    sync = mapping_at(spec.get("syncOptions"), "spec.syncOptions", problems)
+    str_at(sync.get("overlayRoutingMode"), "spec.syncOptions.overlayRoutingMode", problems)
+    for key in RCC_OMITEMPTY_STRINGS:
+        str_at(spec.get(key), f"spec.{key}", problems)
+    bool_at(spec.get("k8sInsecureSkipTLSVerify"), "spec.k8sInsecureSkipTLSVerify", problems)
+    inline = spec.get("kubeconfigInline")
+    if isinstance(inline, str) and inline:
+        problems += [f"spec.kubeconfigInline: {p}" for p in read_kubeconfig(inline)[1]]
+    return problems
 
 
 def rcc_server(rcc: Mapping[str, Any], side: ClusterSide) -> str | None:
-    """The API server an RCC on ``side`` reads: from its access Secret or inline fields."""
-    spec = rcc.get("spec")
-    if not isinstance(spec, Mapping):
+    """The API server an RCC on ``side`` reads: from its access Secret or inline fields.
+
+    None when it reads nothing fedkeeper can tell: a Secret it may not read, a kubeconfig or
+    spec of the wrong shape (such an RCC federates nothing).
+    """
+    spec = rcc.get("spec") if isinstance(rcc, Mapping) else None
+    if not isinstance(spec, Mapping) or rcc_spec_problems(rcc):
         return None
     ref = access_secret_ref(rcc)
     if ref is not None:
         secret = side.rcc_secrets.get(f"{ref[0]}/{ref[1]}")
         if secret is None:
             return None
-        meaning = kubeconfig_meaning(_unb64((secret.get("data") or {}).get("kubeconfig")))
-        return normalized_server(meaning[0]) if meaning else None
-    inline = kubeconfig_meaning(str(spec.get("kubeconfigInline") or ""))
+        meaning, problems = secret_kubeconfig(secret)
+        return normalized_server(meaning.server) if meaning and not problems else None
+    inline = kubeconfig_meaning(spec.get("kubeconfigInline") or "")
     if inline is not None and inline[0]:
         return normalized_server(inline[0])
-    return normalized_server(str(spec.get("k8sAPIEndpoint") or ""))
+    return normalized_server(spec.get("k8sAPIEndpoint"))
 
 
 @dataclass(frozen=True)
 class FederationRcc:
-    """The RCC on one side that federates the other cluster, and any duplicates of it."""
+    """The RCC on one side that federates the other cluster, and any duplicates of it.
+
+    ``blocker``: an RCC under the name fedkeeper gives its own that is not fedkeeper's and
+    does not read the other cluster's API server (another federation's, a third cluster's,
+    or one that reads nothing): it is never the federation's RCC, and never touched.
+    """
 
     rcc: Mapping[str, Any] | None  # None: none yet
     duplicates: tuple[Mapping[str, Any], ...]
+    blocker: Mapping[str, Any] | None = None
 
 
 def federation_rcc(side: ClusterSide, other: ClusterSide | None, federation: str) -> FederationRcc:
-    """The configured RCC if present; else one pointing at the other's API server.
+    """The RCC that federates the other cluster, judged by what it reads, not its name.
 
-    Among RCCs pointing at the same server, one owned by this federation is preferred,
-    then the first unowned one by name; the rest are duplicates.
+    The configured RCC counts when fedkeeper owns it (it is kept and restored whatever it
+    reads) or when it reads the other cluster's API server. Otherwise one reading that
+    server does: among several, one owned by this federation is preferred, then the first
+    unowned one by name; the rest are duplicates. With the other cluster unreachable its
+    server is unknown, so the configured RCC is taken as it is (and written only if owned).
     """
     named = next((r for r in side.rccs if _meta(r).get("name") == side.rcc_name), None)
     target = normalized_server(other.endpoint) if other is not None else None
-    same = sorted(
-        (
-            r
-            for r in side.rccs
-            if r is not named and target is not None and rcc_server(r, side) == target
-        ),
+    serving = sorted(
+        (r for r in side.rccs if target is not None and rcc_server(r, side) == target),
         key=lambda r: (not owned_by(r, federation), str(_meta(r).get("name"))),
     )
-    if named is not None:
-        return FederationRcc(named, tuple(same))
-    if same:
-        return FederationRcc(same[0], tuple(same[1:]))
-    return FederationRcc(None, ())
+    if named is not None and (owned_by(named, federation) or other is None):
+        return FederationRcc(named, tuple(r for r in serving if r is not named))
+    if named is not None and any(r is named for r in serving):
+        return FederationRcc(named, tuple(r for r in serving if r is not named))
+    if serving:
+        return FederationRcc(serving[0], tuple(serving[1:]), named)
+    return FederationRcc(None, (), named)
+
+
+def rcc_reads(rcc: Mapping[str, Any], side: ClusterSide) -> str:
+    """What an RCC reads, for a message: its API server, or why none can be told."""
+    server = rcc_server(rcc, side)
+    if server is not None:
+        return server
+    if rcc_spec_problems(rcc):
+        return "nothing (its spec is malformed)"
+    ref = access_secret_ref(rcc)
+    if ref is not None and f"{ref[0]}/{ref[1]}" not in side.rcc_secrets:
+        return (
+            f"a datastore fedkeeper cannot see (Secret {ref[0]}/{ref[1]} is missing or out "
+            "of reach)"
+        )
+    return "no API server fedkeeper can read (its kubeconfig is missing or malformed)"
 
 
 # --- desired objects --------------------------------------------------------------------
@@ -428,6 +485,39 @@ class _Planner:
     plan: Plan = field(default_factory=Plan)
     adoptable: list[str] = field(default_factory=list)  # unowned objects doing fedkeeper's job
     reported: set[str] = field(default_factory=set)  # of those, already named in a finding
+    malformed_seen: set[str] = field(default_factory=set)  # objects named as malformed
+
+    def malformed(
+        self, side: ClusterSide, obj: Mapping[str, Any] | None, kind: str, problems: Problems
+    ) -> bool:
+        """Name an object of the wrong shape, once, with its bad fields; True if it is one.
+
+        fedkeeper restores what it owns; anyone else's object is left alone and not
+        counted on (so it never does the federation's job).
+        """
+        if obj is None or not problems:
+            return False
+        label = _label(side, kind, obj)
+        if label in self.malformed_seen:
+            return True
+        self.malformed_seen.add(label)
+        if _ignored(obj):
+            tail = f"it carries {IGNORE_ANNOTATION}=true, so fedkeeper leaves it as it is"
+        elif owned_by(obj, self.names.federation):
+            tail = "fedkeeper owns it and restores it"
+        else:
+            tail = (
+                "it is not fedkeeper's, so fedkeeper leaves it alone and does not count on it; "
+                "fix or remove it"
+            )
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        shown = "; ".join(problems[:4]) + more
+        self.plan.findings.append(
+            Finding(
+                Severity.WARNING, "rcc.malformed", f"{label} is malformed: {shown}; {tail}", label
+            )
+        )
+        return True
 
     def change(
         self,
@@ -439,7 +529,7 @@ class _Planner:
         resource_version: str | None = None,
         after: tuple[str, ...] = (),
     ) -> None:
-        meta = obj.get("metadata") or {}
+        meta = _meta(obj)
         self.plan.changes.append(
             Change(
                 after=after,
@@ -522,17 +612,19 @@ class _Planner:
                 "account, access_secret_namespace) if both must run on this cluster",
             )
             return not drift
-        if whose is Ownership.FOREIGN:
+        if whose is Ownership.FOREIGN and not drift:
+            # Doing the job as it is: used, and offered for adoption.
             self.adoptable.append(f"{kind} {ns}{meta['name']} on {side.backend}")
         if not drift:
             return True
         if whose is Ownership.FOREIGN:
-            self.finding(
-                Severity.WARNING,
-                "rcc.foreign",
-                f"{label} is not managed by fedkeeper and {'; '.join(drift)}; fix it by hand, "
-                "or take it over with `fedkeeper adopt --apply` so fedkeeper restores it",
-            )
+            if label not in self.malformed_seen:
+                self.finding(
+                    Severity.WARNING,
+                    "rcc.foreign",
+                    f"{label} is not managed by fedkeeper and {'; '.join(drift)}; fix it by "
+                    "hand (fedkeeper adopts only objects that already do the job)",
+                )
             return False
         self.change(
             side,
@@ -572,23 +664,65 @@ def plan_rcc(obs: RccObservation) -> Plan:
     return p.plan
 
 
+def _target(side: ClusterSide, kind: str, obj: Mapping[str, Any]) -> str:
+    """A change's target for ``obj`` (as :attr:`fedkeeper.model.Change.target` spells it)."""
+    meta = _meta(obj)
+    ns = meta.get("namespace")
+    where = f"{ns}/" if isinstance(ns, str) and ns else ""
+    return f"{side.backend}/{kind}/{where}{meta.get('name')}"
+
+
+def _metadata_repair(obj: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A merge patch removing labels and annotations of the wrong shape (nothing if none)."""
+    meta = _meta(obj)
+    out: dict[str, Any] = {}
+    for part in ("labels", "annotations"):
+        values = meta.get(part)
+        if values is None:
+            continue
+        if not isinstance(values, Mapping):
+            out[part] = None
+            continue
+        bad = {str(k): None for k, v in values.items() if not isinstance(v, str)}
+        if bad:
+            out[part] = bad
+    return {"metadata": out} if out else {}
+
+
+def _object_problems(obj: Mapping[str, Any] | None, *more: Problems) -> Problems:
+    if obj is None:
+        return []
+    out = metadata_problems(obj)
+    for extra in more:
+        out += extra
+    return out
+
+
 def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
     want = desired_remote_objects(p.names)
     sa = p.names.remote_sa
+    sa_problems = _object_problems(side.service_account)
+    p.malformed(side, side.service_account, "ServiceAccount", sa_problems)
     p.ensure(
         side,
         want["ServiceAccount"],
         side.service_account,
-        [],
-        {},
+        sa_problems,
+        _metadata_repair(side.service_account),
         "the other cluster's Typha reads this cluster as this service account",
     )
     token = side.token_secret
-    token_drift = []
+    token_drift: Problems = []
     if token is not None:
+        shape: Problems = []
+        mapping_at(token.get("data"), "data", shape)
+        decoded(_data(token).get("token"), "data.token", shape)
+        token_drift += _object_problems(token, shape)
+        p.malformed(side, token, "Secret", token_drift)
         if token.get("type") != SA_TOKEN_TYPE:
             token_drift.append(f"its type is {token.get('type')!r} (want {SA_TOKEN_TYPE})")
-        if (_meta(token).get("annotations") or {}).get(SA_NAME_ANNOTATION) != sa:
+        annotations = _meta(token).get("annotations")
+        if not isinstance(annotations, Mapping) or annotations.get(SA_NAME_ANNOTATION) != sa:
             token_drift.append(f"it is not annotated {SA_NAME_ANNOTATION}={sa}")
     if (
         token is not None
@@ -596,7 +730,8 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
         and owned_by(token, p.names.federation)
         and not _ignored(token)
     ):
-        # Type and token binding cannot be patched meaningfully: re-create the Secret.
+        # Type, token binding and a garbled token cannot be patched: re-create the Secret
+        # (the token controller fills the new one).
         p.change(
             side,
             want["Secret"],
@@ -626,76 +761,153 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
         )
         if token is None:
             p.plan.settle = True
-    cr = want["ClusterRole"]
-    missing = _rule_set(cr["rules"]) - _rule_set((side.cluster_role or {}).get("rules"))
-    cr_drift = (
-        [f"it lacks {len(missing)} permission(s) such as {'/'.join(sorted(missing)[0])}"]
-        if missing
-        else []
-    )
-    p.ensure(
+    _ensure_role(
+        p,
         side,
-        cr,
+        want["ClusterRole"],
         side.cluster_role,
-        cr_drift,
-        {"rules": cr["rules"]},
+        lambda missing: f"it lacks {len(missing)} permission(s) such as {'/'.join(missing[0])}",
         "it grants the remote service account read access for federation",
     )
-    crb = want["ClusterRoleBinding"]
-    crb_drift = _binding_drift(side.cluster_role_binding, crb)
-    p.ensure(
+    _ensure_binding(
+        p,
         side,
-        crb,
+        want["ClusterRoleBinding"],
         side.cluster_role_binding,
-        crb_drift,
-        {"roleRef": crb["roleRef"], "subjects": crb["subjects"]},
         "it binds the remote service account to its ClusterRole",
     )
 
 
-def _binding_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> list[str]:
-    if actual is None:
-        return []
-    drift = []
-    if (actual.get("roleRef") or {}).get("name") != want["roleRef"]["name"] or (
-        actual.get("roleRef") or {}
-    ).get("kind") != want["roleRef"]["kind"]:
-        drift.append(f"its roleRef is {actual.get('roleRef')}")
-    subjects = actual.get("subjects") or []
-    for s in want["subjects"]:
+def _ensure_role(
+    p: _Planner,
+    side: ClusterSide,
+    want: dict[str, Any],
+    actual: Mapping[str, Any] | None,
+    lacks: Callable[[list[tuple[str, str, str]]], str],
+    why_missing: str,
+) -> None:
+    """A Role or ClusterRole that must grant at least ``want``'s rules."""
+    problems = _object_problems(
+        actual, rules_problems(actual.get("rules")) if actual is not None else []
+    )
+    p.malformed(side, actual, want["kind"], problems)
+    missing = role_lacks(actual or {}, want)
+    drift = ([lacks(missing)] if missing else []) + problems
+    patch = _merge({"rules": want["rules"]}, _metadata_repair(actual))
+    p.ensure(side, want, actual, drift, patch, why_missing)
+
+
+def role_lacks(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The (group, resource, verb) permissions of ``want`` that role ``actual`` does not grant."""
+    return sorted(_rule_set(want["rules"]) - _rule_set(actual.get("rules")))
+
+
+def role_ref_drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> str | None:
+    """Why a binding's roleRef is not ``want``'s (None when it is)."""
+    ref = actual.get("roleRef")
+    want_ref = want["roleRef"]
+    if not isinstance(ref, Mapping):
+        return f"its roleRef is {shape_of(ref)}, not {want_ref['kind']} {want_ref['name']}"
+    if any(ref.get(k) != want_ref[k] for k in ("apiGroup", "kind", "name")):
+        return (
+            f"its roleRef is {ref.get('kind')} {ref.get('name')} "
+            f"(want {want_ref['kind']} {want_ref['name']})"
+        )
+    return None
+
+
+def subjects_drift(actual: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    """The wanted subjects a binding does not bind (entries of any other shape ignored)."""
+    subjects = actual.get("subjects")
+    held = [x for x in subjects if isinstance(x, Mapping)] if isinstance(subjects, list) else []
+    return [
+        f"it does not bind {s['namespace']}/{s['name']}"
+        for s in want["subjects"]
         if not any(
             x.get("kind") == s["kind"]
             and x.get("name") == s["name"]
             and x.get("namespace") == s["namespace"]
-            for x in subjects
-            if isinstance(x, Mapping)
-        ):
-            drift.append(f"it does not bind {s['namespace']}/{s['name']}")
-    return drift
+            for x in held
+        )
+    ]
+
+
+def _ensure_binding(
+    p: _Planner,
+    side: ClusterSide,
+    want: dict[str, Any],
+    actual: Mapping[str, Any] | None,
+    why_missing: str,
+) -> None:
+    """A RoleBinding or ClusterRoleBinding: subjects are patched; roleRef cannot be.
+
+    The API server refuses any change of a binding's roleRef (422 "cannot change roleRef",
+    kubernetes ``pkg/apis/rbac/validation/validation.go``): an owned binding bound to
+    another role is deleted and re-created.
+    """
+    kind = want["kind"]
+    problems = _object_problems(actual, binding_problems(actual))
+    p.malformed(side, actual, kind, problems)
+    ref_drift = role_ref_drift(actual, want) if actual is not None else None
+    whose = ownership(actual, p.names.federation) if actual is not None else None
+    if (
+        actual is not None
+        and ref_drift is not None
+        and whose in (Ownership.OURS, Ownership.UNCLAIMED)
+        and not _ignored(actual)
+    ):
+        label = _label(side, kind, actual)
+        target = _target(side, kind, actual)
+        p.change(
+            side,
+            want,
+            Action.DELETE,
+            f"{label}: {ref_drift}, and a binding's roleRef cannot change; deleting it to "
+            "re-create it",
+            {"op": "delete"},
+            _meta(actual).get("resourceVersion"),
+        )
+        ref = want["roleRef"]
+        p.change(
+            side,
+            want,
+            Action.CREATE,
+            f"{label} is re-created bound to {ref['kind']} {ref['name']}",
+            {"op": "create", "body": want},
+            after=(target,),
+        )
+        return
+    drift = ([ref_drift] if ref_drift else []) + (
+        subjects_drift(actual, want) if actual is not None else []
+    )
+    drift += [x for x in problems if x not in drift]
+    patch = _merge({"subjects": want["subjects"]}, _metadata_repair(actual))
+    p.ensure(side, want, actual, drift, patch, why_missing)
 
 
 def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> None:
     names = p.names
     access = desired_typha_access(names)
-    role = access["Role"]
-    missing = _rule_set(role["rules"]) - _rule_set((side.typha_role or {}).get("rules"))
-    p.ensure(
+    _ensure_role(
+        p,
         side,
-        role,
+        access["Role"],
         side.typha_role,
-        ["it does not let Typha read secrets"] if missing else [],
-        {"rules": role["rules"]},
+        lambda _: "it does not let Typha read secrets",
         "calico-typha must be allowed to read the RCC's access Secret",
     )
-    rb = access["RoleBinding"]
-    p.ensure(
+    _ensure_binding(
+        p,
         side,
-        rb,
+        access["RoleBinding"],
         side.typha_binding,
-        _binding_drift(side.typha_binding, rb),
-        {"roleRef": rb["roleRef"], "subjects": rb["subjects"]},
         "it binds calico-typha to the secret-access Role",
     )
+    for rcc in side.rccs:
+        rcc_problems = _object_problems(rcc, rcc_spec_problems(rcc))
+        p.malformed(side, rcc, "RemoteClusterConfiguration", rcc_problems)
+    for secret in side.rcc_secrets.values():
+        p.malformed(side, secret, "Secret", _object_problems(secret, secret_kubeconfig(secret)[1]))
 
     found = federation_rcc(side, other, names.federation)
     actual = found.rcc
@@ -708,11 +920,15 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
                 f"same API server as RCC {_meta(actual).get('name')}: two syncs of one cluster "
                 "give duplicate remote endpoints; delete one of them",
             )
+    if found.blocker is not None:
+        _report_blocker(p, side, other, found)
+        if actual is None:
+            return  # its name is taken: nothing to create, nothing of ours pruned
     if actual is not None and _meta(actual).get("name") != side.rcc_name:
         _plan_existing_rcc(p, side, other, actual)
-        _prune_rccs(p, side, keep=str(_meta(actual).get("name")))
+        _prune_rccs(p, side, other, keep=str(_meta(actual).get("name")))
         ref = access_secret_ref(actual)
-        _prune_access_secrets(p, side, keep=ref[1] if ref else "")
+        _prune_access_secrets(p, side, other, keep=ref[1] if ref else "")
         return
 
     secret_ready = _plan_access_secret(p, side, other)
@@ -739,13 +955,54 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
             want,
             actual,
             _rcc_drift(actual, want),
-            _rcc_patch(actual, want),
+            _merge(_rcc_patch(actual, want), _metadata_repair(actual)),
             f"{side.backend} must federate the {other.backend if other else 'other'} cluster "
             f"({side.rcc_name}) to see its endpoints",
+            # With the other cluster out of reach, what an unclaimed RCC reads cannot be
+            # judged: it is not adopted (nor re-pointed) until it can be.
+            adopt=other is not None,
             after=(secret_target,) if writes_secret else (),
         )
-    _prune_rccs(p, side, keep=side.rcc_name)
-    _prune_access_secrets(p, side, keep=access_secret_name(side.rcc_name))
+    _prune_rccs(p, side, other, keep=side.rcc_name)
+    _prune_access_secrets(p, side, other, keep=access_secret_name(side.rcc_name))
+
+
+def _report_blocker(
+    p: _Planner, side: ClusterSide, other: ClusterSide | None, found: FederationRcc
+) -> None:
+    """The configured RCC name is held by an RCC that does not federate the other cluster."""
+    blocker = found.blocker
+    if blocker is None:
+        return
+    name = _meta(blocker).get("name")
+    whose = ownership(blocker, p.names.federation)
+    labels = _meta(blocker).get("labels")
+    fed = labels.get(FEDERATION_LABEL) if isinstance(labels, Mapping) else None
+    owner = {
+        Ownership.OTHER_FEDERATION: f"federation {fed!r}'s",
+        Ownership.UNCLAIMED: f"labelled {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} only",
+    }.get(whose, "not fedkeeper's")
+    other_name = other.backend if other is not None else "the other cluster"
+    target = normalized_server(other.endpoint) if other is not None else None
+    p.reported.add(f"RemoteClusterConfiguration {name} on {side.backend}")
+    reads = rcc_reads(blocker, side)
+    if found.rcc is None:
+        p.finding(
+            Severity.ERROR,
+            "rcc.name-taken",
+            f"{side.backend} RCC {name} is {owner} and reads {reads}, not {other_name}'s API "
+            f"server{f' {target}' if target else ''}: it does not federate {other_name}, and "
+            "fedkeeper neither re-points it nor creates its own RCC under the same name — "
+            f"rename or remove it, or set federation.{side.backend}_rcc_name to another name",
+        )
+    else:
+        p.finding(
+            Severity.INFO,
+            "rcc.other-cluster",
+            f"{side.backend} RCC {name} has the name fedkeeper gives its RCC but is {owner} "
+            f"and reads {reads}: left alone; RCC {_meta(found.rcc).get('name')} federates "
+            f"{other_name}",
+        )
 
 
 def _plan_existing_rcc(
@@ -828,13 +1085,16 @@ def _plan_access_secret(
     want_secret = desired_access_secret(names, rcc_name, kubeconfig, ref)
     drift: list[str] = []
     if actual_secret is not None:
-        data = actual_secret.get("data") or {}
-        if _unb64(data.get("datastoreType")) != "kubernetes":
+        if _unb64(_data(actual_secret).get("datastoreType")) != "kubernetes":
             drift.append("its datastoreType is not kubernetes")
-        have = kubeconfig_meaning(_unb64(data.get("kubeconfig")))
+        meaning, problems = secret_kubeconfig(actual_secret)
+        p.malformed(side, actual_secret, "Secret", _object_problems(actual_secret, problems))
+        have = meaning.as_tuple() if meaning is not None and not problems else None
         want_meaning = kubeconfig_meaning(_unb64(want_secret["data"]["kubeconfig"]))
         if have is None:
-            drift.append("its kubeconfig cannot be read")
+            drift.append(
+                "its kubeconfig cannot be read" + (f" ({problems[0]})" if problems else "")
+            )
         elif want_meaning is not None and have != want_meaning:
             parts = [
                 n
@@ -845,12 +1105,13 @@ def _plan_access_secret(
                 f"its kubeconfig for {other.backend} has a different {' and '.join(parts)}"
                 + (" (token rotated)" if parts == ["token"] else "")
             )
+        drift += metadata_problems(actual_secret)
     p.ensure(
         side,
         want_secret,
         actual_secret,
         drift,
-        {"data": want_secret["data"]},
+        _merge({"data": want_secret["data"]}, _metadata_repair(actual_secret)),
         f"the RCC {rcc_name} reads {other.backend} through it",
         adopt=ref is None,
     )
@@ -862,9 +1123,7 @@ def _rcc_drift(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> lis
         return []
     raw = actual.get("spec")
     spec = served_rcc_spec(raw) if isinstance(raw, Mapping) else {}  # as the API serves it
-    drift = []
-    if raw is not None and not isinstance(raw, Mapping):
-        drift.append(f"its spec is a {type(raw).__name__}, not an object")
+    drift = _object_problems(actual, rcc_spec_problems(actual))
     ref = spec.get("clusterAccessSecret")
     ref = ref if isinstance(ref, Mapping) else {}
     want_ref = want["spec"]["clusterAccessSecret"]
@@ -902,10 +1161,29 @@ def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dic
     return {"spec": spec}
 
 
-def _prune_rccs(p: _Planner, side: ClusterSide, *, keep: str) -> None:
+def _third_cluster(server: str | None, other: ClusterSide | None) -> bool:
+    """Reads an API server that is not the other cluster's (or the other is unknown)."""
+    target = normalized_server(other.endpoint) if other is not None else None
+    return server is not None and server != target
+
+
+def _prune_rccs(p: _Planner, side: ClusterSide, other: ClusterSide | None, *, keep: str) -> None:
     for r in side.rccs:
         name = _meta(r).get("name")
         if name == keep or not owned_by(r, p.names.federation) or _ignored(r):
+            continue
+        server = rcc_server(r, side)
+        if _third_cluster(server, other):
+            # Labelled as ours, yet it federates another cluster (or the other cluster
+            # cannot be read to tell): never deleted on a guess.
+            if other is not None:
+                p.finding(
+                    Severity.WARNING,
+                    "rcc.third-cluster",
+                    f"{side.backend} RCC {name} is labelled as this federation's but reads "
+                    f"{server}, not {other.backend}'s API server: fedkeeper never deletes "
+                    "another cluster's federation — remove its fedkeeper labels, or delete it",
+                )
             continue
         p.change(
             side,
@@ -918,17 +1196,20 @@ def _prune_rccs(p: _Planner, side: ClusterSide, *, keep: str) -> None:
         )
 
 
-def _prune_access_secrets(p: _Planner, side: ClusterSide, *, keep: str) -> None:
+def _prune_access_secrets(
+    p: _Planner, side: ClusterSide, other: ClusterSide | None, *, keep: str
+) -> None:
     for s in side.owned_access_secrets:
         name = _meta(s).get("name")
-        labels = _meta(s).get("labels") or {}
-        if (
-            name == keep
-            or not owned_by(s, p.names.federation)
-            or _ignored(s)
-            or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE
-        ):
+        if name == keep or not owned_by(s, p.names.federation) or _ignored(s):
             continue
+        labels = _meta(s).get("labels")
+        if not isinstance(labels, Mapping) or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE:
+            continue
+        meaning, problems = secret_kubeconfig(s)
+        server = normalized_server(meaning.server) if meaning and not problems else None
+        if other is None or _third_cluster(server, other):
+            continue  # another cluster's credentials (or cannot tell): never deleted
         p.change(
             side,
             {**s, "kind": "Secret"},

@@ -85,26 +85,54 @@ def merged_configuration(current: dict[str, Any]) -> dict[str, Any]:
     return {**current, "env": env}
 
 
+def _containers(ds: Any) -> list[dict[str, Any]]:
+    """The pod template's containers that are objects (entries of any other shape skipped)."""
+    node: Any = ds
+    for key in ("spec", "template", "spec"):
+        node = node.get(key) if isinstance(node, dict) else None
+    containers = node.get("containers") if isinstance(node, dict) else None
+    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+
+
+def env_problems(ds: Any) -> list[str]:
+    """What in aws-node's container env is not of the shape a Kubernetes EnvVar has."""
+    problems: list[str] = []
+    for c in _containers(ds):
+        if c.get("name") != CONTAINER:
+            continue
+        env = c.get("env")
+        if env is not None and not isinstance(env, list):
+            problems.append(f"containers[{CONTAINER}].env is not a list")
+            continue
+        for i, e in enumerate(env or []):
+            if not isinstance(e, dict):
+                problems.append(f"containers[{CONTAINER}].env[{i}] is not an object")
+            elif not isinstance(e.get("name"), str):
+                problems.append(f"containers[{CONTAINER}].env[{i}].name is not a string")
+    return problems
+
+
 def daemonset_env(ds: dict[str, Any]) -> str | None:
     """The aws-node container's EXTERNALSNAT value (None when unset or no such container)."""
-    for c in ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []:
+    for c in _containers(ds):
         if c.get("name") == CONTAINER:
-            for e in c.get("env", []) or []:
-                if e.get("name") == EXTERNAL_SNAT:
+            env = c.get("env")
+            for e in env if isinstance(env, list) else []:
+                if isinstance(e, dict) and e.get("name") == EXTERNAL_SNAT:
                     return str(e.get("value", ""))
             return None
     return None
 
 
 def _has_container(ds: dict[str, Any]) -> bool:
-    containers = ds.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-    return any(c.get("name") == CONTAINER for c in containers or [])
+    return any(c.get("name") == CONTAINER for c in _containers(ds))
 
 
 def _opted_out(obj: dict[str, Any] | None) -> bool:
-    if not obj:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
         return False
-    annotations = obj.get("metadata", {}).get("annotations") or {}
     return str(annotations.get(IGNORE_ANNOTATION, "")).lower() == "true"
 
 
@@ -124,17 +152,20 @@ def plan_snat(obs: SnatObservation) -> Plan:
             )
         )
         return plan
+    problems = env_problems(obs.daemonset) if obs.daemonset is not None else []
+    if problems:
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.malformed",
+                f"eks DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET} is malformed: "
+                f"{'; '.join(problems)}; fedkeeper reads only {EXTERNAL_SNAT} there and leaves "
+                "the rest to aws-node's owner (the vpc-cni add-on, or whoever applied it)",
+                f"eks DaemonSet {DAEMONSET_NAMESPACE}/{DAEMONSET}",
+            )
+        )
     if obs.addon is not None:
         _plan_addon(obs, obs.addon, plan)
-        if obs.addon.status in _BUSY_STATUSES or obs.addon.status == "DEGRADED":
-            # Not converged until the add-on settles: ask for a retry, not the next event.
-            plan.deferred.append(
-                Deferred(
-                    f"aws/Addon/{obs.cluster}/{ADDON_NAME}",
-                    f"the vpc-cni add-on is {obs.addon.status}; re-checked when it settles",
-                    retry=True,
-                )
-            )
     elif obs.daemonset is not None:
         _plan_self_managed(obs.daemonset, plan)
     else:
@@ -165,18 +196,19 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
     env = current.get("env") if isinstance(current.get("env"), dict) else {}
     value = env.get(EXTERNAL_SNAT) if isinstance(env, dict) else None
     value_s = None if value is None else str(value).lower()
-    if addon.status in _BUSY_STATUSES:
-        live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None
-        if value_s != "true" or live != "true":
-            plan.findings.append(
-                Finding(
-                    Severity.WARNING,
-                    "snat.addon",
-                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)} "
-                    f"(aws-node has {_shown(live)}); will re-check when the operation finishes",
-                )
-            )
+    if addon.status in _BUSY_STATUSES or addon.status == "DEGRADED":
+        _wait_for_addon(obs, addon, value_s, plan)
         return
+    if addon.status == "UPDATE_FAILED":
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.addon",
+                "the vpc-cni add-on's last update failed (UPDATE_FAILED"
+                + (f": {'; '.join(addon.issues)}" if addon.issues else "")
+                + "); see `aws eks describe-addon` and DescribeUpdate for why",
+            )
+        )
     if value_s != "true":
         kept = _other_keys(current)
         _update_addon(
@@ -220,6 +252,50 @@ def _plan_addon(obs: SnatObservation, addon: Addon, plan: Plan) -> None:
         + " and resolveConflicts OVERWRITE, which also returns any other hand-edited "
         "add-on field to the add-on's value; the DaemonSet is checked after the update",
     )
+
+
+def _wait_for_addon(obs: SnatObservation, addon: Addon, value_s: str | None, plan: Plan) -> None:
+    """A busy or degraded add-on is not updated (EKS answers 409 ResourceInUse while an
+    operation runs): the work is deferred to the next trigger, never retried at once."""
+    live = daemonset_env(obs.daemonset) if obs.daemonset is not None else None
+    state = addon.status + (f": {'; '.join(addon.issues)}" if addon.issues else "")
+    target = f"aws/Addon/{obs.cluster}/{ADDON_NAME}"
+    if addon.status == "DEGRADED":
+        reason = (
+            f"the vpc-cni add-on is DEGRADED ({state}); fedkeeper does not update it until "
+            "EKS reports it healthy — re-checked at the next trigger"
+        )
+        plan.findings.append(
+            Finding(
+                Severity.WARNING,
+                "snat.addon",
+                f"vpc-cni add-on is {state}, with {EXTERNAL_SNAT} {_shown(value_s)} "
+                f"(aws-node has {_shown(live)}); fix its health (DescribeAddon issues), "
+                "fedkeeper waits for it",
+            )
+        )
+    elif obs.updated_with is not None:
+        # fedkeeper's own update, applied in this run: nothing to alert anyone about.
+        reason = (
+            f"fedkeeper's update of the vpc-cni add-on is rolling out ({addon.status}); "
+            "aws-node is checked at the next trigger"
+        )
+    else:
+        reason = (
+            f"the vpc-cni add-on is {addon.status} (an operation is under way, and EKS takes "
+            "no other meanwhile); re-checked at the next trigger"
+        )
+        if value_s != "true" or live != "true":
+            setting = value_s == "true"
+            plan.findings.append(
+                Finding(
+                    Severity.INFO if setting else Severity.WARNING,
+                    "snat.addon",
+                    f"vpc-cni add-on is {addon.status} with {EXTERNAL_SNAT} {_shown(value_s)} "
+                    f"(aws-node has {_shown(live)}); will re-check when the operation finishes",
+                )
+            )
+    plan.deferred.append(Deferred(target, reason))
 
 
 def _other_keys(current: dict[str, Any]) -> list[str]:
@@ -266,7 +342,8 @@ def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
     live = daemonset_env(ds)
     if live == "true":
         return
-    meta = ds.get("metadata", {})
+    meta = ds.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     plan.changes.append(
         Change(
             backend="eks",

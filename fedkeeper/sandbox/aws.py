@@ -58,6 +58,7 @@ import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -104,6 +105,13 @@ _HANDLER_PREFIX = "fedkeeper-sandbox"
 # parsing the EC2 model alone takes ~0.2 s, and each fresh boto3.Session would parse it again.
 _LOADER = botocore.loaders.create_loader()
 
+# How long an accepted UpdateAddon stays UPDATING (sandbox clock seconds) unless a test
+# sets :attr:`SandboxAws.addon_update_s`. EKS rolls an add-on update out over the cluster's
+# nodes, typically a minute or more; the exact time is not documented.
+ADDON_UPDATE_S = 60.0
+RESOLVE_CONFLICTS = ("OVERWRITE", "NONE", "PRESERVE")  # botocore eks ResolveConflicts enum
+_ADDON_BUSY = frozenset({"CREATING", "UPDATING", "DELETING"})
+
 InvokeHook = Callable[[str, str, bytes], tuple[bytes, str | None]]
 # (cluster, add-on, parsed configurationValues, resolveConflicts of the operation)
 AddonHook = Callable[[str, str, dict[str, Any], str | None], None]
@@ -131,6 +139,18 @@ class _Tunnel:
 
 
 @dataclass
+class _Rollout:
+    """An accepted UpdateAddon that EKS is still rolling out, and how it will end."""
+
+    update_id: str
+    values: str  # configurationValues applied when it ends
+    previous: str  # configurationValues before it (kept when it fails)
+    resolve: str | None
+    outcome: str  # ACTIVE, DEGRADED or UPDATE_FAILED
+    issues: list[dict[str, Any]]
+
+
+@dataclass
 class _Addon:
     cluster: str
     name: str
@@ -142,15 +162,19 @@ class _Addon:
     tags: dict[str, str]
     service_account_role_arn: str | None
     resolve_conflicts: str | None
+    status: str = "ACTIVE"
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    busy_until: float = 0.0  # sandbox clock (epoch seconds) when the rollout ends
+    rollout: _Rollout | None = None
 
-    def shape(self, status: str = "ACTIVE") -> dict[str, Any]:
+    def shape(self, status: str | None = None) -> dict[str, Any]:
         """The add-on as EKS returns it (timestamps as datetimes)."""
         out: dict[str, Any] = {
             "addonName": self.name,
             "clusterName": self.cluster,
-            "status": status,
+            "status": status or self.status,
             "addonVersion": self.version,
-            "health": {"issues": []},
+            "health": {"issues": [dict(i) for i in self.issues]},
             "addonArn": self.arn,
             "createdAt": self.created_at,
             "modifiedAt": self.modified_at,
@@ -169,16 +193,26 @@ class _Update:
     addon: str
     params: list[dict[str, str]]
     created_at: datetime
+    status: str = "InProgress"  # then Successful or Failed
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
-    def shape(self, status: str) -> dict[str, Any]:
+    def shape(self, status: str | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
-            "status": status,
+            "status": status or self.status,
             "type": "AddonUpdate",
             "params": [dict(p) for p in self.params],
             "createdAt": self.created_at,
-            "errors": [],
+            "errors": [dict(e) for e in self.errors],
         }
+
+
+class AddonConflictError(Exception):
+    """resolveConflicts NONE met fields edited by hand: EKS fails the update."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(", ".join(keys))
+        self.keys = keys
 
 
 @dataclass
@@ -430,6 +464,10 @@ class SandboxAws:
         self._botocore = self._core_session()  # service models for fail_next
         # Moves emulated time (the sandbox clock) by what a timed-out attempt would cost.
         self.advance: Callable[[float], None] | None = None
+        #: Emulated wall-clock time (the sandbox clock): when add-on rollouts end.
+        self.clock: Callable[[], float] = time.time
+        #: How long an accepted UpdateAddon stays UPDATING, in sandbox seconds.
+        self.addon_update_s = ADDON_UPDATE_S
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -446,6 +484,8 @@ class SandboxAws:
             self._cluster_vpc: dict[tuple[str, str], str] = {}
             self._cluster_access: dict[tuple[str, str], dict[str, Any]] = {}
             self._faults: list[_Fault] = []
+            # How the next UpdateAddon of (cluster, add-on) ends: (status, health issues).
+            self._next_outcome: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -690,6 +730,8 @@ class SandboxAws:
         The sandbox's ``on_invoke(function_name, qualifier, payload) -> (body, error)`` runs
         the handler in-process; like AWS, a handler exception is still HTTP 200 with the
         ``X-Amz-Function-Error: Unhandled`` header and the error document as the payload.
+        A function that does not exist (the hook raises ``LookupError``) is a 404
+        ``ResourceNotFoundException``.
         """
         path = unquote(urlsplit(request.url).path)
         match = re.search(r"/functions/([^/]+)/invocations", path)
@@ -698,14 +740,21 @@ class SandboxAws:
         name, _, qualifier = match.group(1).partition(":")
         qualifier = qualifier or self._query(request).get("Qualifier", "")
         hook = self.on_invoke
-        if hook is None:
-            raise _ApiError(
-                404, "ResourceNotFoundException", f"Function not found: {match.group(1)}"
-            )
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
-        out, error = hook(name, qualifier, bytes(body))
+        try:
+            if hook is None:
+                raise LookupError(name)
+            out, error = hook(name, qualifier, bytes(body))
+        except LookupError:
+            # An unknown function is an error of the call, not of a handler: botocore's
+            # Lambda model lists ResourceNotFoundException ("The resource specified in the
+            # request does not exist") for Invoke, HTTP 404.
+            arn = f"arn:aws:lambda:{self.region}:{DEFAULT_ACCOUNT_ID}:function:{name}"
+            raise _ApiError(
+                404, "ResourceNotFoundException", f"Function not found: {arn}", Type="User"
+            ) from None
         headers = {"content-type": "application/json", "x-amz-executed-version": "1"}
         if error:
             headers["x-amz-function-error"] = error
@@ -1100,22 +1149,30 @@ class SandboxAws:
         EKS applies add-on fields by server-side apply. A field whose live value differs
         from what EKS last applied was changed by someone else (``kubectl set env``):
         ``OVERWRITE`` takes it back to the add-on's value, ``PRESERVE`` keeps the hand edit,
-        and so does ``NONE`` here (EKS "doesn't change the value; the update might fail" —
-        the failure is not emulated). The first apply (no earlier one) sets every value.
-        Source: EKS API reference, UpdateAddon ``resolveConflicts``.
+        and ``NONE`` (also what an update that names no ``resolveConflicts`` gets) "doesn't
+        change the value. The update might fail": where the add-on's value differs from
+        the hand edit, :class:`AddonConflictError` fails the update and nothing is applied. The
+        first apply (no earlier one) sets every value. Source: EKS API reference,
+        UpdateAddon ``resolveConflicts``.
         """
         env = values.get("env")
         if not isinstance(env, dict):
             env = {}
         desired = {**ADDON_DEFAULT_ENV.get(name, {}), **{k: str(v) for k, v in env.items()}}
+        mode = (resolve or "NONE").upper()
         with self._lock:
             applied = self._applied_env.get((cluster, name))
             out = dict(live)
+            conflicts = []
             for key, value in desired.items():
                 edited = applied is not None and key in applied and live.get(key) != applied[key]
-                if edited and (resolve or "NONE").upper() != "OVERWRITE":
+                if edited and mode == "NONE" and live.get(key) != value:
+                    conflicts.append(key)
+                if edited and mode != "OVERWRITE":
                     continue
                 out[key] = value
+            if conflicts:
+                raise AddonConflictError(conflicts)
             self._applied_env[(cluster, name)] = desired
         return out
 
@@ -1165,31 +1222,62 @@ class SandboxAws:
         return self._eks_json(request, {"addon": shape})
 
     def _describe_addon(self, request: Any) -> AWSResponse:
-        """Imitates EKS ``DescribeAddon``: ``configurationValues`` echoed as a string."""
+        """Imitates EKS ``DescribeAddon``: ``configurationValues`` echoed as a string, the
+        status of the add-on's lifecycle and its health issues."""
         region, cluster, rest, _ = self._eks_request(request)
+        self.settle_addons()
         addon = self._get_addon(region, cluster, rest[1] if len(rest) > 1 else "")
-        return self._eks_json(request, {"addon": addon.shape()})
+        with self._lock:
+            shape = addon.shape()
+        return self._eks_json(request, {"addon": shape})
 
     def _update_addon(self, request: Any) -> AWSResponse:
         """Imitates EKS ``UpdateAddon``.
 
-        Applies at once (the add-on stays ACTIVE) and answers
-        ``update: {id, status: "InProgress", type: "AddonUpdate", params, createdAt,
+        Answers ``update: {id, status: "InProgress", type: "AddonUpdate", params, createdAt,
         errors: []}`` with a param per given field (``ResolveConflicts``,
-        ``ConfigurationValues``, ``AddonVersion``, ``ServiceAccountRoleArn``). A field left
-        out keeps its value; ``configurationValues`` replaces the whole document. Same
-        errors as ``CreateAddon``. Calls :attr:`on_addon_configured`.
+        ``ConfigurationValues``, ``AddonVersion``, ``ServiceAccountRoleArn``). The add-on is
+        then ``UPDATING`` for :attr:`addon_update_s` sandbox seconds, and a second update
+        meanwhile is refused with 409 ``ResourceInUseException`` (botocore's EKS model lists
+        it for UpdateAddon: "The specified resource is in use"). When the rollout ends
+        (:meth:`settle_addons`) the add-on is ``ACTIVE`` — or what
+        :meth:`next_addon_update_ends` set: ``DEGRADED``, or ``UPDATE_FAILED`` with the
+        update ``Failed`` — and the env reaches aws-node (:attr:`on_addon_configured`); a
+        failed update keeps the previous configurationValues. ``resolveConflicts`` must be
+        one of the ``ResolveConflicts`` enum (``InvalidParameterException`` otherwise);
+        ``NONE`` fails the update on a field edited by hand (:meth:`addon_env`). A field
+        left out keeps its value; ``configurationValues`` replaces the whole document.
         """
         region, cluster, rest, body = self._eks_request(request)
         name = rest[1] if len(rest) > 1 else ""
+        self.settle_addons()
         addon = self._get_addon(region, cluster, name)
+        resolve = body.get("resolveConflicts")
+        if resolve is not None and resolve not in RESOLVE_CONFLICTS:
+            raise _ApiError(
+                400,
+                "InvalidParameterException",
+                f"resolveConflicts {resolve!r} is not one of {', '.join(RESOLVE_CONFLICTS)}",
+                clusterName=cluster,
+                addonName=name,
+            )
         params: list[dict[str, str]] = []
         config = body.get("configurationValues")
         if config is not None:
             _parse_configuration_values(name, str(config))
         with self._lock:
-            if body.get("resolveConflicts") is not None:
-                addon.resolve_conflicts = str(body["resolveConflicts"])
+            if addon.status in _ADDON_BUSY:
+                raise _ApiError(
+                    409,
+                    "ResourceInUseException",
+                    f"Addon {name} is {addon.status.lower()} and cannot be updated until that "
+                    "operation completes",
+                    clusterName=cluster,
+                    addonName=name,
+                )
+            previous = addon.configuration_values
+            if resolve is not None:
+                addon.resolve_conflicts = str(resolve)
                 params.append({"type": "ResolveConflicts", "value": addon.resolve_conflicts})
             if body.get("addonVersion"):
                 addon.version = str(body["addonVersion"])
@@ -1205,16 +1293,92 @@ class SandboxAws:
             addon.modified_at = _now()
             update = _Update(str(uuid.uuid4()), cluster, name, params, addon.modified_at)
             self._updates[update.id] = update
-            current = addon.configuration_values
-            resolve = body.get("resolveConflicts")
-        self._notify_addon(cluster, name, current, resolve)
-        return self._eks_json(request, {"update": update.shape("InProgress")})
+            outcome, issues = self._next_outcome.pop((cluster, name), ("ACTIVE", []))
+            addon.rollout = _Rollout(
+                update.id, addon.configuration_values, previous, resolve, outcome, issues
+            )
+            addon.status = "UPDATING"
+            addon.busy_until = self.clock() + self.addon_update_s
+            answer = update.shape("InProgress")
+        self.settle_addons()  # a rollout of no length ends at once
+        return self._eks_json(request, {"update": answer})
+
+    def settle_addons(self) -> None:
+        """End every add-on rollout whose time on the sandbox clock has come (see
+        :meth:`_update_addon`). Called on every add-on request and when the clock moves."""
+        now = self.clock()
+        with self._lock:
+            due = [a for a in self._addons.values() if a.rollout and a.busy_until <= now]
+        for addon in due:
+            self._end_rollout(addon)
+
+    def _end_rollout(self, addon: _Addon) -> None:
+        with self._lock:
+            rollout, addon.rollout = addon.rollout, None
+            if rollout is None:
+                return
+            update = self._updates[rollout.update_id]
+            outcome, issues = rollout.outcome, list(rollout.issues)
+        failure: dict[str, Any] | None = None
+        if outcome == "UPDATE_FAILED":
+            failure = {"errorCode": "Unknown", "errorMessage": "the add-on update failed"}
+        else:
+            try:
+                self._notify_addon(addon.cluster, addon.name, rollout.values, rollout.resolve)
+            except AddonConflictError as conflict:
+                outcome = "UPDATE_FAILED"
+                failure = {
+                    "errorCode": "ConfigurationConflict",
+                    "errorMessage": f"Conflicts found when trying to apply. Will not continue "
+                    f"due to resolve conflicts mode NONE: {conflict}",
+                }
+                issues = [{"code": "ConfigurationConflict", "message": failure["errorMessage"]}]
+        with self._lock:
+            addon.status, addon.issues = outcome, issues
+            if failure is not None:
+                addon.configuration_values = rollout.previous
+                update.status, update.errors = "Failed", [failure]
+            else:
+                update.status = "Successful"
+
+    def addon_seconds_left(self) -> float:
+        """Sandbox seconds until every add-on rollout has ended (0: none under way)."""
+        now = self.clock()
+        with self._lock:
+            ends = [a.busy_until - now for a in self._addons.values() if a.rollout]
+        return max([0.0, *ends])
+
+    def next_addon_update_ends(
+        self, cluster: str, name: str, status: str, issues: list[dict[str, Any]] | None = None
+    ) -> None:
+        """How the next UpdateAddon of the add-on ends: ``DEGRADED`` (with health issues,
+        e.g. ``[{"code": "InsufficientNumberOfReplicas", "message": ...}]``) or
+        ``UPDATE_FAILED`` (the update ``Failed``, the previous configuration kept)."""
+        if status not in ("ACTIVE", "DEGRADED", "UPDATE_FAILED"):
+            raise ValueError(f"an update ends ACTIVE, DEGRADED or UPDATE_FAILED, not {status}")
+        with self._lock:
+            self._next_outcome[(cluster, name)] = (status, list(issues or []))
+
+    def set_addon_status(
+        self, cluster: str, name: str, status: str, issues: list[dict[str, Any]] | None = None
+    ) -> None:
+        """The add-on's health as EKS reports it (no API sets it): ``ACTIVE``, or
+        ``DEGRADED`` with issues (nodes short of replicas, ...)."""
+        if status not in ("ACTIVE", "DEGRADED"):
+            raise ValueError(f"set ACTIVE or DEGRADED, not {status} (updates go UPDATING)")
+        with self._lock:
+            addon = self._addons.get((self.region, cluster, name))
+            if addon is None:
+                raise ValueError(f"cluster {cluster} has no add-on {name}")
+            addon.status, addon.issues = status, list(issues or [])
 
     def _describe_update(self, request: Any) -> AWSResponse:
-        """Imitates EKS ``DescribeUpdate`` for add-on updates: they are ``Successful``."""
+        """Imitates EKS ``DescribeUpdate`` for add-on updates: ``InProgress`` while the
+        rollout lasts, then ``Successful`` or ``Failed`` with its errors."""
         _, cluster, rest, _ = self._eks_request(request)
         update_id = rest[1] if len(rest) > 1 else ""
         addon_name = self._query(request).get("addonName")
+        self.settle_addons()
         with self._lock:
             update = self._updates.get(update_id)
         if (
@@ -1228,7 +1392,9 @@ class SandboxAws:
                 f"No update found for ID: {update_id}",
                 clusterName=cluster,
             )
-        return self._eks_json(request, {"update": update.shape("Successful")})
+        with self._lock:
+            shape = update.shape()
+        return self._eks_json(request, {"update": shape})
 
     def _delete_addon(self, request: Any) -> AWSResponse:
         """Imitates EKS ``DeleteAddon``: answers ``DELETING``; the add-on is gone at once."""
@@ -1301,6 +1467,7 @@ class SandboxAws:
 
     def addon(self, cluster: str, name: str) -> dict[str, Any] | None:
         """The stored add-on in EKS's ``DescribeAddon`` shape, or None."""
+        self.settle_addons()
         with self._lock:
             addon = self._addons.get((self.region, cluster, name))
             return None if addon is None else addon.shape()

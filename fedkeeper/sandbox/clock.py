@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -27,6 +27,8 @@ class SandboxClock:
             raise ValueError("the sandbox clock only moves forward")
         self._offset = offset
         self._lock = threading.Lock()
+        # Told after every move: emulations whose state changes with time (add-on rollouts).
+        self.listeners: list[Callable[[], None]] = []
 
     @property
     def offset(self) -> float:
@@ -38,6 +40,8 @@ class SandboxClock:
             raise ValueError("the sandbox clock only moves forward")
         with self._lock:
             self._offset += seconds
+        for listener in list(self.listeners):
+            listener()
 
     def time(self) -> float:
         """Emulated wall-clock time, seconds since the epoch."""

@@ -30,8 +30,15 @@ class FakeLambdaContext:
             self._started = self.clock()
 
     @classmethod
-    def for_handler(cls, handler: str, region: str = "eu-west-1") -> FakeLambdaContext:
-        return cls(function_name=f"fedkeeper-{handler.replace('_', '-')}", region=region)
+    def for_handler(
+        cls,
+        handler: str,
+        region: str = "eu-west-1",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> FakeLambdaContext:
+        return cls(
+            function_name=f"fedkeeper-{handler.replace('_', '-')}", region=region, clock=clock
+        )
 
     @property
     def invoked_function_arn(self) -> str:

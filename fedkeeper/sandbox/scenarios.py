@@ -648,6 +648,7 @@ def federation_objects(sb: Sandbox) -> dict[str, dict[str, int]]:
         objs = [o for o in objs if o["metadata"]["name"] != "default-ipv4-ippool"]
         for api_version, kind, name, namespace in (
             ("v1", "ServiceAccount", sa.name, sa.namespace),
+            ("v1", "Secret", sa.name, sa.namespace),  # the token (the access Secrets: above)
             (rbac, "ClusterRole", sa.name, None),
             (rbac, "ClusterRoleBinding", sa.name, None),
             (rbac, "Role", TYPHA_ACCESS, ns),
@@ -823,6 +824,10 @@ def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
 def _finish(sb: Sandbox, scenario: Scenario, p: _Partial) -> ScenarioResult:
     report = p.report
     writes = sb.emulator_writes().total
+    # An add-on update EKS is still rolling out ends before the outcome is checked.
+    rollout = sb.aws.addon_seconds_left()
+    if rollout:
+        sb.advance_time(rollout)
     verified = scenario.verify(sb)
     sb.clear_logs()
     rerun = sb.reconcile(None, "apply")

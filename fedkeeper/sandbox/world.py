@@ -263,6 +263,8 @@ class Sandbox:
         self.aws.on_addon_configured = self._addon_configured
         self.aws.on_invoke = self._invoke_function
         self.aws.advance = self.clock.advance
+        self.aws.clock = self.clock.time  # add-on rollouts end on the sandbox clock
+        self.clock.listeners.append(self.aws.settle_addons)
         self.baseline: AwsBaseline | None = None
         self.topic_arn: str | None = None
         self.episodes_table: str | None = None
@@ -504,7 +506,10 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Call ``lambdas.<handler>.handler(event, context)`` as Lambda would; it may raise."""
         module = _handler_module(handler)
-        context = FakeLambdaContext.for_handler(handler, self.config.aws.region)
+        # The invocation's time runs on the sandbox clock, like every other emulated wait.
+        context = FakeLambdaContext.for_handler(
+            handler, self.config.aws.region, clock=self.clock.monotonic
+        )
         # What the function prints (JSON logs, EMF metrics) goes to its "CloudWatch Logs".
         out = io.StringIO()
         log_handler = module.logger.registered_handler
@@ -594,9 +599,7 @@ class Sandbox:
         prefix = f"{self.config.name}-"
         handler = function_name.removeprefix(prefix).replace("-", "_")
         if not function_name.startswith(prefix) or handler not in HANDLERS:
-            return json.dumps({"errorMessage": f"no function {function_name}"}).encode(), (
-                "Unhandled"
-            )
+            raise LookupError(function_name)  # no such function: Lambda answers 404
         try:
             event = json.loads(payload or b"{}")
         except ValueError:
@@ -669,9 +672,11 @@ class Sandbox:
             for c in ds["spec"]["template"]["spec"]["containers"]:
                 if c["name"] == "aws-node":
                     entries = c.get("env", [])
-                    live = {e["name"]: str(e["value"]) for e in entries if "value" in e}
+                    # (entries of another shape, written by hand, are left as they are)
+                    named = [e for e in entries if isinstance(e, dict) and "name" in e]
+                    live = {e["name"]: str(e["value"]) for e in named if "value" in e}
                     env = self.aws.addon_env(cluster, addon, live, values, resolve)
-                    for e in entries:
+                    for e in named:
                         if e["name"] in env and "value" in e:
                             e["value"] = env.pop(e["name"])
                     c["env"] = entries + [{"name": k, "value": v} for k, v in env.items()]

@@ -70,18 +70,21 @@ def test_onprem_bootstrap_prints_applicable_manifests(capsys: pytest.CaptureFixt
         ("ServiceAccount", "fedkeeper"),
         ("Secret", "fedkeeper"),
         ("Namespace", ""),
+        ("Namespace", ""),
         ("ClusterRole", ""),
         ("ClusterRoleBinding", ""),
         ("Role", "calico-system"),
         ("RoleBinding", "calico-system"),
+        ("Role", "fedkeeper-access"),
+        ("RoleBinding", "fedkeeper-access"),
     ]
     assert "aws secretsmanager put-secret-value" in out
-    cluster_rules = docs[4]["rules"]
+    cluster_rules = docs[5]["rules"]
     assert {"apiGroups": ["projectcalico.org"], "resources": ["ippools"]} in [
         {k: r[k] for k in ("apiGroups", "resources")} for r in cluster_rules
     ]
     assert not any("secrets" in r["resources"] for r in cluster_rules)  # only per namespace
-    for rules in (cluster_rules, docs[6]["rules"]):
+    for rules in (cluster_rules, docs[7]["rules"], docs[9]["rules"]):
         assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
 
 

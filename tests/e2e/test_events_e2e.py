@@ -198,6 +198,7 @@ def test_an_event_repairs_its_fault_and_a_rerun_writes_nothing(
     assert delivery.handlers == [handler]
     assert delivery.report.changes
     assert all(c.result is Result.APPLIED for c in delivery.report.changes)
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())  # an add-on update rolls out
     assert fault.verify(sandbox)
     sandbox.clear_logs()
     assert sandbox.deliver(event).changes == []
@@ -237,6 +238,7 @@ def test_a_retryable_failure_is_retried_by_lambda_and_then_repairs(sandbox: Sand
     # Then the first invocation raised, Lambda's async retry ran it again, and it repaired
     assert delivery.attempts == {"on_cluster_event": 2}
     assert delivery.dead_letters == []
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())  # the add-on update rolls out
     assert SCENARIOS["snat-reset-by-addon-update"].verify(sandbox)
 
 

@@ -22,6 +22,7 @@ from fedkeeper.config import load_config
 from fedkeeper.invariants.ippools import pool_name
 from fedkeeper.sandbox import Sandbox
 from tests.conftest import EXAMPLE
+from tests.faults.test_faults import heal
 
 pytestmark = pytest.mark.xdist_group("malformed")
 
@@ -55,7 +56,7 @@ def _no_crash_then_healed(sb: Sandbox) -> None:
     first = sb.reconcile(None, "apply")
     crashes = [e for e in first.errors if "malformed data" in e.message]
     assert not crashes, first.to_dict()
-    healed = sb.reconcile(None, "apply")
+    healed = heal(sb)
     assert healed.converged, healed.to_dict()
 
 
@@ -71,7 +72,7 @@ def test_an_owned_access_secret_of_any_shape_is_repaired(sb: Sandbox, value: Any
     def bad(s: dict[str, Any]) -> None:
         s["data"] = {"kubeconfig": _b64(yaml.safe_dump(value)), "datastoreType": _b64("x")}
 
-    _edit(sb.eks_server, "v1", "Secret", "remote-cluster-secret-onprem", "calico-system")(bad)
+    _edit(sb.eks_server, "v1", "Secret", "remote-cluster-secret-onprem", "fedkeeper-access")(bad)
     _no_crash_then_healed(sb)
 
 
@@ -119,7 +120,7 @@ def test_addon_configuration_values_of_any_shape_never_crash(
     report = sb.reconcile(None, "apply")
     assert not [e for e in report.errors if "malformed data" in e.message], report.to_dict()
     sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
-    assert sb.reconcile(None, "apply").converged
+    assert heal(sb).converged
 
 
 @FEW
@@ -157,4 +158,4 @@ def test_onprem_credentials_of_any_shape_are_a_clear_error_and_eks_is_still_repa
     assert any(name in f.reason for f in report.failed_targets), report.to_dict()
     applied = {c.change.target for c in report.changes if c.result.value == "applied"}
     assert "eks/RemoteClusterConfiguration/onprem" in applied
-    assert sb.reconcile(None, "apply").converged
+    assert heal(sb).converged

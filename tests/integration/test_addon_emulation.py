@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from fedkeeper.invariants.snat import EXTERNAL_SNAT, daemonset_env
 from fedkeeper.sandbox import Sandbox
+from fedkeeper.sandbox.aws import ADDON_UPDATE_S
 
 pytestmark = pytest.mark.xdist_group("addon")
 
@@ -38,12 +39,14 @@ def _hand_edit(sb: Sandbox, **env: str) -> None:  # kubectl set env ds/aws-node 
 
 
 def _update(sb: Sandbox, values: dict[str, Any], resolve: str) -> None:
+    """UpdateAddon, then the time EKS takes to roll it out (the add-on UPDATING meanwhile)."""
     sb.aws_session().client("eks").update_addon(
         clusterName=sb.config.eks.cluster_name,
         addonName="vpc-cni",
         configurationValues=json.dumps(values),
         resolveConflicts=resolve,
     )
+    sb.advance_time(sb.aws.addon_seconds_left())
 
 
 def _values(sb: Sandbox) -> dict[str, Any]:
@@ -90,11 +93,16 @@ def test_a_hand_edited_aws_node_is_repaired_through_the_addon(sandbox: Sandbox) 
     [outcome] = report.changes
     assert outcome.change.payload["resolve_conflicts"] == "OVERWRITE"
     assert "edited by hand" in outcome.change.reason
+    # Its own update rolls out: checked at the next trigger, no retry asked, nothing alarming.
+    [wait] = report.deferred
+    assert "fedkeeper's update of the vpc-cni add-on is rolling out" in wait.reason
+    assert not wait.retry and not report.findings
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())
     assert daemonset_env(_aws_node(sandbox)) == "true"
     assert _values(sandbox) == values  # every configured value kept
-    assert report.converged and not report.findings
     sandbox.clear_logs()
-    assert sandbox.reconcile(None, "apply").writes == 0
+    rerun = sandbox.reconcile(None, "apply")
+    assert rerun.converged and rerun.writes == 0
 
 
 def test_a_reset_addon_with_a_hand_edit_is_restored_without_losing_it(sandbox: Sandbox) -> None:
@@ -103,5 +111,84 @@ def test_a_reset_addon_with_a_hand_edit_is_restored_without_losing_it(sandbox: S
     _hand_edit(sandbox, **{EXTERNAL_SNAT: "true"})
     report = sandbox.reconcile(["snat"], "apply")
     assert [c.change.payload["resolve_conflicts"] for c in report.changes] == ["PRESERVE"]
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())
     assert _values(sandbox)["env"][EXTERNAL_SNAT] == "true"
     assert daemonset_env(_aws_node(sandbox)) == "true"
+
+
+# --- the add-on lifecycle: UPDATING for a while, then ACTIVE, DEGRADED or UPDATE_FAILED -----
+# Sources: botocore's EKS model (data/eks/2017-11-01/service-2.json): AddonStatus (CREATING,
+# ACTIVE, UPDATING, DEGRADED, UPDATE_FAILED, ...), UpdateStatus (InProgress, Successful,
+# Failed), ResolveConflicts (OVERWRITE, NONE, PRESERVE), UpdateAddon's errors (409
+# ResourceInUseException: "The specified resource is in use"); EKS API reference,
+# UpdateAddon resolveConflicts: "None – Amazon EKS doesn't change the value. The update
+# might fail." (https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAddon.html).
+
+
+def _eks(sb: Sandbox) -> Any:
+    return sb.aws_session().client("eks")
+
+
+def _status(sb: Sandbox) -> str:
+    return str((sb.aws.addon(sb.config.eks.cluster_name, "vpc-cni") or {})["status"])
+
+
+def _start_update(sb: Sandbox, values: dict[str, Any], resolve: str = "PRESERVE") -> str:
+    answer = _eks(sb).update_addon(
+        clusterName=sb.config.eks.cluster_name,
+        addonName="vpc-cni",
+        configurationValues=json.dumps(values),
+        resolveConflicts=resolve,
+    )
+    return str(answer["update"]["id"])
+
+
+def test_an_update_rolls_out_for_a_while_and_a_second_one_meanwhile_is_refused_409(
+    sandbox: Sandbox,
+) -> None:
+    assert sandbox.aws.addon_update_s == ADDON_UPDATE_S == 60  # docs/SANDBOX.md: "60 s"
+    values = _values(sandbox)
+    _start_update(sandbox, values)
+    assert _status(sandbox) == "UPDATING"
+    with pytest.raises(ClientError) as exc:
+        _start_update(sandbox, values)
+    assert exc.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    sandbox.advance_time(sandbox.aws.addon_update_s)
+    assert _status(sandbox) == "ACTIVE"
+    _start_update(sandbox, values)  # accepted again once the first has ended
+
+
+def test_resolve_conflicts_outside_the_enum_is_refused(sandbox: Sandbox) -> None:
+    with pytest.raises(ClientError) as exc:
+        _start_update(sandbox, _values(sandbox), "KEEP")
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert _status(sandbox) == "ACTIVE"  # refused: no rollout started
+
+
+def test_resolve_conflicts_none_fails_the_update_on_a_hand_edit_and_changes_nothing(
+    sandbox: Sandbox,
+) -> None:
+    values = _values(sandbox)
+    _hand_edit(sandbox, **{EXTERNAL_SNAT: "false"})
+    update_id = _start_update(sandbox, {"env": {**values["env"], "WARM_IP_TARGET": "5"}}, "NONE")
+    sandbox.advance_time(sandbox.aws.addon_update_s)
+    addon = sandbox.aws.addon(sandbox.config.eks.cluster_name, "vpc-cni") or {}
+    assert addon["status"] == "UPDATE_FAILED"
+    assert [i["code"] for i in addon["health"]["issues"]] == ["ConfigurationConflict"]
+    update = _eks(sandbox).describe_update(
+        name=sandbox.config.eks.cluster_name, updateId=update_id, addonName="vpc-cni"
+    )["update"]
+    assert update["status"] == "Failed"
+    assert update["errors"][0]["errorCode"] == "ConfigurationConflict"
+    assert _values(sandbox) == values  # the previous configuration is kept
+    assert _env(sandbox)[EXTERNAL_SNAT] == "false" and "WARM_IP_TARGET" not in _env(sandbox)
+
+
+@pytest.mark.parametrize("outcome", ["DEGRADED", "UPDATE_FAILED"])
+def test_an_update_may_end_degraded_or_failed(sandbox: Sandbox, outcome: str) -> None:
+    issue = {"code": "InsufficientNumberOfReplicas", "message": "1 of 3 pods ready"}
+    sandbox.aws.next_addon_update_ends(sandbox.config.eks.cluster_name, "vpc-cni", outcome, [issue])
+    _start_update(sandbox, _values(sandbox))
+    sandbox.advance_time(sandbox.aws.addon_update_s)
+    assert _status(sandbox) == outcome

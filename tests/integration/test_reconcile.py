@@ -15,6 +15,7 @@ from fedkeeper.model import Result
 from fedkeeper.sandbox import Sandbox
 
 CALICO = "projectcalico.org/v3"
+ACCESS_NS = "fedkeeper-access"  # federation.example.yaml: the access Secrets' own namespace
 
 
 def _pool(sb: Sandbox) -> dict[str, Any] | None:
@@ -83,6 +84,7 @@ def test_addon_reset_is_restored_keeping_other_keys(sandbox: Sandbox) -> None:
         "env": {"WARM_IP_TARGET": "5", EXTERNAL_SNAT: "true"},
         "resources": {"requests": {"cpu": "25m"}},
     }
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())  # EKS rolls the update out
     ds = sandbox.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system")
     assert ds is not None and daemonset_env(ds) == "true"
 
@@ -189,9 +191,10 @@ def test_unreachable_onprem_defers_its_work_and_eks_is_still_reconciled(sandbox:
     assert targets["aws/Addon/fed-eks/vpc-cni"] is Result.APPLIED
     assert targets["eks/RemoteClusterConfiguration/onprem"] is Result.APPLIED
     assert not any(t.startswith("onprem/") for t in targets)
-    assert next(d.target for d in report.deferred) == "onprem"
+    assert "onprem" in [d.target for d in report.deferred]
     assert not report.converged
     sandbox.onprem_server.set_unreachable(False)
+    sandbox.advance_time(sandbox.aws.addon_seconds_left())  # the add-on update rolls out
     healed = sandbox.reconcile(None, "apply")
     assert healed.converged
 
@@ -202,12 +205,12 @@ def test_rotated_token_updates_the_access_secret_and_nothing_else(sandbox: Sandb
     sandbox.clear_logs()
     report = sandbox.reconcile(["rcc"], "apply")
     assert [c.change.target for c in report.changes] == [
-        "eks/Secret/calico-system/remote-cluster-secret-onprem"
+        f"eks/Secret/{ACCESS_NS}/remote-cluster-secret-onprem"
     ]
     writes = sandbox.emulator_writes()
     assert (writes.aws, writes.eks, writes.onprem) == (0, 1, 0)
     secret = sandbox.eks_server.get_object(
-        "v1", "Secret", "remote-cluster-secret-onprem", "calico-system"
+        "v1", "Secret", "remote-cluster-secret-onprem", ACCESS_NS
     )
     assert secret is not None
     assert new in base64.b64decode(secret["data"]["kubeconfig"]).decode()
@@ -220,13 +223,13 @@ def test_rcc_points_at_its_secret_with_overlay_routing_disabled(sandbox: Sandbox
     assert rcc["spec"] == {
         "clusterAccessSecret": {
             "name": "remote-cluster-secret-onprem",
-            "namespace": "calico-system",
+            "namespace": ACCESS_NS,
             "kind": "Secret",
         },
         "syncOptions": {"overlayRoutingMode": "Disabled"},
     }
     secret = sandbox.onprem_server.get_object(
-        "v1", "Secret", "remote-cluster-secret-fed-eks", "calico-system"
+        "v1", "Secret", "remote-cluster-secret-fed-eks", ACCESS_NS
     )
     assert secret is not None
     assert base64.b64decode(secret["data"]["datastoreType"]) == b"kubernetes"
@@ -234,7 +237,7 @@ def test_rcc_points_at_its_secret_with_overlay_routing_disabled(sandbox: Sandbox
         "rbac.authorization.k8s.io/v1",
         "RoleBinding",
         "remote-cluster-secret-access",
-        "calico-system",
+        ACCESS_NS,
     )
     assert binding is not None
     assert binding["subjects"] == [
@@ -252,7 +255,7 @@ def test_unowned_rcc_with_wrong_mode_is_reported_not_written(sandbox: Sandbox) -
             "spec": {
                 "clusterAccessSecret": {
                     "name": "remote-cluster-secret-onprem",
-                    "namespace": "calico-system",
+                    "namespace": ACCESS_NS,
                     "kind": "Secret",
                 },
                 "syncOptions": {"overlayRoutingMode": "Enabled"},

@@ -63,8 +63,16 @@ def _drift_owned_objects(sb: Sandbox) -> None:
     def no_rules(o: dict[str, Any]) -> None:
         o["rules"] = []
 
-    def no_subjects(o: dict[str, Any]) -> None:
-        o["subjects"] = []
+    def bound_elsewhere(kind: str) -> Any:
+        # A roleRef cannot change: fedkeeper deletes and re-creates such a binding.
+        def edit(o: dict[str, Any]) -> None:
+            o["roleRef"] = {
+                "apiGroup": RBAC.split("/", maxsplit=1)[0],
+                "kind": kind,
+                "name": "elsewhere",
+            }
+
+        return edit
 
     def unbound(o: dict[str, Any]) -> None:
         o["metadata"]["annotations"][SA_NAME_ANNOTATION] = "someone-else"
@@ -74,9 +82,9 @@ def _drift_owned_objects(sb: Sandbox) -> None:
 
     for server, rcc in ((sb.eks_server, cfg.eks_rcc_name), (sb.onprem_server, cfg.onprem_rcc_name)):
         server.mutate(RBAC, "ClusterRole", remote.name, None, no_rules)
-        server.mutate(RBAC, "ClusterRoleBinding", remote.name, None, no_subjects)
+        server.mutate(RBAC, "ClusterRoleBinding", remote.name, None, bound_elsewhere("ClusterRole"))
         server.mutate(RBAC, "Role", TYPHA_ACCESS, access_ns, no_rules)
-        server.mutate(RBAC, "RoleBinding", TYPHA_ACCESS, access_ns, no_subjects)
+        server.mutate(RBAC, "RoleBinding", TYPHA_ACCESS, access_ns, bound_elsewhere("Role"))
         server.mutate(calico, "RemoteClusterConfiguration", rcc, None, overlay)
         server.mutate("v1", "Secret", remote.name, remote.namespace, unbound)
     pool = pool_name(str(cfg.aws.vpc.cidr))

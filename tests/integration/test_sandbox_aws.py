@@ -541,10 +541,12 @@ class TestEks:
         assert codes == ["InvalidParameterException"] * 3
         assert eks.list_addons(clusterName="fed-eks")["addons"] == []
 
-    def test_update_addon_applies_at_once_and_returns_an_addon_update(
+    def test_update_addon_returns_an_addon_update_and_rolls_it_out_for_a_while(
         self, sandbox: SandboxAws, eks: Any, cluster: str
     ) -> None:
-        # Given a vpc-cni add-on without configuration
+        # Given a vpc-cni add-on without configuration, on an emulated clock
+        now = [1_800_000_000.0]
+        sandbox.clock = lambda: now[0]
         eks.create_addon(clusterName="fed-eks", addonName="vpc-cni")
         config = json.dumps({"env": {SNAT: "true", "WARM_IP_TARGET": "5"}})
         # When its configuration is updated with OVERWRITE
@@ -563,24 +565,36 @@ class TestEks:
         assert {"type": "ResolveConflicts", "value": "OVERWRITE"} in update["params"]
         addon = eks.describe_addon(clusterName="fed-eks", addonName="vpc-cni")["addon"]
         assert addon["configurationValues"] == config
-        assert addon["status"] == "ACTIVE"
+        assert addon["status"] == "UPDATING"
         assert sandbox.addon_resolve_conflicts("fed-eks", "vpc-cni") == "OVERWRITE"
+        # And once the rollout's time has passed, the add-on is ACTIVE
+        now[0] += sandbox.addon_update_s
+        addon = eks.describe_addon(clusterName="fed-eks", addonName="vpc-cni")["addon"]
+        assert addon["status"] == "ACTIVE"
 
-    def test_describe_update_reports_the_addon_update_successful(
-        self, eks: Any, cluster: str
+    def test_describe_update_reports_the_addon_update_in_progress_then_successful(
+        self, sandbox: SandboxAws, eks: Any, cluster: str
     ) -> None:
-        # Given an add-on update
+        # Given an add-on update, on an emulated clock
+        now = [1_800_000_000.0]
+        sandbox.clock = lambda: now[0]
         eks.create_addon(clusterName="fed-eks", addonName="vpc-cni")
         update_id = eks.update_addon(
             clusterName="fed-eks", addonName="vpc-cni", configurationValues="{}"
         )["update"]["id"]
-        # When the update is described
-        update = eks.describe_update(name="fed-eks", updateId=update_id, addonName="vpc-cni")[
-            "update"
-        ]
-        # Then it has succeeded
-        assert update["id"] == update_id
-        assert update["status"] == "Successful"
+
+        def described() -> Any:
+            return eks.describe_update(name="fed-eks", updateId=update_id, addonName="vpc-cni")[
+                "update"
+            ]
+
+        # When it is described during the rollout, then after it
+        during = described()
+        now[0] += sandbox.addon_update_s
+        after = described()
+        # Then it was in progress, and has succeeded
+        assert (during["id"], during["status"]) == (update_id, "InProgress")
+        assert after["status"] == "Successful"
 
     def test_addon_configuration_hook_follows_create_update_and_reset(
         self, sandbox: SandboxAws, eks: Any, cluster: str
@@ -588,6 +602,7 @@ class TestEks:
         # Given a hook standing in for the add-on manager that rewrites aws-node
         seen: list[tuple[str, str, dict[str, Any]]] = []
         sandbox.on_addon_configured = lambda c, n, v, _resolve: seen.append((c, n, v))
+        sandbox.addon_update_s = 0  # a rollout of no length: applied when accepted
         # When the add-on is created, updated, and its configuration lost in a version update
         eks.create_addon(
             clusterName="fed-eks",

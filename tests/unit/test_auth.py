@@ -76,10 +76,17 @@ def test_cluster_without_endpoint_is_a_permanent_error() -> None:
 
 def test_stored_kubeconfig_may_be_yaml_or_json() -> None:
     as_json = (
-        '{"clusters": [{"name": "c"}], "users": [{"name": "u", "user": {"token": "t"}}], '
-        '"contexts": [{"name": "c"}]}'
+        '{"clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.10:6443"}}], '
+        '"users": [{"name": "u", "user": {"token": "t"}}], '
+        '"contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], '
+        '"current-context": "c"}'
     )
-    as_yaml = "clusters: [{name: c}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c}]\n"
+    as_yaml = (
+        "clusters: [{name: c, cluster: {server: 'https://10.0.0.10:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+        "current-context: c\n"
+    )
     assert parse_kubeconfig(as_json, "s") == parse_kubeconfig(as_yaml, "s")
 
 

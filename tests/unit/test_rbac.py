@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fedkeeper.config import FederationConfig
+from fedkeeper.config import SHARED_NAMESPACES, FederationConfig
 from fedkeeper.invariants.rcc import RccNames, desired_remote_objects, desired_typha_access
 from fedkeeper.rbac import AWS_NODE, RECONCILER, Side, eks_reconciler_objects, reconciler_objects
 from fedkeeper.sandbox.kube_server.rbac import uncovered
@@ -97,10 +97,12 @@ def test_updates_patches_and_deletes_name_the_objects_fedkeeper_owns(
                 assert rule["apiGroups"] == [calico]
                 continue
             if rule["resources"] == ["secrets"] and "resourceNames" not in rule:
-                # Adopted access Secrets keep their names: patch only, in that namespace only.
+                # Adopted access Secrets keep their names (and old ones are pruned): only in
+                # the access namespace, fedkeeper's own, and never by update.
                 assert obj["kind"] == "Role"
                 assert obj["metadata"]["namespace"] == config.federation.access_secret_namespace
-                assert not {"update", "delete"} & set(rule["verbs"])
+                assert obj["metadata"]["namespace"] not in SHARED_NAMESPACES
+                assert "update" not in rule["verbs"]
                 continue
             assert rule.get("resourceNames"), (obj["kind"], rule)
 
@@ -142,3 +144,21 @@ def test_the_reconciler_role_is_named_once_per_side(config: FederationConfig) ->
         kinds = [o["kind"] for o in _manifest(config, side) if o["metadata"]["name"] == RECONCILER]
         assert kinds.count("ClusterRole") == 1
         assert kinds.count("ClusterRoleBinding") == 1
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_secrets_outside_the_access_namespace_are_reached_only_by_the_token_secret_s_name(
+    config: FederationConfig, side: Side
+) -> None:
+    sa = config.federation.remote_service_account
+    for obj in _manifest(config, side):
+        ns = obj["metadata"].get("namespace")
+        for rule in obj.get("rules", []):
+            if (
+                "secrets" not in rule["resources"]
+                or ns == config.federation.access_secret_namespace
+            ):
+                continue
+            assert obj["kind"] == "Role" and ns == sa.namespace, (obj["kind"], ns, rule)
+            # create carries no name (Kubernetes cannot narrow it) and reads nothing.
+            assert rule.get("resourceNames") == [sa.name] or rule["verbs"] == ["create"], rule

@@ -90,17 +90,28 @@ def converged_pair(
     onprem_secret = with_rv(
         desired_access_secret(NAMES, "fed-eks", build_kubeconfig(eks, eks_token, NAMES.remote_sa))
     )
+    # As observe reads them: the owned access Secrets are known to the RCCs that use them.
     eks = eks.__class__(
-        **{**eks.__dict__, "access_secret": eks_secret, "owned_access_secrets": [eks_secret]}
+        **{
+            **eks.__dict__,
+            "access_secret": eks_secret,
+            "owned_access_secrets": [eks_secret],
+            "rcc_secrets": {_key(eks_secret): eks_secret},
+        }
     )
     onprem = onprem.__class__(
         **{
             **onprem.__dict__,
             "access_secret": onprem_secret,
             "owned_access_secrets": [onprem_secret],
+            "rcc_secrets": {_key(onprem_secret): onprem_secret},
         }
     )
     return eks, onprem
+
+
+def _key(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
 
 
 def replace(side: ClusterSide, **kw: Any) -> ClusterSide:

@@ -2,9 +2,10 @@
 
 * The admin token: ``kubernetes-admin`` in ``system:masters`` (what a cluster creator's
   kubeconfig gets).
-* Service-account tokens (legacy token Secrets): valid while a token Secret holds the token
-  and its ServiceAccount exists with the uid the Secret records; deleting either revokes
-  it. Identity ``system:serviceaccount:<ns>:<name>`` in ``system:serviceaccounts`` and
+* Service-account tokens (legacy token Secrets): JWTs the token controller signed, valid
+  while the token Secret they name holds them and their ServiceAccount exists with the uid
+  they were issued for; deleting either revokes them. A string put into a token Secret by
+  hand is no token. Identity ``system:serviceaccount:<ns>:<name>`` in ``system:serviceaccounts`` and
   ``system:serviceaccounts:<ns>`` (kubernetes ``pkg/serviceaccount/legacy.go``,
   ``staging/src/k8s.io/apiserver/pkg/authentication/serviceaccount/util.go``).
 * EKS IAM tokens (:class:`EksTokenReview`, installed by the sandbox on its EKS server): the
@@ -26,15 +27,18 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from fedkeeper.sandbox.kube_server.kinds import (
     SA_NAME_ANNOTATION,
     SA_TOKEN_TYPE,
     SA_UID_ANNOTATION,
+    token_signature,
 )
 from fedkeeper.sandbox.kube_server.store import Store
 
@@ -68,25 +72,58 @@ def service_account_identity(namespace: str, name: str) -> Identity:
     )
 
 
-def service_account_token_identity(store: Store, token: str) -> Identity | None:
-    """The ServiceAccount whose live token Secret holds ``token``; None if revoked/unknown."""
-    accounts = store.kind("v1", "ServiceAccount")
-    for (ns, _), secret in store.kind("v1", "Secret").items():
-        raw = (secret.get("data") or {}).get("token")
-        if secret.get("type") != SA_TOKEN_TYPE or not raw:
-            continue
-        held = ""
-        with contextlib.suppress(ValueError, binascii.Error):
-            held = base64.b64decode(raw).decode()
-        if not held or not hmac.compare_digest(held, token):
-            continue
-        annotations = secret.get("metadata", {}).get("annotations") or {}
-        sa_name = str(annotations.get(SA_NAME_ANNOTATION, ""))
-        sa = accounts.get((ns, sa_name))
-        if sa is None or annotations.get(SA_UID_ANNOTATION) != sa["metadata"]["uid"]:
-            return None
-        return service_account_identity(ns, sa_name)
-    return None
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+
+
+def _claims(token: str, key: bytes) -> dict[str, Any] | None:
+    """The claims of a JWT this server signed; None for anything else."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    signed = f"{parts[0]}.{parts[1]}"
+    if not hmac.compare_digest(parts[2], token_signature(key, signed)):
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def service_account_token_identity(store: Store, token: str, key: bytes) -> Identity | None:
+    """The ServiceAccount a legacy token stands for; None if it is not one, or revoked.
+
+    As the API server validates one (kubernetes ``pkg/serviceaccount/jwt.go``, then
+    ``legacy.go`` ``legacyValidator.Validate``): a JWT signed with the server's key, issuer
+    ``kubernetes/serviceaccount``, whose claims name a token Secret that still exists and
+    still holds this very token, and a ServiceAccount that still exists with the uid the
+    token was issued for. Any other string in a token Secret is no token at all.
+    """
+    claims = _claims(token, key)
+    if claims is None or claims.get("iss") != LEGACY_ISSUER:
+        return None
+    ns = str(claims.get("kubernetes.io/serviceaccount/namespace", ""))
+    secret_name = str(claims.get("kubernetes.io/serviceaccount/secret.name", ""))
+    sa_name = str(claims.get("kubernetes.io/serviceaccount/service-account.name", ""))
+    sa_uid = str(claims.get("kubernetes.io/serviceaccount/service-account.uid", ""))
+    secret = store.kind("v1", "Secret").get((ns, secret_name))
+    if secret is None or secret.get("type") != SA_TOKEN_TYPE:
+        return None
+    held = ""
+    with contextlib.suppress(ValueError, binascii.Error):
+        held = base64.b64decode((secret.get("data") or {}).get("token") or "").decode()
+    if not held or not hmac.compare_digest(held, token):
+        return None
+    annotations = secret.get("metadata", {}).get("annotations") or {}
+    sa = store.kind("v1", "ServiceAccount").get((ns, sa_name))
+    if (
+        sa is None
+        or annotations.get(SA_NAME_ANNOTATION) != sa_name
+        or sa["metadata"]["uid"] != sa_uid
+        or annotations.get(SA_UID_ANNOTATION) != sa_uid
+    ):
+        return None
+    return service_account_identity(ns, sa_name)
 
 
 @dataclass(frozen=True)

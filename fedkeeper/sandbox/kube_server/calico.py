@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fedkeeper.sandbox.kube_server.api import ApiError, JSONObj, ResourceType, invalid_error
+from fedkeeper.sandbox.kube_server.selector import selector_problem
 from fedkeeper.sandbox.kube_server.store import Store
 
 # IPPoolSpec: json name → omitempty. ``cidr`` is the one field without it.
@@ -35,6 +37,97 @@ _IPPOOL_JSON: dict[str, bool] = {
 # (``clusterAccessSecret`` is a *ObjectReference, ``syncOptions`` a struct whose one field,
 # ``overlayRoutingMode``, is omitempty).
 _REFERENCE_JSON = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion")
+
+
+# IPPoolAllowedUse (+kubebuilder:validation:Enum), tigera/api pkg/apis/projectcalico/v3/ippool.go
+ALLOWED_USES = ("Workload", "Tunnel", "LoadBalancer", "HostSecondaryInterface", "L2Workload")
+
+
+def _uses(spec: JSONObj, *wanted: str) -> bool:
+    uses = spec.get("allowedUses")
+    return isinstance(uses, list) and any(u in wanted for u in uses)
+
+
+def _encap_off(spec: JSONObj) -> bool:
+    return all(spec.get(f) in (None, "", "Never") for f in ("ipipMode", "vxlanMode"))
+
+
+def _family6(spec: JSONObj) -> bool:
+    try:
+        return ipaddress.ip_network(str(spec.get("cidr")), strict=False).version == 6
+    except ValueError:
+        return False
+
+
+# The IPPoolSpec CEL rules (+kubebuilder:validation:XValidation on IPPoolSpec in tigera/api
+# pkg/apis/projectcalico/v3/ippool.go), each as (holds for spec, message, reason).
+IPPOOL_CEL_RULES: tuple[tuple[Callable[[JSONObj], bool], str, str], ...] = (
+    (
+        lambda s: (
+            s.get("ipipMode") in (None, "", "Never") or s.get("vxlanMode") in (None, "", "Never")
+        ),
+        "ipipMode and vxlanMode cannot both be enabled",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "LoadBalancer") or _encap_off(s),
+        "LoadBalancer IP pool cannot have IPIP or VXLAN enabled",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "LoadBalancer") or not _uses(s, "Workload", "Tunnel"),
+        "LoadBalancer cannot be combined with Workload or Tunnel allowed uses",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _family6(s) or s.get("ipipMode") in (None, "", "Never"),
+        "IPIP is not supported on IPv6 pools",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "LoadBalancer") or not s.get("disableBGPExport"),
+        "LoadBalancer IP pools cannot disable BGP export",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "LoadBalancer") or s.get("nodeSelector") == "all()",
+        "IP Pool with AllowedUse LoadBalancer must have nodeSelector set to all()",
+        "FieldValueInvalid",
+    ),
+    (
+        lambda s: not _uses(s, "Tunnel") or not s.get("namespaceSelector"),
+        "IP Pool with AllowedUse Tunnel cannot have namespaceSelector",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: (
+            not _uses(s, "L2Workload")
+            or not _uses(s, "Workload", "Tunnel", "LoadBalancer", "HostSecondaryInterface")
+        ),
+        "L2Workload cannot be combined with other allowed uses",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "L2Workload") or _encap_off(s),
+        "L2Workload IP pool cannot have IPIP or VXLAN enabled",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: not _uses(s, "L2Workload") or s.get("disableBGPExport") is True,
+        "L2Workload IP pools must disable BGP export",
+        "FieldValueForbidden",
+    ),
+    (
+        lambda s: "global(" not in str(s.get("nodeSelector") or ""),
+        "global() selector is not valid for IPPool nodeSelector",
+        "FieldValueInvalid",
+    ),
+    (
+        lambda s: "global(" not in str(s.get("namespaceSelector") or ""),
+        "global() selector is not valid for IPPool namespaceSelector",
+        "FieldValueInvalid",
+    ),
+)
 
 
 def _go_zero(value: Any) -> bool:
@@ -127,18 +220,34 @@ def _check_ippool(
                 spec[field],
                 "must be Never, Always or CrossSubnet",
             )
-    if spec["ipipMode"] != "Never" and spec["vxlanMode"] != "Never":
-        raise invalid("IPIPMode", spec["ipipMode"], "IPIP and VXLAN cannot both be enabled")
-    if ipv6 and spec["ipipMode"] != "Never":
-        raise invalid("IPIPMode", spec["ipipMode"], "IPIP is not supported on IPv6 pools")
     for field in ("natOutgoing", "disabled", "disableBGPExport"):
         if field in spec and not isinstance(spec[field], bool):
             raise invalid(field[0].upper() + field[1:], spec[field], "must be a boolean")
     uses = spec["allowedUses"]
-    if not isinstance(uses, list) or any(
-        u not in ("Workload", "Tunnel", "LoadBalancer") for u in uses
-    ):
-        raise invalid("AllowedUses", uses, "must be Workload, Tunnel or LoadBalancer")
+    if not isinstance(uses, list) or any(u not in ALLOWED_USES for u in uses):
+        raise invalid("AllowedUses", uses, f"supported values: {', '.join(ALLOWED_USES)}")
+    if len(uses) > 10:
+        raise invalid("AllowedUses", uses, f"Too many: {len(uses)}: must have at most 10 items")
+    if len(set(uses)) != len(uses):  # +listType=set
+        dup = next(u for i, u in enumerate(uses) if u in uses[:i])
+        raise invalid_error(
+            rt, name, f'IPPool.Spec.AllowedUses: Duplicate value: "{dup}"', "AllowedUses"
+        )
+    if spec["assignmentMode"] not in ("Automatic", "Manual"):
+        raise invalid(
+            "AssignmentMode", spec["assignmentMode"], 'supported values: "Automatic", "Manual"'
+        )
+    for field in ("nodeSelector", "namespaceSelector"):
+        value = spec.get(field, "")
+        problem = selector_problem(value) if isinstance(value, str) else "must be a string"
+        if problem:
+            raise invalid(field[0].upper() + field[1:], value, f"invalid selector: {problem}")
+    for rule, message, reason in IPPOOL_CEL_RULES:
+        if not rule(spec):
+            shown = "Forbidden" if reason == "FieldValueForbidden" else 'Invalid value: "object"'
+            raise invalid_error(
+                rt, name, f'IPPool.{rt.group} "{name}" is invalid: spec: {shown}: {message}', "spec"
+            )
     if not spec["disabled"] and network.prefixlen > block:
         raise invalid(
             "CIDR",

@@ -106,6 +106,10 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type", ""),
             body,
             self.headers.get("User-Agent", ""),
+            impersonate=(
+                self.headers.get("Impersonate-User", ""),
+                tuple(self.headers.get_all("Impersonate-Group") or ()),
+            ),
         )
         fake._before_answer()
         self.send_response(status)

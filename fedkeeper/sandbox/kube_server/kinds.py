@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -23,6 +25,7 @@ from fedkeeper.sandbox.kube_server.api import (
 from fedkeeper.sandbox.kube_server.calico import prepare_ippool, prepare_rcc
 from fedkeeper.sandbox.kube_server.store import Store
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
@@ -31,11 +34,17 @@ SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 class Kinds:
     """Defaulting, validation and controllers of the kinds that have any."""
 
-    def __init__(self, store: Store, name: str, calico_group: str) -> None:
+    def __init__(
+        self, store: Store, name: str, calico_group: str, *, plain_crd: bool = False
+    ) -> None:
         self.store = store
         self.calico_group = calico_group
+        self.plain_crd = plain_crd  # Calico kinds as plain CRDs: stored as written
         self.ca_pem = make_ca_pem(name)
         self.token_kid = b64url(secrets.token_bytes(16))
+        # The key the token controller signs legacy ServiceAccount tokens with (the API
+        # server's --service-account-key-file; an HMAC stands in for the RSA signature).
+        self.token_key = secrets.token_bytes(32)
 
     def prepare(
         self, rt: ResourceType, name: str, obj: JSONObj, existing: JSONObj | None, *, validate: bool
@@ -47,7 +56,10 @@ class Kinds:
             elif rt.plural == "namespaces":
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj.setdefault("status", {"phase": "Active"})
-        elif rt.group == self.calico_group:
+        elif rt.group == RBAC_GROUP and rt.plural in ("rolebindings", "clusterrolebindings"):
+            if validate and existing is not None:
+                check_role_ref_unchanged(rt, name, obj, existing)
+        elif rt.group == self.calico_group and not self.plain_crd:
             if rt.plural == "ippools":
                 prepare_ippool(self.store, rt, name, obj, existing, validate=validate)
             elif rt.plural == "remoteclusterconfigurations":
@@ -162,13 +174,13 @@ class Kinds:
             "sub": f"system:serviceaccount:{ns}:{sa_name}",
             "jti": str(uuid.uuid4()),
         }
-        return ".".join(
+        signed = ".".join(
             (
                 b64url(json.dumps(header, separators=(",", ":")).encode()),
                 b64url(json.dumps(payload, separators=(",", ":")).encode()),
-                b64url(secrets.token_bytes(64)),
             )
         )
+        return f"{signed}.{token_signature(self.token_key, signed)}"
 
     def after_remove(self, rt: ResourceType, obj: JSONObj) -> None:
         """Deleting a ServiceAccount deletes its token Secrets."""
@@ -185,6 +197,35 @@ class Kinds:
                 and annotations.get(SA_NAME_ANNOTATION) == meta["name"]
             ):
                 del bucket[key]
+
+
+def _role_ref(obj: JSONObj) -> tuple[str, str, str]:
+    ref = obj.get("roleRef")
+    ref = ref if isinstance(ref, dict) else {}
+    return (str(ref.get("apiGroup", "")), str(ref.get("kind", "")), str(ref.get("name", "")))
+
+
+def check_role_ref_unchanged(rt: ResourceType, name: str, obj: JSONObj, old: JSONObj) -> None:
+    """A binding's roleRef is immutable: an update that changes it is refused with 422
+    (kubernetes ``pkg/apis/rbac/validation/validation.go``, ``ValidateRoleBindingUpdate`` and
+    ``ValidateClusterRoleBindingUpdate``: ``field.Invalid(roleRef, ..., "cannot change
+    roleRef")``)."""
+    new_ref = _role_ref(obj)
+    if new_ref == _role_ref(old):
+        return
+    shown = f'rbac.RoleRef{{APIGroup:"{new_ref[0]}", Kind:"{new_ref[1]}", Name:"{new_ref[2]}"}}'
+    raise invalid_error(
+        rt,
+        name,
+        f'{rt.kind}.{RBAC_GROUP} "{name}" is invalid: roleRef: Invalid value: {shown}: '
+        "cannot change roleRef",
+        "roleRef",
+    )
+
+
+def token_signature(key: bytes, signed: str) -> str:
+    """The signature of a token's ``header.payload`` with the server's key."""
+    return b64url(hmac.new(key, signed.encode(), hashlib.sha256).digest())
 
 
 def make_ca_pem(name: str) -> str:

@@ -87,7 +87,13 @@ def _role_rules(store: Store, role_ref: Any, binding_ns: str) -> list[Rule] | No
         return None
     if role is None:
         return None
-    return [r for r in role.get("rules") or [] if isinstance(r, dict)]
+    return _rules_of(role)
+
+
+def _rules_of(obj: JSONObj) -> list[Rule]:
+    """A role's rules; a malformed one (stored by hand, out of band) grants nothing."""
+    rules = obj.get("rules")
+    return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
 
 def rules_for(store: Store, identity: Identity, namespace: str) -> list[Rule]:
@@ -103,8 +109,8 @@ def rules_for(store: Store, identity: Identity, namespace: str) -> list[Rule]:
             if ns == namespace
         ]
     for ns, binding in sorted(bindings, key=lambda nb: (nb[0], nb[1]["metadata"]["name"])):
-        subjects = binding.get("subjects") or []
-        if any(_subject_matches(s, identity, ns) for s in subjects):
+        subjects = binding.get("subjects")
+        if isinstance(subjects, list) and any(_subject_matches(s, identity, ns) for s in subjects):
             rules += _role_rules(store, binding.get("roleRef"), ns) or []
     return rules
 
@@ -122,16 +128,21 @@ def _resource_matches(patterns: Iterable[str], resource: str, subresource: str) 
     return False
 
 
+def _strings(rule: Rule, key: str) -> list[str]:
+    """A rule's string list (a malformed one, stored out of band, matches nothing)."""
+    values = rule.get(key)
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
 def rule_allows(rule: Rule, attrs: Attributes) -> bool:
     """Whether one PolicyRule allows the request (``RuleAllows``)."""
-    verbs = rule.get("verbs") or []
-    groups = rule.get("apiGroups") or []
-    names = rule.get("resourceNames") or []
+    verbs, groups = _strings(rule, "verbs"), _strings(rule, "apiGroups")
+    names = _strings(rule, "resourceNames")
     if "*" not in verbs and attrs.verb not in verbs:
         return False
     if "*" not in groups and attrs.api_group not in groups:
         return False
-    if not _resource_matches(rule.get("resources") or [], attrs.resource, attrs.subresource):
+    if not _resource_matches(_strings(rule, "resources"), attrs.resource, attrs.subresource):
         return False
     return not names or (bool(attrs.name) and attrs.name in names)
 
@@ -167,25 +178,25 @@ def authorize(store: Store, identity: Identity, attrs: Attributes) -> None:
 
 def _atoms(rule: Rule) -> Iterator[Attributes]:
     """A rule broken into single (group, resource, verb, name) permissions."""
-    names = rule.get("resourceNames") or [""]
-    for group in rule.get("apiGroups") or []:
-        for resource in rule.get("resources") or []:
+    names = _strings(rule, "resourceNames") or [""]
+    for group in _strings(rule, "apiGroups"):
+        for resource in _strings(rule, "resources"):
             res, _, sub = str(resource).partition("/")
-            for verb in rule.get("verbs") or []:
+            for verb in _strings(rule, "verbs"):
                 for name in names:
                     yield Attributes(str(verb), str(group), res, sub, "", str(name))
 
 
 def _covered(owner: list[Rule], atom: Attributes) -> bool:
     for rule in owner:
-        verbs, groups = rule.get("verbs") or [], rule.get("apiGroups") or []
-        names = rule.get("resourceNames") or []
+        verbs, groups = _strings(rule, "verbs"), _strings(rule, "apiGroups")
+        names = _strings(rule, "resourceNames")
         if "*" not in verbs and atom.verb not in verbs:
             continue
         if "*" not in groups and atom.api_group not in groups:
             continue
         combined = f"{atom.resource}/{atom.subresource}" if atom.subresource else atom.resource
-        patterns = rule.get("resources") or []
+        patterns = _strings(rule, "resources")
         if not (
             "*" in patterns
             or combined in patterns
@@ -237,7 +248,7 @@ def check_escalation(
         escalate = Attributes("escalate", RBAC_GROUP, rt.plural, "", namespace, request_name)
         if allowed(store, identity, escalate):
             return
-        granted = [r for r in obj.get("rules") or [] if isinstance(r, dict)]
+        granted = _rules_of(obj)
     elif rt.plural in ("rolebindings", "clusterrolebindings"):
         ref = obj.get("roleRef") or {}
         ref_kind = ref.get("kind") if isinstance(ref, dict) else None

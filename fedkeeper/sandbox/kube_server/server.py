@@ -30,6 +30,7 @@ from fedkeeper.sandbox.kube_server.api import (
     bad_request,
     builtin_types,
     conflict,
+    invalid_error,
     not_found,
     now_iso,
     status_body,
@@ -41,6 +42,7 @@ from fedkeeper.sandbox.kube_server.authn import (
     service_account_token_identity,
 )
 from fedkeeper.sandbox.kube_server.http import HTTPServer, discovery, route
+from fedkeeper.sandbox.kube_server.impersonation import impersonated
 from fedkeeper.sandbox.kube_server.kinds import SA_NAME_ANNOTATION, Kinds
 from fedkeeper.sandbox.kube_server.managed_fields import manager_of
 from fedkeeper.sandbox.kube_server.managed_fields import record as record_managed_fields
@@ -117,8 +119,13 @@ class FakeKubeServer:
                 (calico_group, "licensekeys"),
             }
         )
-        self._kinds = Kinds(self._store, name, calico_group)
+        # Calico's kinds under crd.projectcalico.org are plain CRDs (no Calico API server):
+        # no Calico defaulting or validation, and no strategic merge patch.
+        self.calico_crd = calico_group == CRD_CALICO_GROUP
+        self._kinds = Kinds(self._store, name, calico_group, plain_crd=self.calico_crd)
         self._store.kinds = self._kinds
+        if self.calico_crd:
+            self._store.crd_groups.add(calico_group)
         self._events = EventLog(self._lock)
         self._store.on_change = self._events.record
         self.bookmark_interval = 60.0  # seconds between BOOKMARK events (sandbox clock)
@@ -426,7 +433,7 @@ class FakeKubeServer:
         if hmac.compare_digest(token, self.token):
             return ADMIN
         with self._lock:
-            identity = service_account_token_identity(self._store, token)
+            identity = service_account_token_identity(self._store, token, self._kinds.token_key)
         if identity is not None:
             return identity
         now = self.clock()
@@ -597,6 +604,8 @@ class FakeKubeServer:
         content_type: str,
         body: bytes,
         user_agent: str = "",
+        *,
+        impersonate: tuple[str, tuple[str, ...]] = ("", ()),
     ) -> tuple[int, bytes | Iterator[bytes], str]:
         stream: Iterator[bytes] | None = None
         split = urlsplit(raw_path)
@@ -611,6 +620,8 @@ class FakeKubeServer:
             identity = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
             if identity is None:
                 raise ApiError(401, "Unauthorized")
+            with self._lock:
+                identity = impersonated(self._store, identity, *impersonate)
             status, result = self._serve(
                 identity, method, path, query, content_type, body, user_agent
             )
@@ -674,6 +685,7 @@ class FakeKubeServer:
                 fault = self._take_fault(method, path, writes_only=True)
                 if fault is not None:
                     raise conflict(route.rt, route.name or "")
+                check_dry_run(method, params.get("dryRun", []))
             dry_run = "All" in params.get("dryRun", [])
             saved = (copy.deepcopy(self._store.objects), self._store.rv) if dry_run else None
             self._events.paused = dry_run
@@ -733,12 +745,62 @@ class FakeKubeServer:
                 raise not_found(rt, name)
             return 200, copy.deepcopy(obj)
         if method == "PUT":
+            if rt.group == self.calico_group:
+                require_resource_version(rt, name, body)
             return 200, self._store.replace(rt, ns or "", name, body, route.subresource)
         if method == "PATCH":
             return 200, self._store.patch(rt, ns or "", name, body, ctype, route.subresource)
         if method == "DELETE" and route.subresource is None:
             return 200, self._store.delete(rt, ns or "", name, body)
         raise ApiError(405, f"the server does not allow this method on {rt.resource}")
+
+
+CRD_CALICO_GROUP = "crd.projectcalico.org"
+_OPTIONS_KIND = {
+    "POST": "CreateOptions",
+    "PUT": "UpdateOptions",
+    "PATCH": "PatchOptions",
+    "DELETE": "DeleteOptions",
+}
+
+
+def check_dry_run(method: str, values: list[str]) -> None:
+    """``dryRun`` takes ``All`` only; anything else is refused with 422, never a real write
+    (kubernetes ``staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation/validation.go``
+    ``ValidateDryRun``; the handlers answer ``errors.NewInvalid`` on the options kind)."""
+    bad = [v for v in values if v != "All"]
+    if not bad:
+        return
+    shown = ", ".join(f'"{v}"' for v in values)
+    kind = _OPTIONS_KIND.get(method, "CreateOptions")
+    message = (
+        f'{kind}.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{{{shown}}}: '
+        'supported values: "All"'
+    )
+    causes = [{"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}]
+    raise ApiError(
+        422,
+        message,
+        details={"group": "meta.k8s.io", "kind": kind, "causes": causes},
+    )
+
+
+def require_resource_version(rt: ResourceType, name: str, body: Any) -> None:
+    """A PUT of a Calico object must carry ``metadata.resourceVersion``: the Calico API
+    server's strategies (``apiserver/pkg/registry/projectcalico/*/strategy.go``) and the
+    CRD strategy both answer ``AllowUnconditionalUpdate() false``, and the generic registry
+    (``staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go``, ``Update``)
+    then refuses an update without one."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    if isinstance(meta, dict) and meta.get("resourceVersion"):
+        return
+    raise invalid_error(
+        rt,
+        name,
+        f'{rt.kind}.{rt.group} "{name}" is invalid: metadata.resourceVersion: Invalid value: '
+        "0x0: must be specified for an update",
+        "metadata.resourceVersion",
+    )
 
 
 def _selected_name(params: dict[str, list[str]], verb: str) -> str:

@@ -63,6 +63,8 @@ class Store:
         # namespace, the name in the request URL - "" for a create -, the object to store);
         # raises ApiError to refuse.
         self.admit: Callable[[ResourceType, str, str, JSONObj], None] | None = None
+        # API groups served as CustomResourceDefinitions (no strategic merge patch).
+        self.crd_groups: set[str] = set()
         # Told every committed change (watch events): (type, kind, object, previous object).
         self.on_change: Callable[[str, ResourceType, JSONObj, JSONObj | None], None] | None = None
 
@@ -261,13 +263,22 @@ class Store:
         if ctype in ("application/apply-patch+yaml", "application/apply-patch+cbor"):
             raise ApiError(415, "server-side apply is not supported by this fake API server")
         appliers: dict[str, Callable[[Any, Any], Any]] = {
-            "application/merge-patch+json": merge_patch,
             "application/json-patch+json": json_patch,
+            "application/merge-patch+json": merge_patch,
             "application/strategic-merge-patch+json": strategic_merge_patch,
         }
+        if rt.group in self.crd_groups:
+            # Custom resources take no strategic merge patch: they have no Go type to carry
+            # patch strategies (kubernetes apiextensions-apiserver customresource_handler.go;
+            # https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/).
+            appliers.pop("application/strategic-merge-patch+json")
         apply = appliers.get(ctype)
         if apply is None:
-            raise ApiError(415, f"the body of the request was in an unknown format: {ctype}")
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join([*appliers, 'application/apply-patch+yaml'])}",
+            )
         if patch is None:
             raise bad_request("the PATCH body is empty")
         existing = self.objects[rt].get((ns, name))
