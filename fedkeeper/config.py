@@ -505,15 +505,19 @@ class CalicoApiConfig(_Model):
     version: str = "v3"
 
 
-class RemoteServiceAccountConfig(_Model):
-    name: str = "tigera-federation-remote-cluster"
-    namespace: str = "calico-system"
-
-
-# The access Secrets' own namespace (fedkeeper's RBAC manifests create it), and namespaces
-# that hold other components' Secrets and so can never be it.
+# fedkeeper's own namespace (its RBAC manifests create it): the access Secrets, and by default
+# the remote service account with its token Secret, so one list of the Secrets fedkeeper owns
+# there reads both; namespaces holding other components' Secrets can never be it.
 DEFAULT_ACCESS_NAMESPACE = "fedkeeper-access"
 SHARED_NAMESPACES = frozenset({"calico-system", "tigera-operator", "kube-system", "kube-public"})
+
+
+class RemoteServiceAccountConfig(_Model):
+    name: str = "tigera-federation-remote-cluster"
+    # Tigera's guide uses calico-system; any namespace works (the RCC's kubeconfig carries
+    # only the token). In fedkeeper's own namespace its token Secret is read with the access
+    # Secrets, and the reconciler needs no access to Secrets in calico-system at all.
+    namespace: str = DEFAULT_ACCESS_NAMESPACE
 
 
 class FederationSettings(_Model):
@@ -552,16 +556,6 @@ class FederationSettings(_Model):
                 f"{DEFAULT_ACCESS_NAMESPACE}"
             )
         return v
-
-    @model_validator(mode="after")
-    def _access_namespace_apart(self) -> FederationSettings:
-        if self.access_secret_namespace == self.remote_service_account.namespace:
-            raise ValueError(
-                f"federation.access_secret_namespace {self.access_secret_namespace!r} is also "
-                "federation.remote_service_account.namespace: the access Secrets need a "
-                f"namespace of their own, such as {DEFAULT_ACCESS_NAMESPACE}"
-            )
-        return self
 
 
 class ReconcileConfig(_Model):

@@ -149,10 +149,11 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
                 "resourceNames": [TYPHA_ACCESS],
             }
         )
-    if namespace == sa.namespace:
-        # Only the remote token Secret, by name (list and watch too, through a metadata.name
-        # field selector): other Secrets here (calico-system's typha-certs) stay out of
-        # reach. ``create`` cannot be narrowed by name in Kubernetes.
+    if namespace == sa.namespace != fed.access_secret_namespace:
+        # Elsewhere (Tigera's calico-system), only the remote token Secret, by name (list and
+        # watch too, through a metadata.name field selector): other Secrets there
+        # (typha-certs) stay out of reach. ``create`` cannot be narrowed by name. In
+        # fedkeeper's own namespace the rules above already cover it.
         rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]})
         rules.append(
             {
@@ -162,6 +163,7 @@ def namespaced_rules(config: FederationConfig, side: Side, namespace: str) -> li
                 "resourceNames": [sa.name],
             }
         )
+    if namespace == sa.namespace:
         # Read through the remote ClusterRole's rules; patched only to adopt it (labels).
         rules.append({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]})
         rules.append(

@@ -93,12 +93,13 @@ def test_a_fight_is_an_episode_notified_at_once_and_only_the_fights_report_ends_
     opened = episodes.step({}, report, 100.0)
     assert [e.key for e in opened.opened] == [f"fight:{POOL}"]
     assert "'argocd'" in opened.opened[0].reason
+    told = episodes.confirm(opened.episodes, {f"fight:{POOL}"}, set())  # published
     # A sweep of everything neither continues nor ends it
     sweep = Report(mode="apply", scope=Scope.everything(), trigger="schedule")
-    kept = episodes.step(opened.episodes, sweep, 200.0)
+    kept = episodes.step(told, sweep, 200.0)
     assert list(kept.episodes) == [f"fight:{POOL}"] and not kept.closed
     # The watch's report of its fights, without this one, ends it
     over = Report(mode="apply", scope=Scope(frozenset()), trigger=episodes.FIGHTS_TRIGGER)
     ended = episodes.step(kept.episodes, over, 300.0)
     assert [e.key for e in ended.closed] == [f"fight:{POOL}"]
-    assert ended.episodes == {}
+    assert episodes.confirm(ended.episodes, {f"fight:{POOL}"}, set()) == {}
