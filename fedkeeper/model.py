@@ -246,6 +246,14 @@ class ApiCounter:
     def snapshot(self) -> ApiCounter:
         return ApiCounter(dict(self.reads), dict(self.writes))
 
+    def plus(self, other: ApiCounter) -> ApiCounter:
+        """The calls of both (two runs reported as one)."""
+        keys = set(self.reads) | set(self.writes) | set(other.reads) | set(other.writes)
+        return ApiCounter(
+            {k: self.reads.get(k, 0) + other.reads.get(k, 0) for k in keys},
+            {k: self.writes.get(k, 0) + other.writes.get(k, 0) for k in keys},
+        )
+
     def since(self, before: ApiCounter) -> ApiCounter:
         keys = set(self.reads) | set(self.writes) | set(before.reads) | set(before.writes)
         return ApiCounter(

@@ -60,7 +60,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -109,6 +109,25 @@ _LOADER = botocore.loaders.create_loader()
 # sets :attr:`SandboxAws.addon_update_s`. EKS rolls an add-on update out over the cluster's
 # nodes, typically a minute or more; the exact time is not documented.
 ADDON_UPDATE_S = 60.0
+# Shortens (or lengthens) it for a whole sandbox, the running one included: rehearsals and
+# tests that do not want to wait a minute for `fedkeeper apply` to see its update roll out.
+ADDON_UPDATE_ENV = "FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S"
+
+
+def addon_update_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """The add-on rollout time: ``$FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S``, else a minute."""
+    text = (os.environ if environ is None else environ).get(ADDON_UPDATE_ENV, "").strip()
+    if not text:
+        return ADDON_UPDATE_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(
+            f"{ADDON_UPDATE_ENV}={text!r} is not a rollout time; give seconds from 0 to 3600"
+        )
+    return seconds
 RESOLVE_CONFLICTS = ("OVERWRITE", "NONE", "PRESERVE")  # botocore eks ResolveConflicts enum
 _ADDON_BUSY = frozenset({"CREATING", "UPDATING", "DELETING"})
 
@@ -467,7 +486,7 @@ class SandboxAws:
         #: Emulated wall-clock time (the sandbox clock): when add-on rollouts end.
         self.clock: Callable[[], float] = time.time
         #: How long an accepted UpdateAddon stays UPDATING, in sandbox seconds.
-        self.addon_update_s = ADDON_UPDATE_S
+        self.addon_update_s = addon_update_seconds()
         self._reset_state()
 
     def _reset_state(self) -> None:

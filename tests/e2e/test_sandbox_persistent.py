@@ -53,7 +53,13 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FEDKEEPER_SANDBOX_HOME": str(home), "FEDKEEPER_SANDBOX_PORT": "0"}
+    env = {
+        **os.environ,
+        "FEDKEEPER_SANDBOX_HOME": str(home),
+        "FEDKEEPER_SANDBOX_PORT": "0",
+        # `apply` waits for its add-on update to roll out: a second here, not EKS's minute
+        "FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S": "1",
+    }
     env.pop("NO_COLOR", None)
     return subprocess.run(
         [FEDKEEPER, *args],
@@ -144,7 +150,13 @@ def test_a_world_that_died_is_reported_by_every_command_and_cleaned_up_by_down(
 
 def test_ctrl_c_while_the_world_starts_leaves_no_process_behind(home: Path) -> None:
     # Given `sandbox up` whose world process has been spawned
-    env = {**os.environ, "FEDKEEPER_SANDBOX_HOME": str(home), "FEDKEEPER_SANDBOX_PORT": "0"}
+    env = {
+        **os.environ,
+        "FEDKEEPER_SANDBOX_HOME": str(home),
+        "FEDKEEPER_SANDBOX_PORT": "0",
+        # `apply` waits for its add-on update to roll out: a second here, not EKS's minute
+        "FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S": "1",
+    }
     up = subprocess.Popen(
         [FEDKEEPER, "sandbox", "up", *CFG],
         cwd=ROOT,

@@ -21,6 +21,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("persistent-sandbox")]
 CFG = ["-c", str(EXAMPLE)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def quick_rollouts() -> Iterator[None]:
+    """`apply` waits for its add-on update to roll out: a second here, not EKS's minute."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S", "1")
+        yield
+
+
 @pytest.fixture(scope="module")
 def world_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("running-sandbox")
