@@ -128,6 +128,8 @@ def addon_update_seconds(environ: Mapping[str, str] | None = None) -> float:
             f"{ADDON_UPDATE_ENV}={text!r} is not a rollout time; give seconds from 0 to 3600"
         )
     return seconds
+
+
 RESOLVE_CONFLICTS = ("OVERWRITE", "NONE", "PRESERVE")  # botocore eks ResolveConflicts enum
 _ADDON_BUSY = frozenset({"CREATING", "UPDATING", "DELETING"})
 
