@@ -648,14 +648,14 @@ def federation_objects(sb: Sandbox) -> dict[str, dict[str, int]]:
         objs = [o for o in objs if o["metadata"]["name"] != "default-ipv4-ippool"]
         for api_version, kind, name, namespace in (
             ("v1", "ServiceAccount", sa.name, sa.namespace),
-            ("v1", "Secret", sa.name, sa.namespace),  # the token (the access Secrets: above)
+            ("v1", "Secret", sa.name, sa.namespace),  # the token, when not listed above
             (rbac, "ClusterRole", sa.name, None),
             (rbac, "ClusterRoleBinding", sa.name, None),
             (rbac, "Role", TYPHA_ACCESS, ns),
             (rbac, "RoleBinding", TYPHA_ACCESS, ns),
         ):
             obj = server.get_object(api_version, kind, name, namespace)
-            if obj is not None:
+            if obj is not None and obj not in objs:  # the token may be in the access namespace
                 objs.append(obj)
         owned = sum(1 for o in objs if (o["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL))
         out[backend] = {"owned": owned, "unowned": len(objs) - owned, "total": len(objs)}
