@@ -116,6 +116,8 @@ def fresh_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(clone)
     monkeypatch.setenv("FEDKEEPER_SANDBOX_HOME", str(tmp_path / "sandbox-home"))
     monkeypatch.setenv("FEDKEEPER_SANDBOX_PORT", "0")
+    # `apply` waits for its add-on update to roll out: a second here, not EKS's minute.
+    monkeypatch.setenv("FEDKEEPER_SANDBOX_ADDON_ROLLOUT_S", "1")
     return clone
 
 
