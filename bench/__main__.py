@@ -240,8 +240,8 @@ def render(m: dict[str, Any], before: dict[str, Any], runs: int) -> str:
     )
     w(
         "API-call counts are exact and repeatable (counted by the emulators). Times are wall "
-        "clock on a machine whose two cores are shared with other engineers' test runs: "
-        f"{load}. Each time is a median over fresh interpreters with its interquartile range "
+        "clock, and move with whatever else the machine's two cores are doing (the load "
+        f"average says how busy they were: {load}). Each time is a median over fresh interpreters with its interquartile range "
         "in brackets; the CPU time of the interpreter beside it is what the code cost (it "
         "leaves out waiting for a core), so a wide gap between the two is the machine's load, "
         "not the code. The *before* column is the same method run against the code at commit "
