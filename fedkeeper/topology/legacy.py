@@ -138,7 +138,11 @@ def legacy_to_mesh(data: Mapping[str, Any]) -> dict[str, Any]:
     eks_name, site_name = legacy_names(data)
     top, aws, vpc, vpn, eks, onprem, federation = (_section(data, k) for k, _ in _LEGACY_SECTIONS)
     network = {**vpc, **{k: v for k, v in vpn.items() if k == "vgw_asn"}}
-    site_vpn = {"to": eks_name or "", **{k: v for k, v in vpn.items() if k == "ike_versions"}}
+    # Every other key of aws.vpn (ike_versions, and any added later) belongs to the site's VPN.
+    site_vpn = {
+        "to": eks_name or "",
+        **{k: v for k, v in vpn.items() if k not in ("vgw_asn", "customer_gateway")},
+    }
     out: dict[str, Any] = {k: v for k, v in top.items() if k not in ("aws", "eks", "onprem")}
     out["aws"] = {k: v for k, v in aws.items() if k not in ("vpc", "vpn")}
     out["clusters"] = [

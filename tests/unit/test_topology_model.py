@@ -14,6 +14,7 @@ from fedkeeper.config import (
     NodeGroupConfig,
     OnPremConfig,
     VpcConfig,
+    VpnConfig,
 )
 from fedkeeper.topology import (
     MAX_PROPAGATED_ROUTES_PER_ROUTE_TABLE,
@@ -22,6 +23,7 @@ from fedkeeper.topology import (
     EksCluster,
     MeshConfig,
     OnPremCluster,
+    SiteVpnConfig,
     VpnConnection,
     load_mesh,
     mesh_warnings,
@@ -64,6 +66,10 @@ def test_a_field_of_todays_sub_models_is_a_field_of_the_new_ones() -> None:
     assert set(EksConfig.model_fields) <= set(EksCluster.model_fields)
     # aws.vpc and aws.vpn move to the clusters; every other aws key stays in aws.
     assert set(AwsConfig.model_fields) - {"vpc", "vpn"} <= set(MeshAwsConfig.model_fields)
+    # aws.vpn's VGW ASN goes to the network, its router to the site, the rest to the VPN.
+    vpn_rest = set(VpnConfig.model_fields) - {"vgw_asn", "customer_gateway"}
+    assert vpn_rest <= set(SiteVpnConfig.model_fields)
+    assert {"vgw_asn"} <= set(NetworkConfig.model_fields)
 
 
 def test_an_eks_cluster_name_defaults_to_its_mesh_name() -> None:

@@ -4,12 +4,17 @@ the clusters involved and the fix; every problem is listed at once."""
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 from typing import Any
 
 import pytest
+import yaml
 
+from fedkeeper.config import config_warnings, parse_config
 from fedkeeper.errors import ConfigError
-from fedkeeper.topology import parse_mesh
+from fedkeeper.topology import mesh_warnings, parse_mesh
+from fedkeeper.topology.legacy import legacy_path_namer
+from tests.conftest import EXAMPLE
 from tests.unit.topology_meshes import eks, full_mesh, mesh_example, site
 
 
@@ -341,3 +346,28 @@ def test_a_site_built_for_the_tests_is_valid() -> None:
     # The builders' own contract: a two-cluster mesh of them loads.
     data = {"name": "two", "aws": {"region": "eu-west-1"}, "clusters": [eks(0), site(0, ["eks-0"])]}
     assert parse_mesh(data).pairs() == [("dc-0", "eks-0"), ("eks-0", "dc-0")]
+
+
+def test_more_vpcs_than_the_default_quota_warn_rather_than_refuse() -> None:
+    # Given six EKS clusters: one more VPC and VGW than the default regional quotas
+    mesh = parse_mesh(full_mesh(6, 0))
+    # Then the federation loads, and the warning says which quota to raise
+    warnings = mesh_warnings(mesh, date(2026, 7, 1))
+    assert [w for w in warnings if w.startswith("clusters: 6 EKS clusters need 6 VPCs")]
+    assert "request increases in Service Quotas" in warnings[0]
+
+
+def test_version_warnings_name_each_eks_cluster_and_a_legacy_files_own_field() -> None:
+    # Given a two-cluster file on an old Kubernetes version
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    data["eks"]["kubernetes_version"] = "1.30"
+    day = date(2026, 7, 1)
+    # Then the mesh warns as config.py does, on the file's own field
+    warnings = mesh_warnings(parse_mesh(data), day, legacy_path_namer(data))
+    assert warnings and warnings == config_warnings(parse_config(data), day)
+    # ... and in the new form, on the cluster's
+    mesh = mesh_example()
+    cluster(mesh, "eks-b")["kubernetes_version"] = "1.30"
+    assert [w.split(":")[0] for w in mesh_warnings(parse_mesh(mesh), day)] == [
+        "clusters[1].kubernetes_version"
+    ] * len(warnings)
