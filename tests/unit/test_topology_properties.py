@@ -17,6 +17,7 @@ from fedkeeper.errors import ConfigError
 from fedkeeper.topology import parse_mesh, render_mesh
 from fedkeeper.topology.rules import overlapping
 from tests.conftest import EXAMPLE
+from tests.unit.test_fuzz_config import paths
 from tests.unit.topology_meshes import full_mesh, mesh_example
 
 # Small address space and short prefixes, so that overlaps, nesting and equal blocks are common.
@@ -79,17 +80,6 @@ values = st.recursive(
     ),
     max_leaves=8,
 )
-
-
-def paths(d: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(d, dict):
-        for k, v in d.items():
-            out += paths(v, (*prefix, k))
-    elif isinstance(d, list):
-        for i, v in enumerate(d):
-            out += paths(v, (*prefix, i))
-    return out
 
 
 EXAMPLES = {"mesh": mesh_example(), "two-cluster": yaml.safe_load(EXAMPLE.read_text())}
