@@ -722,7 +722,10 @@ def _loc(loc: Iterable[int | str]) -> str:
         elif part.startswith(("function-after[", "function-before[", "function-plain[")):
             continue
         else:
-            out += f".{part}" if out else part
+            # A key that is no plain word (a typo with a space, a newline) is quoted, so the
+            # message stays one line and shows exactly what was written.
+            key = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else repr(part)
+            out += f".{key}" if out else key
     return out
 
 
