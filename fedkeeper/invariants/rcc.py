@@ -970,6 +970,62 @@ def _view(
     )
 
 
+@dataclass(frozen=True)
+class PairState:
+    """What one directed pair (L, R) holds, judged as the planner judges it.
+
+    ``rcc_present``/``secret_matches`` are None when they cannot be told: L unreachable
+    (both), or R unreachable (what the access Secret should hold is unknown).
+    """
+
+    left: str
+    right: str
+    rcc_present: bool | None
+    secret_matches: bool | None
+    remote_reachable: bool
+
+
+def pair_state(obs: MeshRccObservation, left: str, right: str) -> PairState:
+    """The state of the pair (``left``, ``right``) from the observation alone (no call).
+
+    Reachability is each cluster's one observation (``obs.clusters[name]`` is None when it
+    failed), never a probe per pair. The Secret matches when the access Secret of the RCC
+    federating ``right`` means (server, CA, token) what ``right`` issued for ``left``.
+    """
+    reachable = obs.clusters.get(right) is not None
+    if obs.clusters.get(left) is None:
+        return PairState(left, right, None, None, reachable)
+    issuer = None
+    if reachable:
+        tokens, _ = _issued_tokens(obs, right)
+        issued = tokens.get(left)
+        issuer = _view(obs, right, left, issued.actual if issued else None)
+    view = _view(obs, left, right, None)
+    exclude = frozenset({obs.rcc_name(r) for r in obs.peers(left)} | set(obs.departed)) - {
+        view.rcc_name
+    }
+    found = federation_rcc(view, issuer, obs.names.federation, exclude).rcc
+    if found is None or issuer is None:
+        return PairState(
+            left, right, found is not None, None if issuer is None else False, reachable
+        )
+    ref = access_secret_ref(found)
+    secret = view.rcc_secrets.get(f"{ref[0]}/{ref[1]}") if ref else None
+    if secret is None and ref is not None and ref[0] == obs.names.access_namespace:
+        secret = view.access_secret if ref[1] == access_secret_name(view.rcc_name) else None
+    token = remote_token(issuer)
+    if secret is None or token is None:
+        return PairState(left, right, True, False, reachable)
+    want = build_kubeconfig(issuer, token, obs.names.remote_sa)
+    have, problems = secret_kubeconfig(secret)
+    matches = (
+        have is not None
+        and not problems
+        and have.as_tuple() == kubeconfig_meaning(yaml.safe_dump(want, sort_keys=False))
+    )
+    return PairState(left, right, True, matches, reachable)
+
+
 def plan_mesh_rcc(obs: MeshRccObservation) -> Plan:
     """Invariant 4 for N clusters and their directed pairs, in one plan.
 
