@@ -507,7 +507,7 @@ class _Planner:
     departed: frozenset[str] = frozenset()
     own_names: dict[str, str] = field(default_factory=dict)  # backend -> its peers' RCC name
 
-    def left(self, side: ClusterSide, peer: str, peers: set[str]) -> str | None:
+    def gone(self, side: ClusterSide, peer: str, peers: set[str]) -> str | None:
         """Why an owned object on ``side`` named for ``peer`` goes (None: it may stay).
 
         Only in a mesh: ``peer`` departed, or is configured but no longer paired with
@@ -516,7 +516,7 @@ class _Planner:
         if not self.mesh or peer in peers:
             return None
         if peer in self.departed:
-            return f"its peer {peer} has left the federation (departed)"
+            return f"{peer} has left the federation (departed)"
         if peer in self.configured and peer != self.configured_name(side):
             return f"{side.backend} no longer federates {peer} (not a pair of the topology)"
         return None
@@ -892,17 +892,18 @@ def _issued_tokens(
     for consumer in obs.consumers(cluster):
         rcc_name = obs.rcc_name(consumer)
         if obs.legacy_token_name:
+            # The one read by its name, whatever its shape (a malformed one is restored).
             want = desired_remote_objects(names)["Secret"]
-        elif legacy == consumer:
+            out[consumer] = _IssuedToken("", want, next(iter(side.token_secrets), None))
+            continue
+        if legacy == consumer:
             want = desired_issued_token(names, rcc_name, names.remote_sa)
         elif unknown_legacy and obs.clusters.get(consumer) is None:
             waiting.append(consumer)
             continue
         else:
             want = desired_issued_token(names, rcc_name, issued_token_name(names, rcc_name))
-        # The two-cluster case's reasons name no consumer (there is one): as they always read.
-        who = "" if obs.legacy_token_name else rcc_name
-        out[consumer] = _IssuedToken(who, want, by_name.get(want["metadata"]["name"]))
+        out[consumer] = _IssuedToken(rcc_name, want, by_name.get(want["metadata"]["name"]))
     return out, waiting
 
 
@@ -921,14 +922,13 @@ def _revoke_tokens(p: _Planner, obs: MeshRccObservation, cluster: str, view: Clu
         name = _meta(secret).get("name")
         if not consumer or consumer in readers:
             continue
-        left = p.left(view, consumer, readers)
-        if left is not None:
+        why = p.gone(view, consumer, readers)
+        if why is not None:
             p.change(
                 view,
                 {**secret, "kind": "Secret"},
                 Action.DELETE,
-                f"{cluster} token Secret {name} was issued for {consumer}: "
-                f"{left.replace('its peer ', '')}; revoking it",
+                f"{cluster} token Secret {name} was issued for {consumer}, and {why}; revoking it",
                 {"op": "delete"},
                 _meta(secret).get("resourceVersion"),
             )
@@ -1355,17 +1355,6 @@ def _ensure_binding(
     p.ensure(side, want, actual, drift, patch, why_missing)
 
 
-def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> None:
-    """The consumer side of the two-cluster case: Typha's access, the RCC, its Secret."""
-    _plan_consumer(p, side)
-    kept = _plan_pair(p, side, other)
-    if kept is None:
-        return  # its name is taken: nothing to create, nothing of ours pruned
-    others = {side.rcc_name: other}
-    _prune_rccs(p, side, others, keep={kept[0]})
-    _prune_access_secrets(p, side, others, keep={kept[1]})
-
-
 def _plan_consumer(p: _Planner, side: ClusterSide) -> None:
     """Once per consumer cluster: Typha may read the access Secrets; malformed objects named."""
     names = p.names
@@ -1699,13 +1688,13 @@ def _prune_rccs(
         name = _meta(r).get("name")
         if name in keep or not owned_by(r, p.names.federation) or _ignored(r):
             continue
-        left = p.left(side, str(name), set(others))
-        if left is not None:
+        why = p.gone(side, str(name), set(others))
+        if why is not None:
             p.change(
                 side,
                 r,
                 Action.DELETE,
-                f"{side.backend} RCC {name} is owned by fedkeeper and {left}; deleting it",
+                f"{side.backend} RCC {name} is owned by fedkeeper and {why}; deleting it",
                 {"op": "delete"},
                 _meta(r).get("resourceVersion"),
             )
@@ -1766,8 +1755,8 @@ def _prune_access_secrets(
         if not isinstance(labels, Mapping) or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE:
             continue
         peer = str(name).removeprefix(access_secret_name(""))
-        left = p.left(side, peer, set(others)) if str(name) != peer else None
-        if left is not None:
+        why = p.gone(side, peer, set(others)) if str(name) != peer else None
+        if why is not None:
             # After the RCC that reads it: Typha never sees an RCC pointing at nothing.
             rcc_target = f"{side.backend}/RemoteClusterConfiguration/{peer}"
             deleted = any(c.target == rcc_target for c in p.plan.changes)
@@ -1775,8 +1764,7 @@ def _prune_access_secrets(
                 side,
                 {**s, "kind": "Secret"},
                 Action.DELETE,
-                f"{side.backend} access Secret {name} is owned by fedkeeper and {left}; "
-                "deleting it",
+                f"{side.backend} access Secret {name} is owned by fedkeeper and {why}; deleting it",
                 {"op": "delete"},
                 _meta(s).get("resourceVersion"),
                 after=(rcc_target,) if deleted else (),
