@@ -7,13 +7,33 @@ result, so secrets in a payload never reach a log or a report.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
-Backend = Literal["aws", "eks", "onprem"]
-BACKENDS: tuple[Backend, ...] = ("aws", "eks", "onprem")
+# Where a change lands: "aws", or a cluster by its mesh name (a DNS label, the name of the RCC
+# its peers hold for it). Today's two-cluster engine names its clusters "eks" and "onprem".
+Backend: TypeAlias = str
+AWS_BACKEND: Backend = "aws"
+BACKENDS: tuple[Backend, ...] = ("aws", "eks", "onprem")  # the two-cluster engine's backends
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def backend(name: str) -> Backend:
+    """``name`` as a backend: "aws" or a cluster's mesh name (an RFC 1123 DNS label).
+
+    ValueError names the value and the rule: lowercase letters, digits and '-', at most 63
+    characters, starting and ending with a letter or digit.
+    """
+    if name == AWS_BACKEND or _DNS_LABEL.match(name):
+        return name
+    raise ValueError(
+        f"backend {name!r} is neither 'aws' nor a cluster name: a cluster name is a DNS label "
+        "(lowercase letters, digits and '-', at most 63 characters, starting and ending with a "
+        "letter or digit)"
+    )
 
 
 class Invariant(StrEnum):

@@ -43,6 +43,7 @@ from fedkeeper.model import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     Action,
+    Backend,
     Change,
     Finding,
     Invariant,
@@ -74,6 +75,44 @@ class IpPoolsObservation:
     policy: DisabledPoolPolicy
     # (what, CIDR) of the on-prem host, pod and service ranges, e.g. ("pod range", "10.244.0.0/16")
     onprem_ranges: Sequence[tuple[str, str]] = ()
+    # The mesh: (peer, CIDR) for every CIDR of every peer the site federates with (the
+    # topology's cidrs_of(peer)); when given, these are what the pools cover, not vpc_cidrs.
+    peer_cidrs: Sequence[tuple[str, str]] = ()
+    # False when some peer's CIDRs could not be read (a VPC not described): nothing pruned.
+    complete: bool = True
+    backend: Backend = "onprem"  # the site holding the pools
+
+    @classmethod
+    def of_peers(
+        cls,
+        *,
+        federation: str,
+        api_version: str,
+        site: Backend,
+        peer_cidrs: Sequence[tuple[str, str]],
+        pools: Sequence[Mapping[str, Any]],
+        policy: DisabledPoolPolicy,
+        site_ranges: Sequence[tuple[str, str]] = (),
+        complete: bool = True,
+    ) -> IpPoolsObservation:
+        """The observation of one NATing site in a mesh: pools covering every peer CIDR."""
+        return cls(
+            federation=federation,
+            api_version=api_version,
+            vpc_cidrs=(),
+            pools=pools,
+            policy=policy,
+            onprem_ranges=site_ranges,
+            peer_cidrs=tuple(peer_cidrs),
+            complete=complete,
+            backend=site,
+        )
+
+    def targets(self) -> list[tuple[str, str]]:
+        """(peer, CIDR) the pools must cover; the peer is "" for today's VPC CIDRs."""
+        if self.peer_cidrs:
+            return list(self.peer_cidrs)
+        return [("", c) for c in self.vpc_cidrs]
 
 
 def pool_name(cidr: str) -> str:
@@ -187,11 +226,17 @@ def would_nat_or_allocate(pool: Mapping[str, Any]) -> list[str]:
 class Coverage:
     """One VPC CIDR and what on-prem does about it."""
 
-    vpc_cidr: ipaddress.IPv4Network
+    vpc_cidr: ipaddress.IPv4Network  # in a mesh: one CIDR of a peer
     covering: tuple[Mapping[str, Any], ...]  # pools not ours that overlap it
     adopted: tuple[Mapping[str, Any], ...]  # ours, under their own names, inside it
     remainder: tuple[ipaddress.IPv4Network, ...]  # what fedkeeper's generated pools cover
     collisions: tuple[str, ...]  # overlaps with on-prem ranges or enabled pools
+    peer: str = ""  # the peer the CIDR belongs to ("" for today's VPC CIDRs)
+
+    @property
+    def what(self) -> str:
+        """``VPC CIDR 10.100.0.0/16``, or in a mesh ``eks-a's CIDR 10.100.0.0/16``."""
+        return f"{self.peer}'s CIDR {self.vpc_cidr}" if self.peer else f"VPC CIDR {self.vpc_cidr}"
 
     @property
     def usable(self) -> bool:
@@ -218,7 +263,7 @@ def coverage(obs: IpPoolsObservation) -> list[Coverage]:
     """Per IPv4 VPC CIDR: covering pools, adopted pools, the remainder and collisions."""
     out = []
     seen: set[ipaddress.IPv4Network] = set()
-    for cidr in obs.vpc_cidrs:
+    for peer, cidr in obs.targets():
         vpc = _v4(cidr)
         if vpc is None or vpc in seen:
             continue
@@ -250,6 +295,7 @@ def coverage(obs: IpPoolsObservation) -> list[Coverage]:
                 adopted=tuple(adopted),
                 remainder=tuple(uncovered(vpc, taken)),
                 collisions=tuple(collisions),
+                peer=peer,
             )
         )
     return out
@@ -286,10 +332,12 @@ def _why_needed(obs: IpPoolsObservation) -> str:
     names = ", ".join(
         f"{_label(p)}{' (disabled)' if _spec(p).get('disabled') else ''}" for p in nat_pools(obs)
     )
-    return f"on-prem pool {names} does outgoing NAT, so traffic to AWS pods would be SNATed"
+    towards = "its peers' pods" if obs.peer_cidrs else "AWS pods"
+    return f"on-prem pool {names} does outgoing NAT, so traffic to {towards} would be SNATed"
 
 
 def _pool_change(
+    backend: Backend,
     name: str,
     action: Action,
     reason: str,
@@ -297,7 +345,7 @@ def _pool_change(
     resource_version: str | None = None,
 ) -> Change:
     return Change(
-        backend="onprem",
+        backend=backend,
         kind="IPPool",
         name=name,
         action=action,
@@ -359,7 +407,7 @@ def _report_malformed(obs: IpPoolsObservation, plan: Plan) -> None:
                 "it is not fedkeeper's, so fedkeeper leaves it alone and counts it only for the "
                 "CIDR it clearly covers"
             )
-        label = f"onprem IPPool {_name(p)}"
+        label = f"{obs.backend} IPPool {_name(p)}"
         plan.findings.append(
             Finding(
                 Severity.WARNING,
@@ -385,6 +433,7 @@ def _plan_ippools(obs: IpPoolsObservation) -> Plan:
         if existing is None:
             plan.changes.append(
                 _pool_change(
+                    obs.backend,
                     name,
                     Action.CREATE,
                     f"{_what_it_covers(covs, want['spec']['cidr'])} has no disabled IP pool "
@@ -394,7 +443,7 @@ def _plan_ippools(obs: IpPoolsObservation) -> Plan:
                 )
             )
         elif unclaimed_ours(existing) and not opted_out(existing):
-            _plan_owned_drift(existing, want, plan, adopting=True)
+            _plan_owned_drift(existing, want, plan, adopting=True, backend=obs.backend)
         elif not ours(existing, obs.federation):
             other = ownership(existing, obs.federation) is Ownership.OTHER_FEDERATION
             whose = (
@@ -412,14 +461,14 @@ def _plan_ippools(obs: IpPoolsObservation) -> Plan:
                 )
             )
         elif not opted_out(existing):
-            _plan_owned_drift(existing, want, plan)
+            _plan_owned_drift(existing, want, plan, backend=obs.backend)
     if needed:
         for cov in covs:
             for p in cov.adopted if cov.usable else ():
                 if not opted_out(p):
                     want = _desired_pool(obs, ipaddress.IPv4Network(str(_spec(p).get("cidr"))))
                     want["metadata"]["name"] = _name(p)
-                    _plan_owned_drift(p, want, plan)
+                    _plan_owned_drift(p, want, plan, backend=obs.backend)
     return plan
 
 
@@ -427,9 +476,9 @@ def _what_it_covers(covs: Sequence[Coverage], cidr: str) -> str:
     net = ipaddress.IPv4Network(cidr)
     for cov in covs:
         if net == cov.vpc_cidr:
-            return f"VPC CIDR {cidr}"
+            return cov.what
         if net.subnet_of(cov.vpc_cidr):
-            return f"{cidr}, the part of VPC CIDR {cov.vpc_cidr} no other pool covers,"
+            return f"{cidr}, the part of {cov.what} no other pool covers,"
     return cidr
 
 
@@ -448,10 +497,12 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
             Finding(
                 Severity.ERROR,
                 "ippools.overlap",
-                f"VPC CIDR {vpc} overlaps {', '.join(cov.collisions)}: AWS and on-prem "
-                "addresses collide and federated endpoints would be ambiguous; fedkeeper "
-                f"writes no pool for {vpc} — disassociate it from the VPC or renumber the "
-                f"on-prem range{fix}",
+                f"{cov.what} overlaps {', '.join(cov.collisions)}: "
+                + ("AWS and on-prem" if not cov.peer else f"{cov.peer}'s and {obs.backend}'s")
+                + " addresses collide and federated endpoints would be ambiguous; fedkeeper "
+                f"writes no pool for {vpc} — "
+                + ("disassociate it from the VPC" if not cov.peer else f"renumber {cov.peer}")
+                + f" or renumber the on-prem range{fix}",
             )
         )
     for p in cov.covering:
@@ -461,7 +512,7 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
                 Finding(
                     Severity.ERROR,
                     "ippools.coverage",
-                    f"on-prem pool {_label(p)} covers VPC CIDR {vpc} but {'; '.join(problems)} "
+                    f"on-prem pool {_label(p)} covers {cov.what} but {'; '.join(problems)} "
                     f"(fedkeeper does not own it): set natOutgoing false "
                     f"(kubectl patch ippool {_name(p)} --type merge -p "
                     '\'{"spec":{"natOutgoing":false}}\'), or let fedkeeper keep it with '
@@ -480,7 +531,7 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
         Finding(
             Severity.INFO,
             "ippools.coverage",
-            f"VPC CIDR {vpc} is {'partly ' if cov.remainder else ''}covered by on-prem pool "
+            f"{cov.what} is {'partly ' if cov.remainder else ''}covered by on-prem pool "
             f"{names}, which fedkeeper does not own: Felix masquerades nothing towards a pool's "
             f"CIDR{rest} (`fedkeeper adopt` can take it over)",
         )
@@ -488,7 +539,12 @@ def _report_coverage(obs: IpPoolsObservation, cov: Coverage, needed: bool, plan:
 
 
 def _plan_owned_drift(
-    existing: Mapping[str, Any], want: dict[str, Any], plan: Plan, *, adopting: bool = False
+    existing: Mapping[str, Any],
+    want: dict[str, Any],
+    plan: Plan,
+    *,
+    adopting: bool = False,
+    backend: Backend = "onprem",
 ) -> None:
     name = _name(existing)
     actual = _spec(existing)
@@ -510,6 +566,7 @@ def _plan_owned_drift(
         )
         plan.changes.append(
             _pool_change(
+                backend,
                 name,
                 Action.DELETE,
                 f"{why}; deleting it to re-create it with {want['spec']['cidr']}",
@@ -519,6 +576,7 @@ def _plan_owned_drift(
         )
         plan.changes.append(
             _pool_change(
+                backend,
                 name,
                 Action.CREATE,
                 f"{why}; re-creating it as a disabled pool for {want['spec']['cidr']}",
@@ -547,6 +605,7 @@ def _plan_owned_drift(
     )
     plan.changes.append(
         _pool_change(
+            backend,
             name,
             Action.UPDATE,
             reason,
@@ -563,7 +622,7 @@ def _plan_prune(
     needed: bool,
     plan: Plan,
 ) -> None:
-    if not obs.vpc_cidrs:
+    if not obs.targets() or not obs.complete:
         return  # never prune on an empty or failed observation
     kept_adopted = {
         _name(p) for c in covs if c.usable and needed for p in c.adopted if not opted_out(p)
@@ -577,6 +636,7 @@ def _plan_prune(
         why = _why_pruned(obs, covs, p, needed)
         plan.changes.append(
             _pool_change(
+                obs.backend,
                 name,
                 Action.DELETE,
                 f"owned pool {name} is no longer needed: {why}; deleting it",
@@ -592,6 +652,8 @@ def _why_pruned(
     cidr = str(_spec(p).get("cidr"))
     net = _v4(cidr)
     cov = next((c for c in covs if net is not None and net.overlaps(c.vpc_cidr)), None)
+    if cov is None and obs.peer_cidrs:
+        return f"its CIDR {cidr} is no CIDR of a peer {obs.backend} federates with any more"
     if cov is None:
         return f"its CIDR {cidr} is no longer associated with the VPC"
     if not needed:
@@ -601,9 +663,9 @@ def _why_pruned(
             else f"disabled_pool_policy is {obs.policy.value}"
         )
     if not cov.usable:
-        return f"VPC CIDR {cov.vpc_cidr} overlaps {', '.join(cov.collisions)}"
+        return f"{cov.what} overlaps {', '.join(cov.collisions)}"
     blocks = ", ".join(str(n) for n in cov.remainder) or "nothing"
     return (
-        f"the part of VPC CIDR {cov.vpc_cidr} no other pool covers is now {blocks}"
+        f"the part of {cov.what} no other pool covers is now {blocks}"
         f" (covered by {', '.join(_label(c) for c in cov.covering) or 'no other pool'})"
     )

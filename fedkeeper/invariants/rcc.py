@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -333,7 +333,12 @@ class FederationRcc:
     blocker: Mapping[str, Any] | None = None
 
 
-def federation_rcc(side: ClusterSide, other: ClusterSide | None, federation: str) -> FederationRcc:
+def federation_rcc(
+    side: ClusterSide,
+    other: ClusterSide | None,
+    federation: str,
+    exclude: frozenset[str] = frozenset(),
+) -> FederationRcc:
     """The RCC that federates the other cluster, judged by what it reads, not its name.
 
     The configured RCC counts when fedkeeper owns it (it is kept and restored whatever it
@@ -341,11 +346,19 @@ def federation_rcc(side: ClusterSide, other: ClusterSide | None, federation: str
     server does: among several, one owned by this federation is preferred, then the first
     unowned one by name; the rest are duplicates. With the other cluster unreachable its
     server is unknown, so the configured RCC is taken as it is (and written only if owned).
+    RCCs named in ``exclude`` (in a mesh: the RCCs of the side's other peers) never count:
+    one named for another cluster that reads this one is that pair's to repair.
     """
     named = next((r for r in side.rccs if _meta(r).get("name") == side.rcc_name), None)
     target = normalized_server(other.endpoint) if other is not None else None
     serving = sorted(
-        (r for r in side.rccs if target is not None and rcc_server(r, side) == target),
+        (
+            r
+            for r in side.rccs
+            if target is not None
+            and _meta(r).get("name") not in exclude
+            and rcc_server(r, side) == target
+        ),
         key=lambda r: (not owned_by(r, federation), str(_meta(r).get("name"))),
     )
     if named is not None and (owned_by(named, federation) or other is None):
@@ -486,6 +499,30 @@ class _Planner:
     adoptable: list[str] = field(default_factory=list)  # unowned objects doing fedkeeper's job
     reported: set[str] = field(default_factory=set)  # of those, already named in a finding
     malformed_seen: set[str] = field(default_factory=set)  # objects named as malformed
+    # A mesh plan (plan_mesh_rcc): the names its configured clusters' RCCs have, and those
+    # of the departed ones. False for today's two-cluster plan_rcc, whose results stay as
+    # they were (its fixes name the federation.*_rcc_name settings).
+    mesh: bool = False
+    configured: frozenset[str] = frozenset()
+    departed: frozenset[str] = frozenset()
+    own_names: dict[str, str] = field(default_factory=dict)  # backend -> its peers' RCC name
+
+    def gone(self, side: ClusterSide, peer: str, peers: set[str]) -> str | None:
+        """Why an owned object on ``side`` named for ``peer`` goes (None: it may stay).
+
+        Only in a mesh: ``peer`` departed, or is configured but no longer paired with
+        ``side``. Whether the peer itself is reachable does not matter.
+        """
+        if not self.mesh or peer in peers:
+            return None
+        if peer in self.departed:
+            return f"{peer} has left the federation (departed)"
+        if peer in self.configured and peer != self.configured_name(side):
+            return f"{side.backend} no longer federates {peer} (not a pair of the topology)"
+        return None
+
+    def configured_name(self, side: ClusterSide) -> str | None:
+        return self.own_names.get(side.backend)
 
     def malformed(
         self, side: ClusterSide, obj: Mapping[str, Any] | None, kind: str, problems: Problems
@@ -643,15 +680,427 @@ def plan_rcc(obs: RccObservation) -> Plan:
 
     ``settle`` is set when this plan creates a token Secret that an access Secret on the
     other cluster needs: the engine then re-reads and plans again in the same run.
+
+    The two-cluster case of :func:`plan_mesh_rcc`: the clusters are keyed ``eks`` and
+    ``onprem`` (their backends), the RCCs keep the configured names, and each cluster's one
+    consumer keeps the token Secret named after the remote service account.
     """
-    p = _Planner(obs.names)
-    pairs = [(obs.eks, obs.onprem), (obs.onprem, obs.eks)]
-    for side, _ in pairs:
-        if side is not None:
-            _plan_remote_access(p, side)
-    for side, other in pairs:
-        if side is not None:
-            _plan_local(p, side, other)
+    clusters: dict[str, MeshSide | None] = {
+        "eks": mesh_side(obs.eks) if obs.eks is not None else None,
+        "onprem": mesh_side(obs.onprem) if obs.onprem is not None else None,
+    }
+    rcc_names = {}
+    if obs.eks is not None:
+        rcc_names["onprem"] = obs.eks.rcc_name
+    if obs.onprem is not None:
+        rcc_names["eks"] = obs.onprem.rcc_name
+    return plan_mesh_rcc(
+        MeshRccObservation(
+            names=obs.names,
+            clusters=clusters,
+            pairs=(("eks", "onprem"), ("onprem", "eks")),
+            rcc_names=rcc_names,
+            legacy_token_name=True,
+        )
+    )
+
+
+# --- N clusters ---------------------------------------------------------------------------
+
+CONSUMER_LABEL = "fedkeeper.io/consumer"
+
+
+@dataclass(frozen=True)
+class MeshSide:
+    """What one cluster holds, read once per run for all its pairs (label-selected lists).
+
+    ``token_secrets``: the remote service account's token Secrets in its namespace (the
+    owned ones from one list, plus the one under the two-cluster name
+    ``<remote service account>`` if it exists). ``access_secrets``: Secrets in the access
+    namespace by name (the owned list, plus any read by the name fedkeeper gives a pair's).
+    """
+
+    cluster_name: str  # names the cluster in the kubeconfigs its consumers get
+    endpoint: str  # how the other clusters' Typha reach this API server
+    ca_data: str | None  # base64 PEM of its CA (None: each token Secret's ca.crt)
+    service_account: Mapping[str, Any] | None
+    cluster_role: Mapping[str, Any] | None
+    cluster_role_binding: Mapping[str, Any] | None
+    typha_role: Mapping[str, Any] | None
+    typha_binding: Mapping[str, Any] | None
+    token_secrets: Sequence[Mapping[str, Any]]
+    rccs: Sequence[Mapping[str, Any]]  # every RCC on the cluster
+    access_secrets: Mapping[str, Mapping[str, Any]]
+    owned_access_secrets: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    rcc_secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeshRccObservation:
+    """Invariant 4 over a whole federation.
+
+    ``clusters``: every configured cluster by name (the backend of its changes), None when
+    it could not be read this run (its pairs are deferred, nothing of it is pruned).
+    ``pairs``: the directed pairs (L, R): L holds one RCC for R. ``departed``: names of
+    clusters that left; what every reachable cluster holds for them is deleted.
+    ``rcc_names``: the RCC name a cluster's peers give it, when not its key (two-cluster
+    case only). ``legacy_token_name``: the two-cluster case, where each cluster's single
+    consumer keeps the token Secret named after the remote service account.
+    """
+
+    names: RccNames
+    clusters: Mapping[str, MeshSide | None]
+    pairs: Sequence[tuple[str, str]]
+    departed: frozenset[str] = frozenset()
+    rcc_names: Mapping[str, str] = field(default_factory=dict)
+    legacy_token_name: bool = False
+
+    def rcc_name(self, cluster: str) -> str:
+        """The name of the RCC every peer of ``cluster`` holds for it."""
+        return self.rcc_names.get(cluster, cluster)
+
+    def peers(self, cluster: str) -> list[str]:
+        """The clusters ``cluster`` reads (holds an RCC for), in pair order."""
+        return list(dict.fromkeys(r for left, r in self.pairs if left == cluster))
+
+    def consumers(self, cluster: str) -> list[str]:
+        """The clusters that read ``cluster`` (each gets its own token Secret there)."""
+        return list(dict.fromkeys(left for left, r in self.pairs if r == cluster))
+
+
+def mesh_side(side: ClusterSide) -> MeshSide:
+    """A two-cluster side as the mesh planner reads it."""
+    return MeshSide(
+        cluster_name=side.name,
+        endpoint=side.endpoint,
+        ca_data=side.ca_data,
+        service_account=side.service_account,
+        cluster_role=side.cluster_role,
+        cluster_role_binding=side.cluster_role_binding,
+        typha_role=side.typha_role,
+        typha_binding=side.typha_binding,
+        token_secrets=(side.token_secret,) if side.token_secret is not None else (),
+        rccs=side.rccs,
+        access_secrets=(
+            {access_secret_name(side.rcc_name): side.access_secret}
+            if side.access_secret is not None
+            else {}
+        ),
+        owned_access_secrets=side.owned_access_secrets,
+        rcc_secrets=side.rcc_secrets,
+    )
+
+
+def issued_token_name(names: RccNames, consumer: str) -> str:
+    """The token Secret a cluster issues for ``consumer``: ``<remote SA>-<consumer>``.
+
+    A deployment from before the mesh has one token Secret named ``<remote SA>`` on each
+    cluster, used by its single consumer: it stays that consumer's (see
+    :func:`legacy_token_consumer`), so converging an existing federation writes nothing.
+    """
+    return f"{names.remote_sa}-{consumer}"
+
+
+def _labels_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    labels = _meta(obj).get("labels")
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _token_secrets(obs: MeshRccObservation, side: MeshSide) -> list[Mapping[str, Any]]:
+    """The token Secrets of the remote service account (never an access Secret)."""
+    return [
+        s
+        for s in side.token_secrets
+        if _labels_of(s).get(ROLE_LABEL) != ACCESS_SECRET_ROLE
+        and (_meta(s).get("name") == obs.names.remote_sa or CONSUMER_LABEL in _labels_of(s))
+    ]
+
+
+def _access_token(obs: MeshRccObservation, consumer: str, cluster: str) -> str | None:
+    """The token ``consumer``'s access Secret for ``cluster`` holds (None: unknown)."""
+    side = obs.clusters.get(consumer)
+    if side is None:
+        return None
+    secret = side.access_secrets.get(access_secret_name(obs.rcc_name(cluster)))
+    if secret is None:
+        return None
+    meaning, problems = secret_kubeconfig(secret)
+    return meaning.as_tuple()[2] if meaning is not None and not problems else None
+
+
+def legacy_token_consumer(obs: MeshRccObservation, cluster: str) -> str | None:
+    """Whose the token Secret named ``<remote SA>`` on ``cluster`` is, if anyone's.
+
+    Its ``fedkeeper.io/consumer`` label says so when it has one. Unlabelled (written before
+    the mesh): the only consumer's when ``cluster`` has one, else the consumer whose access
+    Secret for ``cluster`` holds its token. None when it cannot be told (that consumer is
+    unreachable): no consumer's token is then created or deleted in its place.
+    """
+    side = obs.clusters.get(cluster)
+    if side is None:
+        return None
+    legacy = next(
+        (s for s in _token_secrets(obs, side) if _meta(s).get("name") == obs.names.remote_sa),
+        None,
+    )
+    if legacy is None:
+        return None
+    consumers = obs.consumers(cluster)
+    label = _labels_of(legacy).get(CONSUMER_LABEL)
+    if label is not None:
+        return next((c for c in obs.clusters if obs.rcc_name(c) == label), str(label))
+    if obs.legacy_token_name or len(consumers) == 1:
+        return consumers[0] if consumers else None
+    token = _unb64(_data(legacy).get("token"))
+    holders = [c for c in consumers if token and _access_token(obs, c, cluster) == token]
+    return holders[0] if len(holders) == 1 else None
+
+
+def _consumer_of(obs: MeshRccObservation, secret: Mapping[str, Any], legacy: str | None) -> str:
+    """The consumer a token Secret was issued for, by RCC name ("" when unknown)."""
+    label = _labels_of(secret).get(CONSUMER_LABEL)
+    if label is not None:
+        return str(label)
+    return obs.rcc_name(legacy) if legacy is not None else ""
+
+
+def desired_issued_token(names: RccNames, consumer: str, name: str) -> dict[str, Any]:
+    """The token Secret issued for ``consumer`` (labelled for it, so it can be revoked
+    alone), under ``name``."""
+    want = desired_remote_objects(names)["Secret"]
+    meta = want["metadata"]
+    return {
+        **want,
+        "metadata": {**meta, "name": name, "labels": {**meta["labels"], CONSUMER_LABEL: consumer}},
+    }
+
+
+def _issued_tokens(
+    obs: MeshRccObservation, cluster: str
+) -> tuple[dict[str, _IssuedToken], list[str]]:
+    """The token Secret ``cluster`` issues for each consumer, by consumer; and the consumers
+    whose token must wait (which one the two-cluster token Secret is cannot be told)."""
+    side = obs.clusters[cluster]
+    assert side is not None
+    names = obs.names
+    secrets = _token_secrets(obs, side)
+    by_name = {str(_meta(s).get("name")): s for s in secrets}
+    legacy = legacy_token_consumer(obs, cluster)
+    unknown_legacy = names.remote_sa in by_name and legacy is None
+    out: dict[str, _IssuedToken] = {}
+    waiting: list[str] = []
+    for consumer in obs.consumers(cluster):
+        rcc_name = obs.rcc_name(consumer)
+        if obs.legacy_token_name:
+            # The one read by its name, whatever its shape (a malformed one is restored).
+            want = desired_remote_objects(names)["Secret"]
+            out[consumer] = _IssuedToken("", want, next(iter(side.token_secrets), None))
+            continue
+        if legacy == consumer:
+            want = desired_issued_token(names, rcc_name, names.remote_sa)
+        elif unknown_legacy and obs.clusters.get(consumer) is None:
+            waiting.append(consumer)
+            continue
+        else:
+            want = desired_issued_token(names, rcc_name, issued_token_name(names, rcc_name))
+        out[consumer] = _IssuedToken(rcc_name, want, by_name.get(want["metadata"]["name"]))
+    return out, waiting
+
+
+def _revoke_tokens(p: _Planner, obs: MeshRccObservation, cluster: str, view: ClusterSide) -> None:
+    """Delete the owned token Secrets ``cluster`` issued for a departed cluster, or for one
+    that no longer reads it; report those issued for a name neither configured nor departed
+    (never deleted)."""
+    side = obs.clusters[cluster]
+    assert side is not None
+    legacy = legacy_token_consumer(obs, cluster)
+    readers = {obs.rcc_name(c) for c in obs.consumers(cluster)}
+    for secret in _token_secrets(obs, side):
+        if not owned_by(secret, p.names.federation) or _ignored(secret):
+            continue
+        consumer = _consumer_of(obs, secret, legacy)
+        name = _meta(secret).get("name")
+        if not consumer or consumer in readers:
+            continue
+        why = p.gone(view, consumer, readers)
+        if why is not None:
+            p.change(
+                view,
+                {**secret, "kind": "Secret"},
+                Action.DELETE,
+                f"{cluster} token Secret {name} was issued for {consumer}, and {why}; revoking it",
+                {"op": "delete"},
+                _meta(secret).get("resourceVersion"),
+            )
+        else:
+            p.finding(
+                Severity.WARNING,
+                "rcc.unknown-peer",
+                f"{cluster} token Secret {name} is labelled as this federation's, issued for "
+                f"{consumer}, which is neither a configured nor a departed cluster: fedkeeper "
+                "never deletes it — list it under departed to revoke it, or remove its "
+                "fedkeeper labels",
+            )
+
+
+def _view(
+    obs: MeshRccObservation, cluster: str, peer: str | None, token: Mapping[str, Any] | None
+) -> ClusterSide:
+    """``cluster`` as the two-cluster code reads a side: holding the RCC for ``peer``, and
+    offering ``token`` (the token Secret it issued for the consumer being planned)."""
+    side = obs.clusters[cluster]
+    assert side is not None
+    rcc_name = obs.rcc_name(peer) if peer is not None else ""
+    return ClusterSide(
+        backend=cluster,
+        name=side.cluster_name,
+        rcc_name=rcc_name,
+        endpoint=side.endpoint,
+        ca_data=side.ca_data,
+        service_account=side.service_account,
+        token_secret=token,
+        cluster_role=side.cluster_role,
+        cluster_role_binding=side.cluster_role_binding,
+        typha_role=side.typha_role,
+        typha_binding=side.typha_binding,
+        rccs=side.rccs,
+        access_secret=side.access_secrets.get(access_secret_name(rcc_name)) if peer else None,
+        owned_access_secrets=side.owned_access_secrets,
+        rcc_secrets=side.rcc_secrets,
+    )
+
+
+@dataclass(frozen=True)
+class PairState:
+    """What one directed pair (L, R) holds, judged as the planner judges it.
+
+    ``rcc_present``/``secret_matches`` are None when they cannot be told: L unreachable
+    (both), or R unreachable (what the access Secret should hold is unknown).
+    """
+
+    left: str
+    right: str
+    rcc_present: bool | None
+    secret_matches: bool | None
+    remote_reachable: bool
+
+
+def pair_state(obs: MeshRccObservation, left: str, right: str) -> PairState:
+    """The state of the pair (``left``, ``right``) from the observation alone (no call).
+
+    Reachability is each cluster's one observation (``obs.clusters[name]`` is None when it
+    failed), never a probe per pair. The Secret matches when the access Secret of the RCC
+    federating ``right`` means (server, CA, token) what ``right`` issued for ``left``.
+    """
+    reachable = obs.clusters.get(right) is not None
+    if obs.clusters.get(left) is None:
+        return PairState(left, right, None, None, reachable)
+    issuer = None
+    if reachable:
+        tokens, _ = _issued_tokens(obs, right)
+        issued = tokens.get(left)
+        issuer = _view(obs, right, left, issued.actual if issued else None)
+    view = _view(obs, left, right, None)
+    exclude = frozenset({obs.rcc_name(r) for r in obs.peers(left)} | set(obs.departed)) - {
+        view.rcc_name
+    }
+    found = federation_rcc(view, issuer, obs.names.federation, exclude).rcc
+    if found is None or issuer is None:
+        return PairState(
+            left, right, found is not None, None if issuer is None else False, reachable
+        )
+    ref = access_secret_ref(found)
+    secret = view.rcc_secrets.get(f"{ref[0]}/{ref[1]}") if ref else None
+    if secret is None and ref is not None and ref[0] == obs.names.access_namespace:
+        secret = view.access_secret if ref[1] == access_secret_name(view.rcc_name) else None
+    token = remote_token(issuer)
+    if secret is None or token is None:
+        return PairState(left, right, True, False, reachable)
+    want = build_kubeconfig(issuer, token, obs.names.remote_sa)
+    have, problems = secret_kubeconfig(secret)
+    matches = (
+        have is not None
+        and not problems
+        and have.as_tuple() == kubeconfig_meaning(yaml.safe_dump(want, sort_keys=False))
+    )
+    return PairState(left, right, True, matches, reachable)
+
+
+def plan_mesh_rcc(obs: MeshRccObservation) -> Plan:
+    """Invariant 4 for N clusters and their directed pairs, in one plan.
+
+    Per reachable cluster, once: the export side (remote ServiceAccount, ClusterRole and
+    binding, one token Secret per consumer, labelled ``fedkeeper.io/consumer``), and the
+    revocation of tokens issued for departed or unpaired clusters. Per reachable consumer L:
+    Typha's read access, then for each peer R the RCC named R and its access Secret, whose
+    server, CA and token are R's (the token R issued for L), then what L holds for no pair.
+
+    Unreachable clusters: nothing is written on an unreachable L; an unreachable R leaves
+    L's access Secret for R as it is (deferred). Departed clusters need no observation.
+
+    Batched per consumer: a Calico consumer restarts on any change of an RCC's connection
+    data (``ConfigChangeRestartRequired``, libcalico-go ``syncersv1/remotecluster``), so
+    every write on L's RCCs and access Secrets is planned together, in one block, in the
+    same run; an access Secret is written only when its meaning (server, CA, token)
+    changes. Make-before-break: a consumer's access Secret moves to a new token only once
+    that token exists (the token controller filled it), an RCC is created only once its
+    access Secret exists, and an RCC is deleted before its access Secret. As each consumer
+    has its own token, one rotated token changes that consumer's access Secrets only.
+    """
+    p = _Planner(obs.names, mesh=not obs.legacy_token_name)
+    p.configured = frozenset(obs.rcc_name(c) for c in obs.clusters)
+    p.departed = frozenset(obs.departed) - p.configured
+    p.own_names = {c: obs.rcc_name(c) for c in obs.clusters}
+    issued: dict[str, dict[str, _IssuedToken]] = {}
+    for cluster, side in obs.clusters.items():
+        if side is None:
+            continue
+        issued[cluster], waiting = _issued_tokens(obs, cluster)
+        view = _view(obs, cluster, None, None)
+        _plan_remote_access(p, view, list(issued[cluster].values()))
+        for consumer in waiting:
+            p.plan.deferred.append(
+                Deferred(
+                    f"{cluster}/Secret/{obs.names.remote_sa_namespace}/"
+                    + issued_token_name(obs.names, obs.rcc_name(consumer)),
+                    f"{consumer} is unreachable, so whether it reads {cluster} with the token "
+                    f"Secret {obs.names.remote_sa} cannot be told",
+                )
+            )
+        if p.mesh:
+            _revoke_tokens(p, obs, cluster, view)
+    for cluster, side in obs.clusters.items():
+        if side is None:
+            continue
+        _plan_consumer(p, _view(obs, cluster, None, None))
+        peers = obs.peers(cluster)
+        others: dict[str, ClusterSide | None] = {}
+        keep_rccs: set[str] = set()
+        keep_secrets: set[str] = set()
+        stale = True
+        pair_names = {obs.rcc_name(r) for r in peers} | p.departed
+        for peer in peers:
+            token = issued.get(peer, {}).get(cluster)
+            other = (
+                _view(obs, peer, cluster, token.actual if token else None)
+                if obs.clusters.get(peer) is not None
+                else None
+            )
+            view = _view(obs, cluster, peer, None)
+            others[view.rcc_name] = other
+            kept = _plan_pair(p, view, other, frozenset(pair_names - {view.rcc_name}))
+            if kept is None:
+                stale = False
+                keep_rccs.add(view.rcc_name)
+                keep_secrets.add(access_secret_name(view.rcc_name))
+            else:
+                keep_rccs.add(kept[0])
+                keep_secrets.add(kept[1])
+        if obs.legacy_token_name and not stale:
+            continue  # as the two-cluster planner always did: nothing of ours pruned
+        view = _view(obs, cluster, None, None)
+        _prune_rccs(p, view, others, keep=keep_rccs, stale=stale)
+        _prune_access_secrets(p, view, others, keep=keep_secrets, stale=stale)
     rest = [a for a in dict.fromkeys(p.adoptable) if a not in p.reported]
     if rest:
         p.finding(
@@ -698,9 +1147,19 @@ def _object_problems(obj: Mapping[str, Any] | None, *more: Problems) -> Problems
     return out
 
 
-def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
+@dataclass(frozen=True)
+class _IssuedToken:
+    """The token Secret a cluster issues for one consumer: wanted and as read."""
+
+    consumer: str  # the consumer's name ("" in the two-cluster case: its only consumer)
+    want: dict[str, Any]
+    actual: Mapping[str, Any] | None
+
+
+def _plan_remote_access(p: _Planner, side: ClusterSide, tokens: Sequence[_IssuedToken]) -> None:
+    """The export side, once per cluster: the remote service account, one token Secret per
+    consumer (``tokens``), and its ClusterRole and binding."""
     want = desired_remote_objects(p.names)
-    sa = p.names.remote_sa
     sa_problems = _object_problems(side.service_account)
     p.malformed(side, side.service_account, "ServiceAccount", sa_problems)
     p.ensure(
@@ -711,7 +1170,30 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
         _metadata_repair(side.service_account),
         "the other cluster's Typha reads this cluster as this service account",
     )
-    token = side.token_secret
+    for issued in tokens:
+        _plan_token_secret(p, side, issued)
+    _ensure_role(
+        p,
+        side,
+        want["ClusterRole"],
+        side.cluster_role,
+        lambda missing: f"it lacks {len(missing)} permission(s) such as {'/'.join(missing[0])}",
+        "it grants the remote service account read access for federation",
+    )
+    _ensure_binding(
+        p,
+        side,
+        want["ClusterRoleBinding"],
+        side.cluster_role_binding,
+        "it binds the remote service account to its ClusterRole",
+    )
+
+
+def _plan_token_secret(p: _Planner, side: ClusterSide, issued: _IssuedToken) -> None:
+    """One token Secret of the remote service account: the one issued for one consumer."""
+    sa = p.names.remote_sa
+    wanted, token = issued.want, issued.actual
+    secret_name = wanted["metadata"]["name"]
     token_drift: Problems = []
     if token is not None:
         shape: Problems = []
@@ -734,48 +1216,36 @@ def _plan_remote_access(p: _Planner, side: ClusterSide) -> None:
         # (the token controller fills the new one).
         p.change(
             side,
-            want["Secret"],
+            wanted,
             Action.DELETE,
-            f"{side.backend} token Secret {sa} is unusable ({'; '.join(token_drift)}); "
+            f"{side.backend} token Secret {secret_name} is unusable ({'; '.join(token_drift)}); "
             "re-creating it",
             {"op": "delete"},
             _meta(token).get("resourceVersion"),
         )
         p.change(
             side,
-            want["Secret"],
+            wanted,
             Action.CREATE,
-            f"{side.backend} token Secret {sa} is re-created for service account {sa}",
-            {"op": "create", "body": want["Secret"]},
-            after=(f"{side.backend}/Secret/{want['Secret']['metadata']['namespace']}/{sa}",),
+            f"{side.backend} token Secret {secret_name} is re-created for service account {sa}",
+            {"op": "create", "body": wanted},
+            after=(f"{side.backend}/Secret/{wanted['metadata']['namespace']}/{secret_name}",),
         )
         p.plan.settle = True
     else:
         p.ensure(
             side,
-            want["Secret"],
+            wanted,
             token,
             token_drift,
             {},
-            "the other cluster needs a long-lived token for this service account",
+            f"{issued.consumer} reads this cluster with a long-lived token of its own for "
+            "this service account (revoked alone by deleting this Secret)"
+            if issued.consumer
+            else "the other cluster needs a long-lived token for this service account",
         )
         if token is None:
             p.plan.settle = True
-    _ensure_role(
-        p,
-        side,
-        want["ClusterRole"],
-        side.cluster_role,
-        lambda missing: f"it lacks {len(missing)} permission(s) such as {'/'.join(missing[0])}",
-        "it grants the remote service account read access for federation",
-    )
-    _ensure_binding(
-        p,
-        side,
-        want["ClusterRoleBinding"],
-        side.cluster_role_binding,
-        "it binds the remote service account to its ClusterRole",
-    )
 
 
 def _ensure_role(
@@ -885,7 +1355,8 @@ def _ensure_binding(
     p.ensure(side, want, actual, drift, patch, why_missing)
 
 
-def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> None:
+def _plan_consumer(p: _Planner, side: ClusterSide) -> None:
+    """Once per consumer cluster: Typha may read the access Secrets; malformed objects named."""
     names = p.names
     access = desired_typha_access(names)
     _ensure_role(
@@ -909,7 +1380,22 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
     for secret in side.rcc_secrets.values():
         p.malformed(side, secret, "Secret", _object_problems(secret, secret_kubeconfig(secret)[1]))
 
-    found = federation_rcc(side, other, names.federation)
+
+def _plan_pair(
+    p: _Planner,
+    side: ClusterSide,
+    other: ClusterSide | None,
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[str, str] | None:
+    """The RCC on ``side`` for ``other`` (named ``side.rcc_name``) and its access Secret.
+
+    Returns the names of the RCC and access Secret kept for this pair, or None when the RCC
+    name is taken by an RCC that is not the federation's and nothing was planned (then
+    nothing of ours is pruned on ``side``). ``exclude``: names of RCCs that belong to other
+    pairs (or departed peers): never taken for this pair's RCC whatever they read.
+    """
+    names = p.names
+    found = federation_rcc(side, other, names.federation, exclude)
     actual = found.rcc
     for dup in found.duplicates:
         if not owned_by(dup, names.federation):
@@ -923,13 +1409,11 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
     if found.blocker is not None:
         _report_blocker(p, side, other, found)
         if actual is None:
-            return  # its name is taken: nothing to create, nothing of ours pruned
+            return None
     if actual is not None and _meta(actual).get("name") != side.rcc_name:
         _plan_existing_rcc(p, side, other, actual)
-        _prune_rccs(p, side, other, keep=str(_meta(actual).get("name")))
         ref = access_secret_ref(actual)
-        _prune_access_secrets(p, side, other, keep=ref[1] if ref else "")
-        return
+        return str(_meta(actual).get("name")), ref[1] if ref else ""
 
     secret_ready = _plan_access_secret(p, side, other)
 
@@ -963,8 +1447,7 @@ def _plan_local(p: _Planner, side: ClusterSide, other: ClusterSide | None) -> No
             adopt=other is not None,
             after=(secret_target,) if writes_secret else (),
         )
-    _prune_rccs(p, side, other, keep=side.rcc_name)
-    _prune_access_secrets(p, side, other, keep=access_secret_name(side.rcc_name))
+    return side.rcc_name, access_secret_name(side.rcc_name)
 
 
 def _report_blocker(
@@ -993,7 +1476,12 @@ def _report_blocker(
             f"{side.backend} RCC {name} is {owner} and reads {reads}, not {other_name}'s API "
             f"server{f' {target}' if target else ''}: it does not federate {other_name}, and "
             "fedkeeper neither re-points it nor creates its own RCC under the same name — "
-            f"rename or remove it, or set federation.{side.backend}_rcc_name to another name",
+            + (
+                "rename or remove it"
+                if p.mesh
+                else f"rename or remove it, or set federation.{side.backend}_rcc_name to "
+                "another name"
+            ),
         )
     else:
         p.finding(
@@ -1161,54 +1649,132 @@ def _rcc_patch(actual: Mapping[str, Any] | None, want: Mapping[str, Any]) -> dic
     return {"spec": spec}
 
 
-def _third_cluster(server: str | None, other: ClusterSide | None) -> bool:
-    """Reads an API server that is not the other cluster's (or the other is unknown)."""
-    target = normalized_server(other.endpoint) if other is not None else None
-    return server is not None and server != target
+def _third_cluster(server: str | None, targets: Collection[str | None]) -> bool:
+    """Reads an API server that is none of the peers' (or a peer's is unknown)."""
+    return server is not None and server not in targets
 
 
-def _prune_rccs(p: _Planner, side: ClusterSide, other: ClusterSide | None, *, keep: str) -> None:
+def _peer_servers(others: Mapping[str, ClusterSide | None]) -> set[str | None]:
+    return {normalized_server(o.endpoint) if o is not None else None for o in others.values()}
+
+
+def _whose_server(others: Mapping[str, ClusterSide | None]) -> str:
+    """``onprem's API server`` (one peer) or ``the API server of any of its peers (a, b)``."""
+    if len(others) == 1:
+        [other] = others.values()
+        return f"{other.backend if other else 'the other cluster'}'s API server"
+    return f"the API server of any of its peers ({', '.join(sorted(others))})"
+
+
+def _prune_rccs(
+    p: _Planner,
+    side: ClusterSide,
+    others: Mapping[str, ClusterSide | None],
+    *,
+    keep: Collection[str],
+    stale: bool = True,
+) -> None:
+    """Delete the owned RCCs on ``side`` that no pair keeps.
+
+    ``others``: ``side``'s peers by the name of their RCC (None: unreachable). In a mesh, an
+    RCC named for a departed peer, or for a configured cluster ``side`` no longer pairs
+    with, is deleted whatever it reads; one named for a cluster neither configured nor
+    departed is reported and never deleted (a typo must not tear down a federation). Any
+    other owned RCC is deleted when it reads a peer's API server (a stale duplicate) or
+    nothing at all. ``stale`` False (an RCC name is taken): only departed peers are pruned.
+    """
+    servers = _peer_servers(others)
     for r in side.rccs:
         name = _meta(r).get("name")
-        if name == keep or not owned_by(r, p.names.federation) or _ignored(r):
+        if name in keep or not owned_by(r, p.names.federation) or _ignored(r):
+            continue
+        why = p.gone(side, str(name), set(others))
+        if why is not None:
+            p.change(
+                side,
+                r,
+                Action.DELETE,
+                f"{side.backend} RCC {name} is owned by fedkeeper and {why}; deleting it",
+                {"op": "delete"},
+                _meta(r).get("resourceVersion"),
+            )
+            continue
+        if not stale:
             continue
         server = rcc_server(r, side)
-        if _third_cluster(server, other):
+        if _third_cluster(server, servers):
             # Labelled as ours, yet it federates another cluster (or the other cluster
             # cannot be read to tell): never deleted on a guess.
-            if other is not None:
+            if p.mesh and name not in p.configured:
+                p.reported.add(f"RemoteClusterConfiguration {name} on {side.backend}")
+                p.finding(
+                    Severity.WARNING,
+                    "rcc.unknown-peer",
+                    f"{side.backend} RCC {name} is labelled as this federation's but {name} "
+                    "is neither a configured nor a departed cluster: fedkeeper never deletes "
+                    "it (a misspelt name must not tear down a federation) — list it under "
+                    "departed to remove it, or remove its fedkeeper labels",
+                )
+            elif None not in servers:
                 p.finding(
                     Severity.WARNING,
                     "rcc.third-cluster",
                     f"{side.backend} RCC {name} is labelled as this federation's but reads "
-                    f"{server}, not {other.backend}'s API server: fedkeeper never deletes "
+                    f"{server}, not {_whose_server(others)}: fedkeeper never deletes "
                     "another cluster's federation — remove its fedkeeper labels, or delete it",
                 )
             continue
+        now = ", ".join(sorted(keep))
         p.change(
             side,
             r,
             Action.DELETE,
             f"{side.backend} RCC {name} is owned by fedkeeper but no longer configured "
-            f"(the RCC is now {keep}); deleting it",
+            f"(the RCC{'s are' if len(keep) > 1 else ' is'} now {now}); deleting it",
             {"op": "delete"},
             _meta(r).get("resourceVersion"),
         )
 
 
 def _prune_access_secrets(
-    p: _Planner, side: ClusterSide, other: ClusterSide | None, *, keep: str
+    p: _Planner,
+    side: ClusterSide,
+    others: Mapping[str, ClusterSide | None],
+    *,
+    keep: Collection[str],
+    stale: bool = True,
 ) -> None:
+    """Delete owned access Secrets no pair keeps (rules as :func:`_prune_rccs`; the peer of
+    ``remote-cluster-secret-<peer>`` is the name after the prefix)."""
+    servers = _peer_servers(others)
     for s in side.owned_access_secrets:
         name = _meta(s).get("name")
-        if name == keep or not owned_by(s, p.names.federation) or _ignored(s):
+        if name in keep or not owned_by(s, p.names.federation) or _ignored(s):
             continue
         labels = _meta(s).get("labels")
         if not isinstance(labels, Mapping) or labels.get(ROLE_LABEL) != ACCESS_SECRET_ROLE:
             continue
+        peer = str(name).removeprefix(access_secret_name(""))
+        why = p.gone(side, peer, set(others)) if str(name) != peer else None
+        if why is not None:
+            # After the RCC that reads it: Typha never sees an RCC pointing at nothing.
+            rcc_target = f"{side.backend}/RemoteClusterConfiguration/{peer}"
+            deleted = any(c.target == rcc_target for c in p.plan.changes)
+            p.change(
+                side,
+                {**s, "kind": "Secret"},
+                Action.DELETE,
+                f"{side.backend} access Secret {name} is owned by fedkeeper and {why}; deleting it",
+                {"op": "delete"},
+                _meta(s).get("resourceVersion"),
+                after=(rcc_target,) if deleted else (),
+            )
+            continue
+        if not stale:
+            continue
         meaning, problems = secret_kubeconfig(s)
         server = normalized_server(meaning.server) if meaning and not problems else None
-        if other is None or _third_cluster(server, other):
+        if None in servers or _third_cluster(server, servers):
             continue  # another cluster's credentials (or cannot tell): never deleted
         p.change(
             side,

@@ -24,6 +24,16 @@ class RoutesObservation:
     vgw_id: str | None
     route_tables: Sequence[RouteTable]
     onprem_cidrs: Sequence[str]  # host + pod CIDRs the on-prem router should advertise
+    # The mesh: (site, prefix) for every site with a VPN to this VPC's VGW (the topology's
+    # propagated_prefixes, by site); when given, these are checked instead of onprem_cidrs
+    # and findings name the site.
+    site_prefixes: Sequence[tuple[str, str]] = ()
+
+    def prefixes(self) -> list[tuple[str, str]]:
+        """(site, prefix) to find propagated; the site is "" for today's one on-prem."""
+        if self.site_prefixes:
+            return list(self.site_prefixes)
+        return [("", c) for c in self.onprem_cidrs]
 
 
 def private_tables(obs: RoutesObservation) -> list[RouteTable]:
@@ -161,13 +171,14 @@ def plan_routes(obs: RoutesObservation) -> Plan:
                 )
             )
             continue
-        for cidr in obs.onprem_cidrs:
-            _report_coverage(route_coverage(cidr, rt), rt, plan)
+        for site, cidr in obs.prefixes():
+            _report_coverage(route_coverage(cidr, rt), rt, plan, site)
     return plan
 
 
-def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
+def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan, site: str = "") -> None:
     cidr, label = cov.cidr, _label(rt)
+    where = f"{site}'s" if site else "on-prem"  # the site that should advertise it
     if cov.covered and len(cov.routes) == 1:
         return
     if cov.covered:
@@ -177,12 +188,13 @@ def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
             Finding(
                 Severity.WARNING if near else Severity.INFO,
                 "routes.coverage",
-                f"on-prem {cidr} is covered in route table {label} by {len(cov.routes)} "
+                f"{where} {cidr} is covered in route table {label} by {len(cov.routes)} "
                 f"propagated routes (more specific ones, e.g. {cov.routes[0]}); the table has "
                 f"{total} propagated routes against the VGW's limit of "
                 f"{VGW_DYNAMIC_ROUTE_LIMIT} dynamic routes per VPN connection"
                 + (
-                    "; close to it: routes beyond it are dropped — summarise on the on-prem router"
+                    "; close to it: routes beyond it are dropped — summarise on "
+                    + (f"{site}'s router" if site else "the on-prem router")
                     if near
                     else ""
                 ),
@@ -194,7 +206,7 @@ def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
             Finding(
                 Severity.WARNING,
                 "routes.propagated",
-                f"the propagated route for on-prem {cidr} in route table {label} is not "
+                f"the propagated route for {where} {cidr} in route table {label} is not "
                 f"active: {', '.join(cov.inactive)} (no VPN tunnel up?)",
             )
         )
@@ -204,8 +216,9 @@ def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
             Finding(
                 Severity.WARNING,
                 "routes.propagated",
-                f"route table {label} has no propagated route for on-prem "
-                f"{cidr}: the on-prem router is not advertising it over BGP",
+                f"route table {label} has no propagated route for {where} "
+                f"{cidr}: {f'{site} is' if site else 'the on-prem router is'} not advertising "
+                "it over BGP",
             )
         )
         return
@@ -214,7 +227,7 @@ def _report_coverage(cov: RouteCoverage, rt: RouteTable, plan: Plan) -> None:
         Finding(
             Severity.WARNING,
             "routes.propagated",
-            f"on-prem {cidr} is only partly routed in route table {label}: "
+            f"{where} {cidr} is only partly routed in route table {label}: "
             f"{len(cov.routes)} propagated routes cover part of it, {shown} "
             "is not advertised over BGP",
         )
