@@ -226,6 +226,9 @@ def build_stacks(
         env=env,
         description=f"fedkeeper {config.name}: drift detection and repair",
     )
+    for cluster in clusters.values():
+        # The functions act on every cluster: each access entry exists before they run.
+        automation.add_stack_dependency(cluster)
     stacks = FederationStacks(home, networks, clusters, calicos, sites, peerings, automation)
     tag_key, tag_value = automation.config.federation_tag
     for stack in stacks.all():
