@@ -195,9 +195,10 @@ class AutomationStack(cdk.Stack):
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        # One kubeconfig secret per site; the first keeps the construct ids it always had.
+        # One kubeconfig secret per site; the first keeps the construct ids it always had,
+        # the others' end in "Site" (so a site named "onprem" cannot clash with them).
         self.site_secrets = [
-            self._onprem_secret(site, "Onprem" if index == 0 else construct_name(site.name))
+            self._onprem_secret(site, _site_construct(index, site.name))
             for index, site in enumerate(self.sites)
         ]
         self.onprem_secret = self.site_secrets[0][0]
@@ -278,8 +279,9 @@ class AutomationStack(cdk.Stack):
         for index, (site, (secret, _)) in enumerate(
             zip(self.sites, self.site_secrets, strict=True)
         ):
-            output = "OnpremSecretArn" if index == 0 else f"{construct_name(site.name)}SecretArn"
-            cdk.CfnOutput(self, output, value=secret.secret_arn)
+            cdk.CfnOutput(
+                self, f"{_site_construct(index, site.name)}SecretArn", value=secret.secret_arn
+            )
 
     # --- encryption, notifications, secret ------------------------------------------------
 
@@ -1020,6 +1022,11 @@ def federation_rules(
         else spec
         for spec in specs
     ]
+
+
+def _site_construct(index: int, site: str) -> str:
+    """The construct-id prefix of a site's secret: ``Onprem`` for the first (as always)."""
+    return "Onprem" if index == 0 else f"{construct_name(site)}Site"
 
 
 def _secret_policy_arn(secret: secretsmanager.ISecret) -> str:
