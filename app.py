@@ -4,9 +4,11 @@
 Reads the federation config from context ``config`` (``cdk synth -c config=path``; ``python
 app.py -c config=PATH`` works too) or else ``./federation.yaml``, never the example:
 deploying the example's values to a real account by accident is worse than refusing
-(``fedkeeper init`` writes a federation.yaml to edit). Synthesizes the network, cluster,
-calico and automation stacks. Needs no AWS credentials, no network and no Docker (the
-Lambda dependencies come from the ``.build/lambda-deps`` cache once it is filled).
+(``fedkeeper init`` writes a federation.yaml to edit). Either form of the file: a two-cluster
+one or a mesh (``clusters:``). Synthesizes the network, cluster and calico stacks of each EKS
+cluster, a mesh's site and peering stacks, and the one automation stack (stacks/). Needs no
+AWS credentials, no network and no Docker (the Lambda dependencies come from the
+``.build/lambda-deps`` cache once it is filled).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from fedkeeper.config import load_config
 from fedkeeper.errors import ConfigError
+from fedkeeper.topology import load_mesh
 from stacks import add_compliance_checks, build_stacks, feature_flags
 
 NO_CONFIG = (
@@ -49,7 +51,7 @@ def main() -> int:
         print(NO_CONFIG, file=sys.stderr)
         return 2
     try:
-        config = load_config(config_file)
+        config = load_mesh(config_file)
     except ConfigError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

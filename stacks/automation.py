@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,8 +45,17 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from fedkeeper.config import CloudTrailMode, FederationConfig
-from fedkeeper.events import HANDLERS, RuleSpec, rules, tunnel_alarm_name
+from fedkeeper.config import CloudTrailMode, FederationConfig, OnPremConfig
+from fedkeeper.events import (
+    HANDLERS,
+    FederationNetwork,
+    RuleSpec,
+    route_change_detail,
+    rules,
+    tunnel_alarm_name,
+    tunnel_alarm_prefix,
+)
+from fedkeeper.topology import OnPremCluster
 from fedkeeper.watch import state_parameter_name
 from fedkeeper.watch_function import MEMORY_MB, SCHEDULE, TIMEOUT_S
 from stacks.bundling import LambdaBundle, lambda_code
@@ -58,6 +68,7 @@ from stacks.network import (
     NetworkStack,
     lambda_vpc_statements,
 )
+from stacks.site import construct_name
 
 # The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 accepts only that);
 # it supports SnapStart, and every dependency ships manylinux wheels for it.
@@ -114,6 +125,18 @@ IMPLIED_ACTIONS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class WatchedVpn:
+    """A VPN connection whose tunnels the automation alarms on.
+
+    ``label`` is ``<site>-<eks>`` in a mesh; empty for a two-cluster federation's one VPN,
+    whose alarms and constructs keep the names they always had.
+    """
+
+    vpn_id: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class HandlerFunction:
     """One deployed handler: the function, its live alias and its log group."""
 
@@ -134,14 +157,25 @@ class AutomationStack(cdk.Stack):
         config: FederationConfig,
         config_file: Path,
         project_root: Path,
-        network: NetworkStack,
-        cluster: ClusterStack,
+        networks: Sequence[NetworkStack],
+        clusters: Sequence[ClusterStack],
+        sites: Sequence[OnPremCluster],
+        vpns: Sequence[WatchedVpn],
+        rule_networks: Sequence[FederationNetwork],
         skip_deps: bool = False,
         **kwargs: Any,
     ) -> None:
+        """The automation of the whole federation, in the home network (``networks[0]``,
+        the VPC of ``clusters[0]``, whose view ``config`` is): its Lambdas reach every other
+        EKS cluster's public endpoint and every site over the site's VPN to the home VPC."""
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        self.network = network
+        self.networks = list(networks)
+        self.clusters = list(clusters)
+        self.vpns = list(vpns)
+        self.sites = list(sites)
+        network = self.network = self.networks[0]
+        cluster = self.clusters[0]
 
         messaging_key = self._messaging_key()
         self.topic = sns.Topic(
@@ -161,7 +195,13 @@ class AutomationStack(cdk.Stack):
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        self.onprem_secret, secret_key = self._onprem_secret()
+        # One kubeconfig secret per site; the first keeps the construct ids it always had,
+        # the others' end in "Site" (so a site named "onprem" cannot clash with them).
+        self.site_secrets = [
+            self._onprem_secret(site, _site_construct(index, site.name))
+            for index, site in enumerate(self.sites)
+        ]
+        self.onprem_secret = self.site_secrets[0][0]
         # Open episodes of persistent trouble (fedkeeper.episodes): one small item, written
         # with a version condition so two functions finishing at once notify only once.
         self.episodes = dynamodb.Table(
@@ -178,7 +218,8 @@ class AutomationStack(cdk.Stack):
         )
 
         self.security_group = self._lambda_security_group()
-        # The Lambdas reach the EKS API on its private endpoint, guarded by the cluster SG.
+        # The Lambdas reach the home EKS API on its private endpoint, guarded by the cluster
+        # SG; every other EKS cluster's on its public one.
         ec2.CfnSecurityGroupIngress(
             self,
             "ClusterApiFromLambdas",
@@ -208,7 +249,7 @@ class AutomationStack(cdk.Stack):
             "FEDKEEPER_MODE": config.mode.value,
             "FEDKEEPER_VPC_ID": network.vpc.vpc_id,
             "FEDKEEPER_VGW_ID": network.vpn_gateway_id,
-            "FEDKEEPER_VPN_CONNECTION_ID": network.vpn_connection.vpn_id,
+            "FEDKEEPER_VPN_CONNECTION_ID": self.vpns[0].vpn_id if self.vpns else "",
             "FEDKEEPER_CLUSTER_NAME": cluster.cluster.cluster_name,
             "FEDKEEPER_ONPREM_SECRET_ARN": self.onprem_secret.secret_arn,
             "FEDKEEPER_TOPIC_ARN": self.topic.topic_arn,
@@ -221,13 +262,13 @@ class AutomationStack(cdk.Stack):
             name: self._handler_function(name, code, role, environment) for name in HANDLERS
         }
         self.watch_state = self._watch_function(code, role, environment)
-        self.policy = self._reconciler_policy(cluster, messaging_key, secret_key)
+        self.policy = self._reconciler_policy(cluster, messaging_key)
         for handler in self.handlers.values():
             # Lambda checks the role's VPC and DLQ permissions when it creates the function.
             handler.function.node.add_dependency(self.policy)
 
         self.trail = self._api_call_trail()
-        self.rules = [self._rule(spec) for spec in rules(config, network.federation_network)]
+        self.rules = [self._rule(spec) for spec in federation_rules(config, rule_networks)]
         self.tunnel_alarms = self._tunnel_alarms()
         self.alarms = [*self.tunnel_alarms, *self._failure_alarms()]
         self._allow_alarms_to_notify(self.alarms)
@@ -235,7 +276,12 @@ class AutomationStack(cdk.Stack):
 
         cdk.CfnOutput(self, "RepairAliasArn", value=self.handlers["repair"].alias.function_arn)
         cdk.CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
-        cdk.CfnOutput(self, "OnpremSecretArn", value=self.onprem_secret.secret_arn)
+        for index, (site, (secret, _)) in enumerate(
+            zip(self.sites, self.site_secrets, strict=True)
+        ):
+            cdk.CfnOutput(
+                self, f"{_site_construct(index, site.name)}SecretArn", value=secret.secret_arn
+            )
 
     # --- encryption, notifications, secret ------------------------------------------------
 
@@ -260,34 +306,36 @@ class AutomationStack(cdk.Stack):
             )
         return key
 
-    def _onprem_secret(self) -> tuple[secretsmanager.ISecret, kms.IKey | None]:
-        """The on-prem kubeconfig secret: created with a placeholder, filled by the operator.
+    def _onprem_secret(
+        self, site: OnPremConfig, prefix: str
+    ) -> tuple[secretsmanager.ISecret, kms.IKey | None]:
+        """A site's kubeconfig secret: created with a placeholder, filled by the operator.
 
-        ``onprem.credentials_secret`` may instead be the ARN of an existing secret; it is
-        then only read (its key is unknown here, so decryption goes through Secrets
-        Manager's ``kms:ViaService`` condition).
+        ``credentials_secret`` may instead be the ARN of an existing secret; it is then only
+        read (its key is unknown here, so decryption goes through Secrets Manager's
+        ``kms:ViaService`` condition).
         """
-        name = self.config.onprem.credentials_secret
+        name = site.credentials_secret
         if name.startswith("arn:"):
             if _COMPLETE_SECRET_ARN.search(name):
                 return secretsmanager.Secret.from_secret_complete_arn(
-                    self, "OnpremKubeconfig", name
+                    self, f"{prefix}Kubeconfig", name
                 ), None
             return secretsmanager.Secret.from_secret_partial_arn(
-                self, "OnpremKubeconfig", name
+                self, f"{prefix}Kubeconfig", name
             ), None
         key = kms.Key(
             self,
-            "OnpremSecretKey",
+            f"{prefix}SecretKey",
             description="fedkeeper on-prem kubeconfig secret",
             enable_key_rotation=True,
         )
         secret = secretsmanager.Secret(
             self,
-            "OnpremKubeconfig",
+            f"{prefix}Kubeconfig",
             secret_name=name,
             description=f"kubeconfig (service-account token) of on-prem cluster "
-            f"{self.config.onprem.cluster_name}; put by the operator (docs/DEPLOY.md)",
+            f"{site.cluster_name}; put by the operator (docs/DEPLOY.md)",
             encryption_key=key,
             # A random placeholder: no credential ever appears in the template.
             generate_secret_string=secretsmanager.SecretStringGenerator(
@@ -316,8 +364,9 @@ class AutomationStack(cdk.Stack):
         sg.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs (via NAT) and the EKS API"
         )
-        for peer, port in onprem_api_destinations(self.config):
-            sg.add_egress_rule(peer, ec2.Port.tcp(port), "on-prem Kubernetes API over the VPN")
+        for site in self.sites:
+            for peer, port in onprem_api_destinations(site):
+                sg.add_egress_rule(peer, ec2.Port.tcp(port), "on-prem Kubernetes API over the VPN")
         return sg
 
     # --- functions ----------------------------------------------------------------------------
@@ -425,21 +474,23 @@ class AutomationStack(cdk.Stack):
         )
         return state
 
-    def _reconciler_policy(
-        self, cluster: ClusterStack, messaging_key: kms.IKey, secret_key: kms.IKey | None
-    ) -> iam.Policy:
+    def _reconciler_policy(self, cluster: ClusterStack, messaging_key: kms.IKey) -> iam.Policy:
         stack = cdk.Stack.of(self)
-        vpc_arn = stack.format_arn(
-            service="ec2", resource="vpc", resource_name=self.network.vpc.vpc_id
-        )
-        # Literal names (the cluster is named by the config) keep the ARNs readable.
-        cluster_name = self.config.eks.cluster_name
-        cluster_arn = stack.format_arn(
-            service="eks", resource="cluster", resource_name=cluster_name
-        )
-        addon_arn = stack.format_arn(
-            service="eks", resource="addon", resource_name=f"{cluster_name}/vpc-cni/*"
-        )
+        vpc_arns = [
+            stack.format_arn(service="ec2", resource="vpc", resource_name=n.vpc.vpc_id)
+            for n in self.networks
+        ]
+        # Literal names (each cluster is named by the config) keep the ARNs readable.
+        cluster_names = [c.cluster_name for c in self.clusters]
+        cluster_arns = [
+            stack.format_arn(service="eks", resource="cluster", resource_name=name)
+            for name in cluster_names
+        ]
+        addon_arns = [
+            stack.format_arn(service="eks", resource="addon", resource_name=f"{name}/vpc-cni/*")
+            for name in cluster_names
+        ]
+        secret_keys = [key for _, key in self.site_secrets]
         statements = [
             iam.PolicyStatement(
                 sid="ReadNetwork",
@@ -458,33 +509,35 @@ class AutomationStack(cdk.Stack):
                 resources=[
                     stack.format_arn(service="ec2", resource="route-table", resource_name="*")
                 ],
-                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+                # Every VPC of the federation (one ARN, not a list, for a single VPC).
+                conditions={
+                    "ArnEquals": {"ec2:Vpc": vpc_arns[0] if len(vpc_arns) == 1 else vpc_arns}
+                },
             ),
             iam.PolicyStatement(
                 sid="PropagateFromTheVgw",
                 actions=["ec2:EnableVgwRoutePropagation"],
                 resources=[
                     stack.format_arn(
-                        service="ec2",
-                        resource="vpn-gateway",
-                        resource_name=self.network.vpn_gateway_id,
+                        service="ec2", resource="vpn-gateway", resource_name=n.vpn_gateway_id
                     )
+                    for n in self.networks
                 ],
             ),
             iam.PolicyStatement(
                 sid="ReadCluster",
                 actions=["eks:DescribeCluster"],
-                resources=[cluster_arn],
+                resources=cluster_arns,
             ),
             iam.PolicyStatement(
                 sid="ManageVpcCniAddon",
                 actions=["eks:DescribeAddon", "eks:UpdateAddon"],
-                resources=[addon_arn],
+                resources=addon_arns,
             ),
             iam.PolicyStatement(
                 sid="ReadOnpremKubeconfig",
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[_secret_policy_arn(self.onprem_secret)],
+                resources=[_secret_policy_arn(secret) for secret, _ in self.site_secrets],
             ),
             iam.PolicyStatement(
                 sid="WatchResumePoint",
@@ -536,7 +589,11 @@ class AutomationStack(cdk.Stack):
             iam.PolicyStatement(
                 sid="DecryptOnpremKubeconfig",
                 actions=["kms:Decrypt"],
-                resources=[secret_key.key_arn if secret_key else "*"],
+                # An existing secret's key is unknown here: then any key, through Secrets
+                # Manager only.
+                resources=[key.key_arn for key in secret_keys if key is not None]
+                if all(secret_keys)
+                else ["*"],
                 conditions=via_secrets_manager,
             )
         )
@@ -550,11 +607,11 @@ class AutomationStack(cdk.Stack):
             ],
             statements=statements,
         )
-        for finding, reason in self._policy_wildcards(cluster_name).items():
+        for finding, reason in self._policy_wildcards(cluster_names).items():
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason=reason)
         return policy
 
-    def _policy_wildcards(self, cluster_name: str) -> dict[str, str]:
+    def _policy_wildcards(self, cluster_names: Sequence[str]) -> dict[str, str]:
         """cdk-nag IAM5 findings of the reconciler policy, each with why it is needed."""
         stack = cdk.Stack.of(self)
         # cdk-nag shows unresolved parts as <AWS::...>; partition and region are literals
@@ -580,17 +637,21 @@ class AutomationStack(cdk.Stack):
             "Resource::" + arn.format(service="ec2", resource="route-table/*"): "Every route "
             "table of the federation's VPC, enforced by the ec2:Vpc condition: invariant 1 "
             "also covers route tables added after deployment.",
-            "Resource::"
-            + arn.format(service="eks", resource=f"addon/{cluster_name}/vpc-cni/*"): "The "
-            "vpc-cni add-on ARN ends in an id EKS assigns (it changes if the add-on is "
-            "re-created); scoped to this cluster's vpc-cni add-on.",
         }
-        secret_arn = _secret_policy_arn(self.onprem_secret)
-        if secret_arn.endswith("-??????"):
-            reasons[f"Resource::{secret_arn}"] = (
-                "The configured secret ARN is partial; Secrets Manager appends six random "
-                "characters, matched by -?????? (one secret)."
+        for cluster_name in cluster_names:
+            reasons[
+                "Resource::" + arn.format(service="eks", resource=f"addon/{cluster_name}/vpc-cni/*")
+            ] = (
+                "The vpc-cni add-on ARN ends in an id EKS assigns (it changes if the add-on is "
+                "re-created); scoped to this cluster's vpc-cni add-on."
             )
+        for secret, _ in self.site_secrets:
+            secret_arn = _secret_policy_arn(secret)
+            if secret_arn.endswith("-??????"):
+                reasons[f"Resource::{secret_arn}"] = (
+                    "The configured secret ARN is partial; Secrets Manager appends six random "
+                    "characters, matched by -?????? (one secret)."
+                )
         return reasons
 
     # --- CloudTrail ------------------------------------------------------------------------
@@ -675,12 +736,30 @@ class AutomationStack(cdk.Stack):
         return rule
 
     def _tunnel_alarms(self) -> list[cw.Alarm]:
-        vpn_id = self.network.vpn_connection.vpn_id
+        """Two ``TunnelState`` alarms per VPN connection, named so the tunnel rule (by the
+        prefix :func:`fedkeeper.events.tunnel_alarm_prefix`) covers every VPN."""
+        alarms = [alarm for vpn in self.vpns for alarm in self._vpn_tunnel_alarms(vpn)]
+        if self.vpns:
+            provider = self.node.find_child(
+                "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+            )
+            acknowledge(
+                provider,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                "CDK's AwsCustomResource provider (deploy-time only) writes its logs with AWS's "
+                "basic execution policy; its role is managed by aws-cdk-lib.",
+            )
+        return alarms
+
+    def _vpn_tunnel_alarms(self, vpn: WatchedVpn) -> list[cw.Alarm]:
+        vpn_id = vpn.vpn_id
+        prefix = construct_name(vpn.label)
         # AWS::EC2::VPNConnection does not return the tunnels' outside addresses (the
         # TunnelIpAddress dimension), so read them once at deploy time.
         telemetry = cr.AwsCustomResource(
             self,
-            "TunnelAddresses",
+            f"{prefix}TunnelAddresses",
             on_update=cr.AwsSdkCall(
                 service="EC2",
                 action="DescribeVpnConnections",
@@ -701,16 +780,6 @@ class AutomationStack(cdk.Stack):
             "ec2:DescribeVpnConnections supports no resource-level permissions; the call "
             "runs once per deployment to read the tunnels' outside addresses.",
         )
-        provider = self.node.find_child(
-            "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-        )
-        acknowledge(
-            provider,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            "CDK's AwsCustomResource provider (deploy-time only) writes its logs with AWS's "
-            "basic execution policy; its role is managed by aws-cdk-lib.",
-        )
         alarms = []
         for index in TUNNELS:
             metric = tunnel_metric(
@@ -719,11 +788,17 @@ class AutomationStack(cdk.Stack):
                     f"VpnConnections.0.VgwTelemetry.{index - 1}.OutsideIpAddress"
                 ),
             )
+            if vpn.label:
+                name = f"{tunnel_alarm_prefix(self.config)}{vpn.label}-{index}-state"
+                description = f"VPN tunnel {index} of {vpn.label} is not UP (BGP)"
+            else:
+                name = tunnel_alarm_name(self.config, index)
+                description = f"VPN tunnel {index} of the federation is not UP (BGP)"
             alarm = cw.Alarm(
                 self,
-                f"Tunnel{index}StateAlarm",
-                alarm_name=tunnel_alarm_name(self.config, index),
-                alarm_description=f"VPN tunnel {index} of the federation is not UP (BGP)",
+                f"{prefix}Tunnel{index}StateAlarm",
+                alarm_name=name,
+                alarm_description=description,
                 metric=metric,
                 threshold=1,
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -895,17 +970,63 @@ def tunnel_metric(vpn_id: str, tunnel_ip: str) -> cw.Metric:
     )
 
 
-def onprem_api_destinations(config: FederationConfig) -> list[tuple[ec2.IPeer, int]]:
-    """Where the on-prem API server is: its address (or the host CIDRs) and port."""
-    url = urlsplit(config.onprem.api_endpoint)
+def onprem_api_destinations(site: OnPremConfig) -> list[tuple[ec2.IPeer, int]]:
+    """Where a site's API server is: its address (or the host CIDRs) and port."""
+    url = urlsplit(site.api_endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     host = url.hostname or ""
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        # A DNS name resolves only at run time: allow the port towards the on-prem hosts.
-        return [(ec2.Peer.ipv4(str(cidr)), port) for cidr in config.onprem.host_cidrs]
+        # A DNS name resolves only at run time: allow the port towards the site's hosts.
+        return [(ec2.Peer.ipv4(str(cidr)), port) for cidr in site.host_cidrs]
     return [(ec2.Peer.ipv4(f"{address}/32"), port)]
+
+
+def federation_rules(
+    config: FederationConfig, networks: Sequence[FederationNetwork]
+) -> list[RuleSpec]:
+    """:func:`fedkeeper.events.rules`, the route-change rule narrowed to every network.
+
+    Each network (a VPC with one of its VPNs, ``vpn`` empty for none) narrows the rule to
+    its ids; the rule's alternatives take the union of all of them, so one rule covers every
+    VPC's route tables and every VPN connection. One network gives the rule of
+    :func:`~fedkeeper.events.rules` unchanged.
+    """
+    specs = rules(config, networks[0])
+    if len(networks) == 1:
+        return specs
+    details = [route_change_detail(n) for n in networks]
+    alternatives: list[dict[str, Any]] = []
+    for index, alternative in enumerate(details[0]["$or"]):
+        params = alternative.get("requestParameters")
+        if params is None:
+            alternatives.append(alternative)
+            continue
+        union = {
+            key: [
+                i
+                for i in dict.fromkeys(
+                    i for d in details for i in d["$or"][index]["requestParameters"][key]
+                )
+                if i
+            ]
+            for key in params
+        }
+        if all(union.values()):
+            alternatives.append({**alternative, "requestParameters": union})
+    detail = {**details[0], "$or": alternatives}
+    return [
+        replace(spec, pattern={**spec.pattern, "detail": detail})
+        if spec.name == "route-change" and spec.pattern is not None
+        else spec
+        for spec in specs
+    ]
+
+
+def _site_construct(index: int, site: str) -> str:
+    """The construct-id prefix of a site's secret: ``Onprem`` for the first (as always)."""
+    return "Onprem" if index == 0 else f"{construct_name(site)}Site"
 
 
 def _secret_policy_arn(secret: secretsmanager.ISecret) -> str:

@@ -60,10 +60,16 @@ class ClusterStack(cdk.Stack):
         *,
         config: FederationConfig,
         network: NetworkStack,
+        reconciler_role: iam.IRole | None = None,
         **kwargs: Any,
     ) -> None:
+        """``config`` is this cluster's view (:mod:`stacks.cluster_view`). The home cluster
+        creates the reconciler role; every other cluster gets ``reconciler_role`` (the home
+        cluster stack's) and only grants it an access entry."""
         super().__init__(scope, construct_id, **kwargs)
         eks_config = config.eks
+        # The EKS cluster's own name, a literal (the automation's policy names it).
+        self.cluster_name = eks_config.cluster_name
 
         secrets_key = kms.Key(
             self,
@@ -90,6 +96,11 @@ class ClusterStack(cdk.Stack):
             # Standard mode with a managed node group below; Auto Mode would own networking.
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
+            # Public too: operators run kubectl from outside the VPC, and in a mesh the
+            # automation's Lambdas (in the home VPC) and the Typha of every other EKS cluster
+            # reach this API server from another VPC, where its name resolves to the public
+            # endpoint (the private one answers only inside this VPC; a peering does not carry
+            # its DNS), through their own NAT gateways.
             endpoint_access=eks.EndpointAccess.PUBLIC_AND_PRIVATE,
             cluster_logging=list(eks.ClusterLoggingTypes),
             secrets_encryption_key=secrets_key,
@@ -167,14 +178,16 @@ class ClusterStack(cdk.Stack):
             storage = self.cluster.add_manifest("LogStorageClass", log_storage_class())
             storage.node.add_dependency(self.ebs_csi_addon)
 
-        self.reconciler_role = iam.Role(
+        self.owns_reconciler_role = reconciler_role is None
+        self.reconciler_role: iam.IRole = reconciler_role or iam.Role(
             self,
             "ReconcilerRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="fedkeeper automation Lambdas; permissions are attached by the "
             "automation stack, Kubernetes access by the access entry",
         )
-        eks.CfnAccessEntry(
+        # One access entry per EKS cluster for the one automation role.
+        self.reconciler_access_entry = eks.CfnAccessEntry(
             self,
             "ReconcilerAccessEntry",
             cluster_name=self.cluster.cluster_name,
@@ -189,7 +202,8 @@ class ClusterStack(cdk.Stack):
         self._acknowledge_cdk_managed_findings()
 
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
-        cdk.CfnOutput(self, "ReconcilerRoleArn", value=self.reconciler_role.role_arn)
+        if self.owns_reconciler_role:
+            cdk.CfnOutput(self, "ReconcilerRoleArn", value=self.reconciler_role.role_arn)
 
     def _acknowledge_cdk_managed_findings(self) -> None:
         """cdk-nag findings on roles and functions that aws_eks_v2 creates and owns."""

@@ -1,16 +1,20 @@
-"""The AWS side of the federation's network (Tigera's guide, AWS part).
+"""The AWS side of one EKS cluster's network (Tigera's guide, AWS part).
 
 A VPC over ``az_count`` zones, each with a public subnet (NAT gateway) and a private subnet
-(nodes and pods); the internet gateway; a virtual private gateway with the configured ASN, the
-customer gateway and a BGP Site-to-Site VPN; VGW route propagation into every private route
-table; a worker security group that admits the on-prem host and pod ranges; VPC flow logs.
-The VPN's tunnel options are explicit (:func:`tunnel_options`): IKE versions from the config,
-strong phase 1/2 algorithms, and tunnel and BGP logs to CloudWatch Logs with retention.
+(nodes and pods); the internet gateway; a virtual private gateway with the network's ASN and
+its route propagation into every private route table; a worker security group that admits
+the host and pod ranges of the sites with a VPN here and the CIDRs of the peered VPCs; VPC
+flow logs. In a two-cluster federation the customer gateway and the BGP Site-to-Site VPN are
+here too (as they always were); a mesh's are in the site stacks (:mod:`stacks.site`). VPN
+tunnel options are explicit (:func:`tunnel_options`): IKE versions from the config, strong
+phase 1/2 algorithms, and tunnel and BGP logs to CloudWatch Logs with retention.
 fedkeeper finds these resources by the tag ``fedkeeper:federation=<name>`` (added app-wide).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -19,8 +23,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from fedkeeper.config import FederationConfig
+from fedkeeper.config import CustomerGatewayConfig, IkeVersion, IPv4Net
 from fedkeeper.events import FederationNetwork
+from fedkeeper.topology import NetworkConfig
 
 PRIVATE = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 # Every log group the stacks create keeps logs this long.
@@ -37,15 +42,30 @@ DH_GROUPS = (14, 19, 20, 21)
 INTERFACE_ENDPOINT_SERVICES = ("ec2", "eks", "secretsmanager", "sns", "ssm", "sts", "cloudtrail")
 
 
+@dataclass(frozen=True)
+class SiteLink:
+    """A VPN connection to the VPC, in the network stack: the two-cluster layout's one VPN."""
+
+    customer_gateway: CustomerGatewayConfig
+    ike_versions: Sequence[IkeVersion]
+
+
 class NetworkStack(cdk.Stack):
-    """VPC, subnets, NAT, IGW, VGW, CGW, VPN, propagation, worker SG, flow logs."""
+    """VPC, subnets, NAT, IGW, VGW, propagation, worker SG, flow logs (and the one VPN of a
+    two-cluster federation: a mesh's VPNs are in the site stacks, :mod:`stacks.site`)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: FederationConfig, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        network: NetworkConfig,
+        admitted: Sequence[tuple[IPv4Net, str]],
+        vpn: SiteLink | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        vpc_config = config.aws.vpc
-        vpn_config = config.aws.vpn
+        vpc_config = network
 
         self.vpc = ec2.Vpc(
             self,
@@ -71,29 +91,31 @@ class NetworkStack(cdk.Stack):
                 ),
             ],
             vpn_gateway=True,
-            vpn_gateway_asn=vpn_config.vgw_asn,
+            vpn_gateway_asn=network.vgw_asn,
             # Routes learned over BGP reach the nodes and pods (invariant 1, "routes").
             vpn_route_propagation=[PRIVATE],
         )
         self.vpn_gateway_id: str = self.vpc.vpn_gateway_id or ""
         self._retain_restrict_default_sg_logs()
 
-        customer_gateway = vpn_config.customer_gateway
-        # No static routes: the VPN uses BGP (StaticRoutesOnly false).
-        self.vpn_connection = self.vpc.add_vpn_connection(
-            "Onprem", ip=str(customer_gateway.ip), asn=customer_gateway.bgp_asn
-        )
-        self.tunnel_log_group = logs.LogGroup(
-            self,
-            "VpnTunnelLogs",
-            retention=LOG_RETENTION,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        cfn_vpn = self.vpn_connection.node.default_child
-        assert isinstance(cfn_vpn, ec2.CfnVPNConnection)
-        cfn_vpn.vpn_tunnel_options_specifications = [
-            tunnel_options(self, config, self.tunnel_log_group) for _ in range(2)
-        ]
+        self.vpn_connection: ec2.VpnConnection | None = None
+        if vpn is not None:
+            customer_gateway = vpn.customer_gateway
+            # No static routes: the VPN uses BGP (StaticRoutesOnly false).
+            self.vpn_connection = self.vpc.add_vpn_connection(
+                "Onprem", ip=str(customer_gateway.ip), asn=customer_gateway.bgp_asn
+            )
+            self.tunnel_log_group = logs.LogGroup(
+                self,
+                "VpnTunnelLogs",
+                retention=LOG_RETENTION,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            cfn_vpn = self.vpn_connection.node.default_child
+            assert isinstance(cfn_vpn, ec2.CfnVPNConnection)
+            cfn_vpn.vpn_tunnel_options_specifications = [
+                tunnel_options(self, vpn.ike_versions, self.tunnel_log_group) for _ in range(2)
+            ]
 
         flow_log_group = logs.LogGroup(
             self,
@@ -108,7 +130,8 @@ class NetworkStack(cdk.Stack):
         )
 
         # Pods get VPC addresses (AWS VPC CNI) and use the node's security groups, so this
-        # group admits on-prem nodes and pods reaching federated endpoints over the VPN.
+        # group admits the sites' nodes and pods (over their VPNs) and the peered VPCs' pods
+        # reaching federated endpoints.
         self.worker_security_group = ec2.SecurityGroup(
             self,
             "WorkerSecurityGroup",
@@ -116,31 +139,39 @@ class NetworkStack(cdk.Stack):
             description="EKS workers and pods: traffic from the on-prem host and pod CIDRs",
             allow_all_outbound=True,
         )
-        onprem = config.onprem
-        for kind, cidrs in (("host", onprem.host_cidrs), ("pod", onprem.pod_cidrs)):
-            for cidr in cidrs:
-                self.worker_security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(str(cidr)),
-                    ec2.Port.all_traffic(),
-                    f"on-prem {kind} CIDR {cidr} over the VPN",
-                )
+        for cidr, description in admitted:
+            self.worker_security_group.add_ingress_rule(
+                ec2.Peer.ipv4(str(cidr)), ec2.Port.all_traffic(), description
+            )
 
         if vpc_config.interface_endpoints:
             self._api_endpoints(str(vpc_config.cidr))
 
         subnets = [*self.vpc.public_subnets, *self.vpc.private_subnets]
-        self.federation_network = FederationNetwork(
-            vpc=self.vpc.vpc_id,
-            vgw=self.vpn_gateway_id,
-            vpn=self.vpn_connection.vpn_id,
-            route_tables=list(dict.fromkeys(s.route_table.route_table_id for s in subnets)),
-            subnets=[s.subnet_id for s in subnets],
-        )
+        self.route_table_ids = list(dict.fromkeys(s.route_table.route_table_id for s in subnets))
+        self.subnet_ids = [s.subnet_id for s in subnets]
 
         cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id)
-        cdk.CfnOutput(self, "VpnTunnelLogGroup", value=self.tunnel_log_group.log_group_name)
+        if self.vpn_connection is not None:
+            cdk.CfnOutput(self, "VpnTunnelLogGroup", value=self.tunnel_log_group.log_group_name)
         cdk.CfnOutput(self, "VpnGatewayId", value=self.vpn_gateway_id)
-        cdk.CfnOutput(self, "VpnConnectionId", value=self.vpn_connection.vpn_id)
+        if self.vpn_connection is not None:
+            cdk.CfnOutput(self, "VpnConnectionId", value=self.vpn_connection.vpn_id)
+
+    def vpn_connection_id(self) -> str:
+        """The id of the VPN connection in this stack ("" in a mesh: the site stacks hold
+        them)."""
+        return self.vpn_connection.vpn_id if self.vpn_connection is not None else ""
+
+    def federation_network(self, vpn_id: str) -> FederationNetwork:
+        """This VPC's ids with one VPN connection to its VGW ("" for none), for the rules."""
+        return FederationNetwork(
+            vpc=self.vpc.vpc_id,
+            vgw=self.vpn_gateway_id,
+            vpn=vpn_id,
+            route_tables=self.route_table_ids,
+            subnets=self.subnet_ids,
+        )
 
     def _api_endpoints(self, vpc_cidr: str) -> None:
         """Interface endpoints for the AWS APIs the Lambdas call, and DynamoDB's gateway.
@@ -197,7 +228,7 @@ class NetworkStack(cdk.Stack):
 
 
 def tunnel_options(
-    stack: cdk.Stack, config: FederationConfig, log_group: logs.ILogGroup
+    stack: cdk.Stack, ike_versions: Sequence[IkeVersion], log_group: logs.ILogGroup
 ) -> ec2.CfnVPNConnection.VpnTunnelOptionsSpecificationProperty:
     """One tunnel's options: nothing left to AWS defaults that matters to the on-prem side.
 
@@ -213,9 +244,7 @@ def tunnel_options(
         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
     return V.VpnTunnelOptionsSpecificationProperty(
-        ike_versions=[
-            V.IKEVersionsRequestListValueProperty(value=v) for v in config.aws.vpn.ike_versions
-        ],
+        ike_versions=[V.IKEVersionsRequestListValueProperty(value=v) for v in ike_versions],
         phase1_encryption_algorithms=[
             V.Phase1EncryptionAlgorithmsRequestListValueProperty(value=a) for a in PHASE1_ENCRYPTION
         ],

@@ -24,17 +24,24 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
     from fedkeeper.config import FederationConfig
+    from fedkeeper.topology import MeshConfig
     from stacks import FederationStacks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = PROJECT_ROOT / "federation.example.yaml"
+MESH_CONFIG = PROJECT_ROOT / "federation.mesh.example.yaml"
 
 
 @dataclass(frozen=True)
 class Synth:
-    """One synthesized app: its config, stacks, templates and cloud assembly directory."""
+    """One synthesized app: its config, stacks, templates and cloud assembly directory.
+
+    ``config`` is the two-cluster view the stacks built the EKS cluster from (the file's own
+    two-cluster config), ``mesh`` the file as the stacks read it.
+    """
 
     config: FederationConfig
+    mesh: MeshConfig
     stacks: FederationStacks
     outdir: Path
     network: Template
@@ -48,17 +55,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
-    from fedkeeper.config import load_config
+    from fedkeeper.topology import load_mesh
     from stacks import add_compliance_checks, build_stacks, feature_flags
 
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(outdir=str(outdir), context=feature_flags(PROJECT_ROOT))
-    config = load_config(EXAMPLE_CONFIG)
-    stacks = build_stacks(app, config, EXAMPLE_CONFIG, PROJECT_ROOT)
+    mesh = load_mesh(EXAMPLE_CONFIG)
+    stacks = build_stacks(app, mesh, EXAMPLE_CONFIG, PROJECT_ROOT)
     add_compliance_checks(app)
     app.synth()  # raises if cdk-nag reports an unacknowledged finding
     return Synth(
-        config=config,
+        config=stacks.automation.config,
+        mesh=mesh,
         stacks=stacks,
         outdir=outdir,
         network=Template.from_stack(stacks.network),
@@ -75,3 +83,37 @@ def templates(synth: Synth) -> dict[str, dict[str, Any]]:
         path.name.removesuffix(".template.json"): json.loads(path.read_text())
         for path in sorted(synth.outdir.glob("*.template.json"))
     }
+
+
+@dataclass(frozen=True)
+class MeshSynth:
+    """The mesh example synthesized: its config, stacks and templates by stack name."""
+
+    config: MeshConfig
+    stacks: FederationStacks
+    outdir: Path
+    templates: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def mesh_synth(tmp_path_factory: pytest.TempPathFactory) -> MeshSynth:
+    """federation.mesh.example.yaml synthesized once (code-only Lambda asset: the mesh tests
+    read the templates, not the bundle), with cdk-nag's AwsSolutions pack."""
+    import aws_cdk as cdk
+
+    from fedkeeper.topology import load_mesh
+    from stacks import add_compliance_checks, build_stacks, feature_flags
+
+    outdir = tmp_path_factory.mktemp("mesh.cdk.out")
+    app = cdk.App(
+        outdir=str(outdir), context={**feature_flags(PROJECT_ROOT), "skipLambdaDeps": "true"}
+    )
+    config = load_mesh(MESH_CONFIG)
+    stacks = build_stacks(app, config, MESH_CONFIG, PROJECT_ROOT)
+    add_compliance_checks(app)
+    app.synth()  # raises if cdk-nag reports an unacknowledged finding
+    templates = {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in sorted(outdir.glob("*.template.json"))
+    }
+    return MeshSynth(config=config, stacks=stacks, outdir=outdir, templates=templates)

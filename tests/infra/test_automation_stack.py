@@ -260,7 +260,8 @@ def test_every_rule_of_fedkeeper_events_is_deployed_with_its_pattern_or_schedule
         r["Properties"]["Name"]: r["Properties"]
         for r in synth.automation.find_resources("AWS::Events::Rule").values()
     }
-    specs = rules(synth.config, synth.stacks.network.federation_network)
+    network = synth.stacks.network
+    specs = rules(synth.config, network.federation_network(network.vpn_connection_id()))
 
     watch_rule = f"{synth.config.name}-watch"
     assert set(deployed) - {watch_rule} == {f"{synth.config.name}-{spec.name}" for spec in specs}

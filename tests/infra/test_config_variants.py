@@ -47,7 +47,7 @@ def _write_chart(path: Path) -> None:
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
     import aws_cdk as cdk
 
-    from fedkeeper.config import load_config
+    from fedkeeper.topology import load_mesh
     from stacks import add_compliance_checks, build_stacks, feature_flags
 
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
@@ -75,7 +75,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
     app = cdk.App(
         outdir=str(outdir), context={**feature_flags(PROJECT_ROOT), "skipLambdaDeps": "true"}
     )
-    config = load_config(config_file)
+    config = load_mesh(config_file)
     build_stacks(app, config, config_file, PROJECT_ROOT)
     add_compliance_checks(app)
     app.synth()

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from fedkeeper.rbac import RECONCILER_GROUP
 from stacks.costs import cost_table
-from tests.infra.conftest import PROJECT_ROOT, Synth
+from tests.infra.conftest import PROJECT_ROOT, MeshSynth, Synth
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra")]
 
@@ -97,3 +98,32 @@ def test_what_cdk_destroy_keeps_is_documented(templates: dict[str, dict[str, Any
     assert set(kept) <= set(documented)
     for kind in kept:
         assert documented[kind] in text
+
+
+def test_the_documented_mesh_figures_are_the_mesh_templates(mesh_synth: MeshSynth) -> None:
+    templates = mesh_synth.templates
+    kinds = collections.Counter(name.rsplit("-", 1)[-1] for name in templates)
+    peerings = mesh_synth.stacks.peerings
+    automation = templates[mesh_synth.stacks.automation.stack_name]
+    entries = sum(
+        r["Type"] == "AWS::EKS::AccessEntry"
+        and r["Properties"].get("KubernetesGroups") == [RECONCILER_GROUP]
+        for t in templates.values()
+        for r in t["Resources"].values()
+    )
+    tunnel_alarms = sum(
+        r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "TunnelState"
+        for r in automation["Resources"].values()
+    )
+    figures = (
+        len(templates),
+        *(kinds[k] for k in ("network", "site", "peerings", "cluster", "calico", "automation")),
+        sum(_count(t, "AWS::EC2::VPNConnection") for t in templates.values()),
+        _count(templates[peerings.stack_name], "AWS::EC2::Route") if peerings else 0,
+        entries,
+        tunnel_alarms,
+        _count(automation, "AWS::Events::Rule"),
+    )
+    row = "| " + " | ".join(str(f) for f in figures) + " |"
+
+    assert _block("mesh-figures").splitlines()[-1] == row
