@@ -50,6 +50,7 @@ def main() -> int:
         return 2
     try:
         config = load_config(config_file)
+        config.require_two_clusters()  # the stacks for N clusters are not wired yet
     except ConfigError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

@@ -267,7 +267,7 @@ class AutomationStack(cdk.Stack):
         then only read (its key is unknown here, so decryption goes through Secrets
         Manager's ``kms:ViaService`` condition).
         """
-        name = self.config.onprem.credentials_secret
+        name = self.config.sole_site().credentials_secret
         if name.startswith("arn:"):
             if _COMPLETE_SECRET_ARN.search(name):
                 return secretsmanager.Secret.from_secret_complete_arn(
@@ -287,7 +287,7 @@ class AutomationStack(cdk.Stack):
             "OnpremKubeconfig",
             secret_name=name,
             description=f"kubeconfig (service-account token) of on-prem cluster "
-            f"{self.config.onprem.cluster_name}; put by the operator (docs/DEPLOY.md)",
+            f"{self.config.sole_site().cluster_name}; put by the operator (docs/DEPLOY.md)",
             encryption_key=key,
             # A random placeholder: no credential ever appears in the template.
             generate_secret_string=secretsmanager.SecretStringGenerator(
@@ -433,7 +433,7 @@ class AutomationStack(cdk.Stack):
             service="ec2", resource="vpc", resource_name=self.network.vpc.vpc_id
         )
         # Literal names (the cluster is named by the config) keep the ARNs readable.
-        cluster_name = self.config.eks.cluster_name
+        cluster_name = self.config.sole_eks().cluster_name
         cluster_arn = stack.format_arn(
             service="eks", resource="cluster", resource_name=cluster_name
         )
@@ -897,14 +897,14 @@ def tunnel_metric(vpn_id: str, tunnel_ip: str) -> cw.Metric:
 
 def onprem_api_destinations(config: FederationConfig) -> list[tuple[ec2.IPeer, int]]:
     """Where the on-prem API server is: its address (or the host CIDRs) and port."""
-    url = urlsplit(config.onprem.api_endpoint)
+    url = urlsplit(config.sole_site().api_endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     host = url.hostname or ""
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
         # A DNS name resolves only at run time: allow the port towards the on-prem hosts.
-        return [(ec2.Peer.ipv4(str(cidr)), port) for cidr in config.onprem.host_cidrs]
+        return [(ec2.Peer.ipv4(str(cidr)), port) for cidr in config.sole_site().host_cidrs]
     return [(ec2.Peer.ipv4(f"{address}/32"), port)]
 
 

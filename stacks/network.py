@@ -44,8 +44,8 @@ class NetworkStack(cdk.Stack):
         self, scope: Construct, construct_id: str, *, config: FederationConfig, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        vpc_config = config.aws.vpc
-        vpn_config = config.aws.vpn
+        vpc_config = config.sole_eks().network
+        site = config.sole_site()
 
         self.vpc = ec2.Vpc(
             self,
@@ -71,14 +71,14 @@ class NetworkStack(cdk.Stack):
                 ),
             ],
             vpn_gateway=True,
-            vpn_gateway_asn=vpn_config.vgw_asn,
+            vpn_gateway_asn=vpc_config.vgw_asn,
             # Routes learned over BGP reach the nodes and pods (invariant 1, "routes").
             vpn_route_propagation=[PRIVATE],
         )
         self.vpn_gateway_id: str = self.vpc.vpn_gateway_id or ""
         self._retain_restrict_default_sg_logs()
 
-        customer_gateway = vpn_config.customer_gateway
+        customer_gateway = site.customer_gateway
         # No static routes: the VPN uses BGP (StaticRoutesOnly false).
         self.vpn_connection = self.vpc.add_vpn_connection(
             "Onprem", ip=str(customer_gateway.ip), asn=customer_gateway.bgp_asn
@@ -116,7 +116,7 @@ class NetworkStack(cdk.Stack):
             description="EKS workers and pods: traffic from the on-prem host and pod CIDRs",
             allow_all_outbound=True,
         )
-        onprem = config.onprem
+        onprem = config.sole_site()
         for kind, cidrs in (("host", onprem.host_cidrs), ("pod", onprem.pod_cidrs)):
             for cidr in cidrs:
                 self.worker_security_group.add_ingress_rule(
@@ -214,7 +214,8 @@ def tunnel_options(
     )
     return V.VpnTunnelOptionsSpecificationProperty(
         ike_versions=[
-            V.IKEVersionsRequestListValueProperty(value=v) for v in config.aws.vpn.ike_versions
+            V.IKEVersionsRequestListValueProperty(value=v)
+            for v in config.sole_site().vpns[0].ike_versions
         ],
         phase1_encryption_algorithms=[
             V.Phase1EncryptionAlgorithmsRequestListValueProperty(value=a) for a in PHASE1_ENCRYPTION

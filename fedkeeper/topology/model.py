@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from fedkeeper.errors import ConfigError
 from fedkeeper.schema import (
     _DNS_LABEL,
     AwsConfig,
@@ -39,7 +40,6 @@ from fedkeeper.schema import (
     _ikev2_only,
     _Model,
 )
-from fedkeeper.errors import ConfigError
 from fedkeeper.topology.facts import DEFAULT_VGW_ASN, MeshFacts, read_facts
 from fedkeeper.topology.rules import PathNamer, advertised_prefixes, federation_problems, same_path
 

@@ -123,7 +123,7 @@ def test_a_foreign_secret_under_the_onprem_name_would_block_the_stack(
 ) -> None:
     def squat(session: Any) -> None:
         session.client("secretsmanager").create_secret(
-            Name=config.onprem.credentials_secret, SecretString="{}"
+            Name=config.sole_site().credentials_secret, SecretString="{}"
         )
 
     failed = _failed(_run(config, before=squat))
@@ -164,7 +164,7 @@ def test_a_version_with_less_than_six_months_of_standard_support_fails(
     config: FederationConfig,
 ) -> None:
     old = config.model_copy(
-        update={"eks": config.eks.model_copy(update={"kubernetes_version": "1.35"})}
+        update={"eks": config.sole_eks().model_copy(update={"kubernetes_version": "1.35"})}
     )
 
     failed = _failed(_run(old))
@@ -175,7 +175,7 @@ def test_a_version_with_less_than_six_months_of_standard_support_fails(
 
 def test_a_version_eks_no_longer_offers_fails(config: FederationConfig) -> None:
     gone = config.model_copy(
-        update={"eks": config.eks.model_copy(update={"kubernetes_version": "1.29"})}
+        update={"eks": config.sole_eks().model_copy(update={"kubernetes_version": "1.29"})}
     )
 
     failed = _failed(_run(gone))
@@ -186,7 +186,9 @@ def test_a_version_eks_no_longer_offers_fails(config: FederationConfig) -> None:
 def test_an_onprem_endpoint_outside_the_host_cidrs_fails(config: FederationConfig) -> None:
     moved = config.model_copy(
         update={
-            "onprem": config.onprem.model_copy(update={"api_endpoint": "https://172.16.0.10:6443"})
+            "onprem": config.sole_site().model_copy(
+                update={"api_endpoint": "https://172.16.0.10:6443"}
+            )
         }
     )
 
@@ -200,7 +202,7 @@ def test_an_onprem_endpoint_name_says_what_resolving_it_from_the_vpc_needs(
 ) -> None:
     named = config.model_copy(
         update={
-            "onprem": config.onprem.model_copy(
+            "onprem": config.sole_site().model_copy(
                 update={"api_endpoint": "https://api.onprem.example.internal:6443"}
             )
         }

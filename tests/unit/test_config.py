@@ -29,16 +29,16 @@ def test_example_config_is_valid() -> None:
     cfg = parse_config(example())
     assert cfg.mode is Mode.APPLY
     assert cfg.federation.disabled_pool_policy is DisabledPoolPolicy.AUTO
-    assert cfg.eks_rcc_name == "onprem"
-    assert cfg.onprem_rcc_name == "fed-eks"
+    assert cfg.sole_site().name == "onprem"
+    assert cfg.sole_eks().name == "fed-eks"
 
 
 def test_rcc_names_default_to_the_other_cluster() -> None:
     data = example()
     data["federation"] = {}
     cfg = parse_config(data)
-    assert cfg.eks_rcc_name == cfg.onprem.cluster_name
-    assert cfg.onprem_rcc_name == "fed-eks"
+    assert cfg.sole_site().name == cfg.sole_site().cluster_name
+    assert cfg.sole_eks().name == "fed-eks"
 
 
 def test_vpc_overlapping_onprem_pods_names_both_fields() -> None:

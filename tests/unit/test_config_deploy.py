@@ -84,7 +84,7 @@ def test_the_calico_chart_defaults_to_tigeras_repository_and_a_published_version
 def test_a_mirror_repository_is_accepted() -> None:
     cfg = parse_config(calico(chart_repository="oci://registry.example/tigera/"))
 
-    assert cfg.eks.calico.chart_repository == "oci://registry.example/tigera"
+    assert cfg.sole_eks().calico.chart_repository == "oci://registry.example/tigera"
 
 
 def test_a_repository_that_is_no_url_is_refused_naming_tigeras() -> None:
@@ -188,5 +188,5 @@ def test_interface_endpoints_and_log_storage_default_to_the_cheaper_and_the_comp
 
     config = parse_config(data)
 
-    assert config.aws.vpc.interface_endpoints is False
-    assert config.eks.calico.log_storage is True
+    assert config.sole_eks().network.interface_endpoints is False
+    assert config.sole_eks().calico.log_storage is True
