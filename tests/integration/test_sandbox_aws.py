@@ -836,7 +836,7 @@ class TestBaseline:
         # Then the cluster sits in the private subnets of the VPC, vpc-cni does external SNAT,
         # and the secret holds the on-prem kubeconfig
         assert described["arn"] == baseline.cluster_arn
-        assert described["version"] == load_config(EXAMPLE).eks.kubernetes_version
+        assert described["version"] == load_config(EXAMPLE).sole_eks().kubernetes_version
         assert sorted(described["resourcesVpcConfig"]["subnetIds"]) == sorted(
             baseline.private_subnet_ids
         )
