@@ -516,6 +516,21 @@ def _print_header(args: argparse.Namespace, text: str, note: str | None = None) 
 # --- commands -------------------------------------------------------------------------------
 
 
+def _write_file(path: Path, text: str, replace: bool) -> None:
+    """Write ``text`` to ``path`` (an existing file only when ``replace``); UsageError says
+    what stops it and the fix."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
+    try:
+        with open(path, "w" if replace else "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot be written ({exc.strerror}); choose another path"
+        ) from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from fedkeeper.config import example_text
 
@@ -525,17 +540,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             f"{path} already exists; fedkeeper init never overwrites: edit it, or give "
             "another path (`fedkeeper init PATH`)"
         )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
-    text = example_text()
-    try:
-        with open(path, "x", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot be written ({exc.strerror}); choose another path"
-        ) from None
+    _write_file(path, example_text(), replace=False)
     print(f"wrote {path}: the example federation, every key commented.")
     print(f"next: edit it for your VPC, VPN and clusters, then `fedkeeper validate -c {path}`")
     return EXIT_OK
@@ -672,16 +677,7 @@ def cmd_config_migrate(args: argparse.Namespace) -> int:
         )
     if out.is_dir():
         raise UsageError(f"{out} is a directory; give the path of a file with -o")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
-    try:
-        with open(out, "w" if args.force else "x", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise UsageError(
-            f"{out}: cannot be written ({exc.strerror}); choose another path"
-        ) from None
+    _write_file(out, text, replace=args.force)
     print(f"wrote {out}: {path} in the clusters: form, every name kept")
     print(f"next: `fedkeeper validate -c {out}`, then use it in place of {path}")
     return EXIT_OK
