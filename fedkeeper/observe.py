@@ -317,7 +317,7 @@ def rcc_observation(run: Run) -> RccObservation:
             names,
             backend="eks",
             name=cfg.sole_eks().cluster_name,
-            rcc_name=cfg.sole_site().name,
+            rcc_name=cfg.sole_site().name,  # the RCC on EKS is named after the site it reads
             endpoint=str(info.get("endpoint", "")),
             ca_data=ca.get("data") if isinstance(ca, dict) else None,
         )
@@ -328,7 +328,7 @@ def rcc_observation(run: Run) -> RccObservation:
             names,
             backend="onprem",
             name=cfg.sole_site().cluster_name,
-            rcc_name=cfg.sole_eks().name,
+            rcc_name=cfg.sole_eks().name,  # and the site's after the EKS cluster
             endpoint=cfg.sole_site().api_endpoint,
             ca_data=None,
         )
