@@ -152,7 +152,7 @@ def _sandbox_run(root: Path) -> dict[str, Any]:
             vpc_id=b.vpc_id,
             vgw_id=b.vgw_id,
             vpn_connection_id=b.vpn_connection_id,
-            cluster_name=config.eks.cluster_name,
+            cluster_name=config.sole_eks().cluster_name,
         )
         conns = Connections(
             config, sb.reconciler_session(), targets=targets, clock=sb.clock.monotonic

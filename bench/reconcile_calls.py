@@ -120,7 +120,7 @@ def deployed_connections(sb: Sandbox) -> Connections:
             "vpc_id": b.vpc_id,
             "vgw_id": b.vgw_id,
             "vpn_connection_id": b.vpn_connection_id,
-            "cluster_name": sb.config.eks.cluster_name,
+            "cluster_name": sb.config.sole_eks().cluster_name,
         }
     )
     return build_connections(

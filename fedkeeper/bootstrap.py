@@ -70,7 +70,7 @@ def manifests_yaml(config: FederationConfig) -> str:
 def store_command(config: FederationConfig, path: str) -> str:
     return (
         f"aws secretsmanager put-secret-value --region {config.aws.region} "
-        f"--secret-id {config.onprem.credentials_secret} --secret-string file://{path}"
+        f"--secret-id {config.sole_site().credentials_secret} --secret-string file://{path}"
     )
 
 
@@ -227,10 +227,10 @@ def fedkeeper_kubeconfig(
             )
         time.sleep(0.5)
     token = base64.b64decode(data["token"]).decode()
-    cluster_entry: dict[str, Any] = {"server": config.onprem.api_endpoint}
+    cluster_entry: dict[str, Any] = {"server": config.sole_site().api_endpoint}
     if data.get("ca.crt"):
         cluster_entry["certificate-authority-data"] = data["ca.crt"]
-    name = config.onprem.cluster_name
+    name = config.sole_site().cluster_name
     return {
         "apiVersion": "v1",
         "kind": "Config",

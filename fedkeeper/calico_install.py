@@ -122,7 +122,7 @@ def installer_rbac(config: FederationConfig) -> list[dict[str, Any]]:
     and Secrets cannot be narrowed by name (RBAC's ``resourceNames`` never restricts
     ``create``), every other verb is limited to the objects it manages or releases.
     """
-    calico = config.eks.calico
+    calico = config.sole_eks().calico
     cal_api = config.federation.calico_api
     names = sorted({name for kind, name, _ in OPERATOR_OBJECTS if kind != "Installation"})
     operator_kinds = ["installations", "apiservers", "whiskers", "goldmanes"]

@@ -42,6 +42,8 @@ from fedkeeper.config import (
 from fedkeeper.errors import ConfigError, FedkeeperError, UnreachableError
 from fedkeeper.model import ALL_INVARIANTS, Report, Scope
 from fedkeeper.render import Progress, colour_wanted, render_report, render_status
+from fedkeeper.schema import read_config_file
+from fedkeeper.topology import EksCluster, OnPremCluster, migrate
 from fedkeeper.wording import did_you_mean, shown
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -120,7 +122,9 @@ def _config_path(args: argparse.Namespace) -> str:
     )
 
 
-def _load(args: argparse.Namespace) -> Loaded:
+def _load(args: argparse.Namespace, engine: bool = True) -> Loaded:
+    """The config the command names. ``engine``: the command runs today's two-cluster engine,
+    so a federation of more clusters is refused with what is not wired yet (ConfigError)."""
     path = _config_path(args)
     p = Path(path)
     if not p.exists():
@@ -128,7 +132,10 @@ def _load(args: argparse.Namespace) -> Loaded:
             f"{path}: no such file; pass the path of your federation.yaml, or create it with "
             f"`fedkeeper init {path}`"
         )
-    return Loaded(path, load_config(p))
+    config = load_config(p)
+    if engine:
+        config.require_two_clusters()
+    return Loaded(path, config)
 
 
 @dataclass(frozen=True)
@@ -509,6 +516,21 @@ def _print_header(args: argparse.Namespace, text: str, note: str | None = None) 
 # --- commands -------------------------------------------------------------------------------
 
 
+def _write_file(path: Path, text: str, replace: bool) -> None:
+    """Write ``text`` to ``path`` (an existing file only when ``replace``); UsageError says
+    what stops it and the fix."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
+    try:
+        with open(path, "w" if replace else "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot be written ({exc.strerror}); choose another path"
+        ) from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from fedkeeper.config import example_text
 
@@ -518,45 +540,99 @@ def cmd_init(args: argparse.Namespace) -> int:
             f"{path} already exists; fedkeeper init never overwrites: edit it, or give "
             "another path (`fedkeeper init PATH`)"
         )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"folder {parent} does not exist; `mkdir -p {parent}` first")
-    text = example_text()
-    try:
-        with open(path, "x", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot be written ({exc.strerror}); choose another path"
-        ) from None
+    _write_file(path, example_text(), replace=False)
     print(f"wrote {path}: the example federation, every key commented.")
     print(f"next: edit it for your VPC, VPN and clusters, then `fedkeeper validate -c {path}`")
     return EXIT_OK
 
 
+def _cluster_summary(cluster: EksCluster | OnPremCluster) -> dict[str, Any]:
+    if isinstance(cluster, EksCluster):
+        return {
+            "name": cluster.name,
+            "kind": "eks",
+            "cluster_name": cluster.cluster_name,
+            "kubernetes_version": cluster.kubernetes_version,
+            "vpc": str(cluster.network.cidr),
+            "az_count": cluster.network.az_count,
+            "vgw_asn": cluster.network.vgw_asn,
+        }
+    return {
+        "name": cluster.name,
+        "kind": "onprem",
+        "cluster_name": cluster.cluster_name,
+        "api_endpoint": cluster.api_endpoint,
+        "host_cidrs": [str(c) for c in cluster.host_cidrs],
+        "pod_cidrs": [str(c) for c in cluster.pod_cidrs],
+        "service_cidrs": [str(c) for c in cluster.service_cidrs],
+        "customer_gateway": str(cluster.customer_gateway.ip),
+        "customer_gateway_asn": cluster.customer_gateway.bgp_asn,
+    }
+
+
 def _summary(cfg: FederationConfig) -> dict[str, Any]:
-    onprem = cfg.onprem
     return {
         "federation": cfg.name,
         "mode": cfg.mode.value,
         "region": cfg.aws.region,
-        "vpc": str(cfg.aws.vpc.cidr),
-        "az_count": cfg.aws.vpc.az_count,
-        "vgw_asn": cfg.aws.vpn.vgw_asn,
-        "customer_gateway": str(cfg.aws.vpn.customer_gateway.ip),
-        "customer_gateway_asn": cfg.aws.vpn.customer_gateway.bgp_asn,
-        "eks_cluster": cfg.eks.cluster_name,
-        "kubernetes_version": cfg.eks.kubernetes_version,
-        "onprem_cluster": onprem.cluster_name,
-        "onprem_api": onprem.api_endpoint,
-        "onprem_host_cidrs": [str(c) for c in onprem.host_cidrs],
-        "onprem_pod_cidrs": [str(c) for c in onprem.pod_cidrs],
-        "onprem_service_cidrs": [str(c) for c in onprem.service_cidrs],
-        "eks_rcc": cfg.eks_rcc_name,
-        "onprem_rcc": cfg.onprem_rcc_name,
+        "clusters": [_cluster_summary(c) for c in cfg.clusters],
+        "vpns": [
+            {"site": v.site, "to": v.eks, "ike_versions": list(v.ike_versions)} for v in cfg.vpns()
+        ],
+        "peerings": [list(p) for p in cfg.peerings()],
+        "site_routes": [list(p) for p in cfg.links.site_routes],
+        "pairs": [list(p) for p in cfg.pairs()],
+        "departed": list(cfg.departed),
         "disabled_pools": cfg.federation.disabled_pool_policy.value,
         "schedule": cfg.reconcile.schedule,
     }
+
+
+def _summary_lines(cfg: FederationConfig) -> list[str]:
+    """validate's summary: each cluster, the links, and the pairs (each holds two RCCs)."""
+    eks, sites = cfg.eks_clusters(), cfg.sites()
+    lines = [
+        f"federation {cfg.name} · mode {cfg.mode.value} · region {cfg.aws.region}",
+        f"clusters: {len(cfg.clusters)} ({len(eks)} EKS, {len(sites)} on-prem)",
+    ]
+    for c in eks:
+        lines.append(
+            f"  {c.name}: EKS {c.cluster_name} ({c.kubernetes_version}) · VPC "
+            f"{c.network.cidr} over {c.network.az_count} AZs · VGW ASN {c.network.vgw_asn}"
+        )
+    for s in sites:
+        lines.append(
+            f"  {s.name}: on-prem {s.cluster_name} at {s.api_endpoint} · hosts "
+            f"{', '.join(map(str, s.host_cidrs))} · pods {', '.join(map(str, s.pod_cidrs))} · "
+            f"services {', '.join(map(str, s.service_cidrs))} · CGW {s.customer_gateway.ip} "
+            f"ASN {s.customer_gateway.bgp_asn}"
+        )
+    vpns = [f"{v.site} → {v.eks} ({', '.join(v.ike_versions)})" for v in cfg.vpns()]
+    lines.append(f"links: VPNs {'; '.join(vpns) or 'none'}")
+    if cfg.peerings() or cfg.links.site_routes:
+        peerings = ", ".join(f"{a} ↔ {b}" for a, b in cfg.peerings()) or "none"
+        routes = ", ".join(f"{a} ↔ {b}" for a, b in cfg.links.site_routes) or "none"
+        lines.append(f"  VPC peerings {peerings} · site routes {routes}")
+    unordered = [(a, b) for a, b in cfg.pairs() if a < b]
+    lines.append(
+        f"pairs: {len(unordered)} ({'full mesh' if cfg.topology.full_mesh else 'chosen'}), "
+        f"each an RCC on both sides named after the cluster it points at: "
+        + ", ".join(f"{a} ↔ {b}" for a, b in unordered)
+    )
+    if cfg.departed:
+        lines.append(f"departed: {', '.join(cfg.departed)}")
+    lines.append(
+        f"disabled pools {cfg.federation.disabled_pool_policy.value} · schedule "
+        f"{cfg.reconcile.schedule}"
+    )
+    try:
+        cfg.require_two_clusters()
+    except ConfigError:
+        lines.append(
+            "engine: not wired for this many clusters yet (plan, apply, status, demo and the "
+            "Lambdas refuse this file; validate and config migrate read it)"
+        )
+    return lines
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -565,7 +641,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     args.config = args.config or args.path
     path = _config_path(args)
     try:
-        loaded = _load(args)
+        loaded = _load(args, engine=False)
     except ConfigError as exc:
         if not args.json:
             raise
@@ -575,30 +651,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"config": path, "valid": True, "summary": _summary(cfg)}, indent=2))
         return EXIT_OK
-    onprem = cfg.onprem
     print(header("validate", loaded, "not checked (validate reads no AWS)", cfg.aws.region))
     print(f"{path}: valid")
-    for warning in config_warnings(cfg, datetime.now(UTC).date()):
+    data, _ = read_config_file(path)
+    for warning in config_warnings(cfg, datetime.now(UTC).date(), data):
         print(f"  warning: {warning}")
-    print(f"  federation {cfg.name} · mode {cfg.mode.value} · region {cfg.aws.region}")
-    print(
-        f"  VPC {cfg.aws.vpc.cidr} over {cfg.aws.vpc.az_count} AZs · VGW ASN "
-        f"{cfg.aws.vpn.vgw_asn} ↔ CGW {cfg.aws.vpn.customer_gateway.ip} ASN "
-        f"{cfg.aws.vpn.customer_gateway.bgp_asn}"
-    )
-    print(
-        f"  EKS {cfg.eks.cluster_name} ({cfg.eks.kubernetes_version}) ↔ on-prem "
-        f"{onprem.cluster_name} at {onprem.api_endpoint}"
-    )
-    print(
-        f"  on-prem hosts {', '.join(map(str, onprem.host_cidrs))} · pods "
-        f"{', '.join(map(str, onprem.pod_cidrs))} · services "
-        f"{', '.join(map(str, onprem.service_cidrs))}"
-    )
-    print(
-        f"  RCCs: {cfg.eks_rcc_name} (on EKS) and {cfg.onprem_rcc_name} (on-prem) · disabled "
-        f"pools {cfg.federation.disabled_pool_policy.value} · schedule {cfg.reconcile.schedule}"
-    )
+    for line in _summary_lines(cfg):
+        print(f"  {line}")
+    return EXIT_OK
+
+
+def cmd_config_migrate(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such file; pass the path of the federation.yaml to migrate")
+    data, _ = read_config_file(path)
+    text = migrate(data, path)  # ConfigError names the file's own fields; checks its output
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UsageError(
+            f"{out} already exists; give another path with -o, or add --force to replace it"
+        )
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; give the path of a file with -o")
+    _write_file(out, text, replace=args.force)
+    print(f"wrote {out}: {path} in the clusters: form, every name kept")
+    print(f"next: `fedkeeper validate -c {out}`, then use it in place of {path}")
     return EXIT_OK
 
 
@@ -891,7 +972,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     cfg = loaded.config
-    where = f" · on-prem {cfg.onprem.cluster_name}"
+    where = f" · on-prem {cfg.sole_site().cluster_name}"
     if not args.apply:
         if args.dry_run:
             raise UsageError("--dry-run goes with --apply (it shows what --apply would change)")
@@ -1224,6 +1305,28 @@ def _add_validate(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result (or errors) as JSON")
 
 
+def _add_config(sub: Any) -> None:
+    help_ = "work on federation.yaml itself"
+    p = sub.add_parser(
+        "config",
+        help=help_,
+        description=help_,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    m = _command(
+        actions,
+        "migrate",
+        "write a two-cluster federation.yaml (aws/eks/onprem) in the clusters: form, every "
+        "name kept; prints it, or writes it with -o",
+        cmd_config_migrate,
+    )
+    _config_arg(m)
+    m.add_argument("--output", "-o", help="write the new file here instead of printing it")
+    m.add_argument("--force", action="store_true", help="with -o: replace an existing file")
+
+
 def _add_plan_apply(sub: Any) -> None:
     for name, help_ in (
         ("plan", "show what would be repaired; writes nothing"),
@@ -1385,6 +1488,7 @@ def _add_sandbox(sub: Any) -> None:
 COMMANDS: list[Callable[[Any], None]] = [
     _add_init,
     _add_validate,
+    _add_config,
     _add_plan_apply,
     _add_status,
     _add_adopt,

@@ -370,7 +370,7 @@ def _alarm_trigger(alarm: AlarmDetail, config: FederationConfig) -> Trigger | No
 
 
 def _other_cluster(name: Any, config: FederationConfig) -> bool:
-    return isinstance(name, str) and bool(name) and name != config.eks.cluster_name
+    return isinstance(name, str) and bool(name) and name != config.sole_eks().cluster_name
 
 
 def _cloudtrail_trigger(

@@ -188,7 +188,12 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        return cls(settings, load_config(settings.config_path))
+        config = load_config(settings.config_path)
+        try:
+            config.require_two_clusters()  # the engine for N clusters is not wired yet
+        except ConfigError as exc:
+            raise ConfigError([f"{settings.config_path}: {e}" for e in exc.errors]) from None
+        return cls(settings, config)
 
     def connections(self) -> Connections:
         if self._connections is None:
@@ -386,7 +391,7 @@ def handle_event(event: Any, context: object, handler_name: str) -> dict[str, An
     try:
         rt = runtime()
     except ConfigError as exc:
-        return _config_failure(handler_name, exc)
+        return config_failure(handler_name, exc)
     trigger = trigger_for(event, rt.config)
     if trigger is None:
         report = Report(
@@ -416,7 +421,7 @@ def handle_manual(payload: Any, context: object = None) -> dict[str, Any]:
     try:
         rt = runtime()
     except ConfigError as exc:
-        return _config_failure("repair", exc)
+        return config_failure("repair", exc)
     if isinstance(command, AdoptCommand):
         return finish(rt, _adopt(rt, command), "repair", budget_s=finish_budget(context))
     requested: ModeName = "apply" if isinstance(command, ApplyCommand) else "plan"
@@ -520,7 +525,7 @@ def _defer_while_cut_off(report: Report, trigger: Trigger) -> None:
         )
 
 
-def _config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
+def config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:
     """Bad settings or federation.yaml: permanent, so reported and counted, not retried.
 
     Notified once per episode like any persistent trouble, when the settings that name the

@@ -89,7 +89,7 @@ def observe_routes(run: Run) -> RoutesObservation | None:
     if vpc is None:
         return None
     vgw = run.vgw_id(vpc.id)
-    onprem = run.config.onprem
+    onprem = run.config.sole_site()
     return RoutesObservation(
         vpc_id=vpc.id,
         vgw_id=vgw,
@@ -182,7 +182,7 @@ def run_ippools(run: Run) -> Plan:
 
 def onprem_ranges(run: Run) -> list[tuple[str, str]]:
     """The on-prem host, pod and service ranges a VPC CIDR must not overlap."""
-    onprem = run.config.onprem
+    onprem = run.config.sole_site()
     return [
         (f"{what} range", str(c))
         for what, cidrs in (
@@ -316,8 +316,8 @@ def rcc_observation(run: Run) -> RccObservation:
             cluster,
             names,
             backend="eks",
-            name=cfg.eks.cluster_name,
-            rcc_name=cfg.eks_rcc_name,
+            name=cfg.sole_eks().cluster_name,
+            rcc_name=cfg.sole_site().name,  # the RCC on EKS is named after the site it reads
             endpoint=str(info.get("endpoint", "")),
             ca_data=ca.get("data") if isinstance(ca, dict) else None,
         )
@@ -327,9 +327,9 @@ def rcc_observation(run: Run) -> RccObservation:
             cluster,
             names,
             backend="onprem",
-            name=cfg.onprem.cluster_name,
-            rcc_name=cfg.onprem_rcc_name,
-            endpoint=cfg.onprem.api_endpoint,
+            name=cfg.sole_site().cluster_name,
+            rcc_name=cfg.sole_eks().name,  # and the site's after the EKS cluster
+            endpoint=cfg.sole_site().api_endpoint,
             ca_data=None,
         )
 

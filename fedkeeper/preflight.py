@@ -201,7 +201,7 @@ def _alive(items: Iterable[dict[str, Any]], key: str = "State") -> list[dict[str
 
 def check_quotas(ec2: Any, service_quotas: Any, config: FederationConfig) -> list[Check]:
     """Each quota the stacks draw on: in use + what the stacks add <= the quota."""
-    nat = config.aws.vpc.nat_gateways
+    nat = config.sole_eks().network.nat_gateways
     vpcs = len(ec2.describe_vpcs()["Vpcs"])
     igws = len(ec2.describe_internet_gateways()["InternetGateways"])
     eips = len(ec2.describe_addresses()["Addresses"])
@@ -259,7 +259,7 @@ def _secret_text(secrets: Any, name: str) -> tuple[str | None, dict[str, Any] | 
 
 
 def check_secrets(secrets: Any, config: FederationConfig) -> list[Check]:
-    calico = config.eks.calico
+    calico = config.sole_eks().calico
     checks = []
     parsers: tuple[tuple[str, str, Callable[[str, str], object], str], ...] = (
         ("secret.pull", calico.pull_secret_source, pull_secret_config, "file://config.json"),
@@ -294,7 +294,7 @@ def check_secrets(secrets: Any, config: FederationConfig) -> list[Check]:
 
 
 def _check_onprem_secret(secrets: Any, config: FederationConfig) -> Check:
-    name = config.onprem.credentials_secret
+    name = config.sole_site().credentials_secret
     text, described, problem = _secret_text(secrets, name)
     put = (
         f"`fedkeeper onprem-bootstrap --apply --context <on-prem>` prints the "
@@ -347,7 +347,7 @@ def _check_onprem_secret(secrets: Any, config: FederationConfig) -> Check:
 
 
 def check_eks_version(eks: Any, config: FederationConfig, today: date) -> Check:
-    version = config.eks.kubernetes_version
+    version = config.sole_eks().kubernetes_version
     fix = f'set eks.kubernetes_version to "{DEFAULT_VERSION}"'
     try:
         offered = eks.describe_cluster_versions(clusterVersions=[version])["clusterVersions"]
@@ -390,13 +390,13 @@ def check_eks_version(eks: Any, config: FederationConfig, today: date) -> Check:
 
 
 def check_onprem_endpoint(resolver: Any, config: FederationConfig) -> Check:
-    host = urlsplit(config.onprem.api_endpoint).hostname or ""
+    host = urlsplit(config.sole_site().api_endpoint).hostname or ""
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
         address = None
     if address is not None:
-        covering = [c for c in config.onprem.host_cidrs if address in c]
+        covering = [c for c in config.sole_site().host_cidrs if address in c]
         if not covering:
             return Check(
                 "onprem-endpoint",

@@ -54,7 +54,7 @@ WATCH_VERBS = ("list", "watch")
 
 
 def _rcc_name(config: FederationConfig, side: Side) -> str:
-    return config.eks_rcc_name if side == "eks" else config.onprem_rcc_name
+    return config.sole_site().name if side == "eks" else config.sole_eks().name
 
 
 def _granted(rules: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:

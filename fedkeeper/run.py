@@ -197,7 +197,7 @@ class Run:
                 return
         secret = None
         if target == "onprem" and exc.status == 401:
-            secret = self.conns.targets.onprem_secret or self.config.onprem.credentials_secret
+            secret = self.conns.targets.onprem_secret or self.config.sole_site().credentials_secret
         self.report.failed_targets.append(
             TargetFailure(target, str(exc), fix_for(target, exc, credentials=secret), [name])
         )

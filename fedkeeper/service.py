@@ -145,7 +145,7 @@ class Connections:
 
     @property
     def cluster_name(self) -> str:
-        return self.targets.cluster_name or self.config.eks.cluster_name
+        return self.targets.cluster_name or self.config.sole_eks().cluster_name
 
     def alerting_aws(self) -> AwsAdapter:
         """AWS for the calls after a run (SNS, the episode store): two short attempts each,
@@ -219,7 +219,7 @@ class Connections:
 
     def _onprem_config(self) -> dict[str, Any]:
         if self._onprem_kubeconfig is None:
-            secret = self.targets.onprem_secret or self.config.onprem.credentials_secret
+            secret = self.targets.onprem_secret or self.config.sole_site().credentials_secret
             text = self.aws.secret_string(secret)
             self._onprem_kubeconfig = parse_kubeconfig(text, f"secret {secret}")
         return self._onprem_kubeconfig

@@ -274,8 +274,8 @@ def _rcc_facts(run: Run, sec: Section) -> None:
     cfg = run.config
     ns = cfg.federation.access_secret_namespace
     for label, get_cluster, rcc in (
-        ("EKS → on-prem", run.eks, cfg.eks_rcc_name),
-        ("on-prem → EKS", run.onprem, cfg.onprem_rcc_name),
+        ("EKS → on-prem", run.eks, cfg.sole_site().name),
+        ("on-prem → EKS", run.onprem, cfg.sole_eks().name),
     ):
         try:
             cluster = get_cluster()

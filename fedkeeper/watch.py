@@ -104,7 +104,7 @@ def watch_targets(config: FederationConfig) -> list[WatchTarget]:
     access_ns = fed.access_secret_namespace
     rcc = Invariant.RCC
     targets: list[WatchTarget] = [WatchTarget("onprem", "IPPool", Invariant.IPPOOLS)]
-    for backend, rcc_name in (("eks", config.eks_rcc_name), ("onprem", config.onprem_rcc_name)):
+    for backend, rcc_name in (("eks", config.sole_site().name), ("onprem", config.sole_eks().name)):
         side: Backend = "eks" if backend == "eks" else "onprem"
         targets += [
             WatchTarget(side, "RemoteClusterConfiguration", rcc),

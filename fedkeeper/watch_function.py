@@ -46,13 +46,14 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from fedkeeper.adapters.aws import AwsAdapter
 from fedkeeper.config import FederationConfig
 from fedkeeper.episodes import FIGHT, FIGHTS_TRIGGER
-from fedkeeper.errors import FedkeeperError, RetryableError
+from fedkeeper.errors import ConfigError, FedkeeperError, RetryableError
 from fedkeeper.fights import Fights, Tracked
 from fedkeeper.lambda_runtime import (
     SERVICE,
     MetricsSink,
     Runtime,
     alert,
+    config_failure,
     finish,
     logger,
     metrics_namespace,
@@ -154,7 +155,10 @@ class WatchLease:
 def handle_watch(event: Any, context: Any) -> dict[str, Any]:
     """Watch both clusters for this invocation's time (if it gets the lease); a summary."""
     del event  # the schedule's event carries nothing the watch needs
-    rt = runtime()
+    try:
+        rt = runtime()
+    except ConfigError as exc:  # permanent: reported and counted like the handlers', not raised
+        return config_failure("watch", exc)
     clock = rt.connections().clock
     remaining = float(context.get_remaining_time_in_millis()) / 1000
     holder = str(getattr(context, "aws_request_id", "") or uuid.uuid4())

@@ -81,7 +81,7 @@ class CalicoStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        calico = config.eks.calico
+        calico = config.sole_eks().calico
         # aws_eks_v2.Cluster implements ICluster; jsii's Python typing misses one property.
         eks_cluster = cast(eks.ICluster, cluster.cluster)
         chart_asset = None
@@ -156,7 +156,7 @@ class CalicoStack(cdk.Stack):
 
     def _installer(self, cluster: ClusterStack, code_bundle: LambdaBundle) -> lambda_.Function:
         """The installer function, its role, access entry and RBAC (applied by kubectl)."""
-        calico = self.config.eks.calico
+        calico = self.config.sole_eks().calico
         eks_cluster = cast(eks.ICluster, cluster.cluster)
         role = iam.Role(
             self,
@@ -217,7 +217,7 @@ class CalicoStack(cdk.Stack):
                         self.format_arn(
                             service="eks",
                             resource="cluster",
-                            resource_name=self.config.eks.cluster_name,
+                            resource_name=self.config.sole_eks().cluster_name,
                         )
                     ],
                 ),
@@ -257,7 +257,7 @@ class CalicoStack(cdk.Stack):
         return function
 
     def _install_step(self, construct_id: str, step: str) -> cdk.CustomResource:
-        calico = self.config.eks.calico
+        calico = self.config.sole_eks().calico
         cal_api = self.config.federation.calico_api
         return cdk.CustomResource(
             self,
@@ -268,7 +268,7 @@ class CalicoStack(cdk.Stack):
             # Names only: the installer reads the values from Secrets Manager itself.
             properties={
                 "Step": step,
-                "ClusterName": self.config.eks.cluster_name,
+                "ClusterName": self.config.sole_eks().cluster_name,
                 "Federation": self.config.name,
                 "PullSecretName": calico.pull_secret_name,
                 "PullSecretSource": calico.pull_secret_source,
@@ -307,8 +307,8 @@ class CalicoStack(cdk.Stack):
             "creates them; the ec2:Vpc condition keeps them to the federation's VPC.",
         }
         for name in (
-            self.config.eks.calico.pull_secret_source,
-            self.config.eks.calico.license_secret_name,
+            self.config.sole_eks().calico.pull_secret_source,
+            self.config.sole_eks().calico.license_secret_name,
         ):
             if not name.startswith("arn:"):
                 reasons[
@@ -349,7 +349,7 @@ def calico_values(config: FederationConfig) -> dict[str, Any]:
     manager UI) are off. ``eks.calico.values`` is merged over these (config refuses the
     fixed keys).
     """
-    calico = config.eks.calico
+    calico = config.sole_eks().calico
     values: dict[str, Any] = {
         "installation": {
             "enabled": True,

@@ -67,7 +67,7 @@ class ClusterStack(cdk.Stack):
         creates the reconciler role; every other cluster gets ``reconciler_role`` (the home
         cluster stack's) and only grants it an access entry."""
         super().__init__(scope, construct_id, **kwargs)
-        eks_config = config.eks
+        eks_config = config.sole_eks()
         # The EKS cluster's own name, a literal (the automation's policy names it).
         self.cluster_name = eks_config.cluster_name
 
@@ -174,7 +174,7 @@ class ClusterStack(cdk.Stack):
         )
         self.ebs_csi_addon.node.add_dependency(self.nodegroup)
         self.ebs_csi_addon.add_resource_dependency(self.pod_identity_agent)
-        if config.eks.calico.log_storage:
+        if config.sole_eks().calico.log_storage:
             storage = self.cluster.add_manifest("LogStorageClass", log_storage_class())
             storage.node.add_dependency(self.ebs_csi_addon)
 
@@ -265,7 +265,7 @@ class ClusterStack(cdk.Stack):
             acknowledge(provider, finding, kubectl_reason)
 
     def _add_nodegroup(self, config: FederationConfig, network: NetworkStack) -> eks.Nodegroup:
-        node_config = config.eks.node_group
+        node_config = config.sole_eks().node_group
         instance_types = [ec2.InstanceType(t) for t in node_config.instance_types]
         launch_template = ec2.LaunchTemplate(
             self,
@@ -320,7 +320,7 @@ class ClusterStack(cdk.Stack):
         # update of the group) instead of staying on the version they were created with.
         cfn_nodegroup = nodegroup.node.default_child
         assert isinstance(cfn_nodegroup, eks.CfnNodegroup)
-        cfn_nodegroup.version = config.eks.kubernetes_version
+        cfn_nodegroup.version = config.sole_eks().kubernetes_version
         return nodegroup
 
     def _addon(

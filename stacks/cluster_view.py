@@ -1,24 +1,18 @@
-"""One EKS cluster of the federation as the two-cluster config its per-cluster code reads.
+"""One EKS cluster of the federation as the two-cluster federation its per-cluster code reads.
 
 The RBAC manifests (:mod:`fedkeeper.rbac`), the Calico installer's RBAC
-(:mod:`fedkeeper.calico_install`) and the EventBridge rules (:mod:`fedkeeper.events`) take a
-two-cluster :class:`~fedkeeper.config.FederationConfig`. The stacks read the federation as a
-:class:`~fedkeeper.topology.MeshConfig` and hand those functions, per EKS cluster, the view
-of that cluster with the first site it federates with. For a two-cluster federation the view
-is the file's own two-cluster config, so its templates stay what they were.
+(:mod:`fedkeeper.calico_install`) and the EventBridge rules (:mod:`fedkeeper.events`) still
+read a federation of one EKS cluster and one site (``sole_eks``/``sole_site``). The stacks hand
+them, per EKS cluster, the view of that cluster with the first site it federates with. A
+two-cluster federation is its own view, so its templates stay what they were.
 
-This is the one place that converts: once the config is the mesh everywhere, the per-cluster
-code reads the mesh itself and this module goes.
+This is the one place that narrows the mesh: once the per-cluster code reads every peer, this
+module goes.
 """
 
 from __future__ import annotations
 
-from fedkeeper.config import (
-    EksConfig,
-    FederationConfig,
-    OnPremConfig,
-    VpcConfig,
-)
+from fedkeeper.config import FederationConfig
 from fedkeeper.topology import EksCluster, MeshConfig, OnPremCluster
 
 
@@ -41,37 +35,20 @@ def view_site(config: MeshConfig, eks: str) -> OnPremCluster:
 
 
 def cluster_view(config: MeshConfig, eks: str) -> FederationConfig:
-    """The two-cluster config of the EKS cluster ``eks`` and :func:`view_site`'s site."""
+    """The federation of the EKS cluster ``eks`` and :func:`view_site`'s site alone."""
     cluster = config.cluster(eks)
     if not isinstance(cluster, EksCluster):
         raise ValueError(f"clusters: {eks} is not an EKS cluster (kind: eks)")
     site = view_site(config, eks)
-    vpn = next((v for v in site.vpns if v.to == eks), site.vpns[0])
-    network = cluster.network
+    if len(config.clusters) == 2:
+        return config  # a two-cluster federation is its own view
+    vpns = [v for v in site.vpns if v.to == eks] or site.vpns[:1]
     return FederationConfig.model_validate(
         {
-            "name": config.name,
-            "mode": config.mode.value,
-            "aws": {
-                "region": config.aws.region,
-                "cloudtrail": config.aws.cloudtrail.value,
-                "vpc": network.model_dump(mode="json", include=set(VpcConfig.model_fields)),
-                "vpn": {
-                    "vgw_asn": network.vgw_asn,
-                    "customer_gateway": site.customer_gateway.model_dump(mode="json"),
-                    "ike_versions": list(vpn.ike_versions),
-                },
-            },
-            "eks": cluster.model_dump(mode="json", include=set(EksConfig.model_fields)),
-            "onprem": site.model_dump(mode="json", include=set(OnPremConfig.model_fields)),
-            "federation": {
-                **config.federation.model_dump(
-                    mode="json", exclude={"eks_rcc_name", "onprem_rcc_name"}
-                ),
-                # Each RCC is named after the cluster it points at (the mesh's names).
-                "eks_rcc_name": site.name,
-                "onprem_rcc_name": cluster.name,
-            },
-            "reconcile": config.reconcile.model_dump(mode="json"),
+            **config.model_dump(mode="json", exclude={"clusters", "links", "topology", "departed"}),
+            "clusters": [
+                cluster.model_dump(mode="json"),
+                {**site.model_dump(mode="json"), "vpns": [v.model_dump(mode="json") for v in vpns]},
+            ],
         }
     )

@@ -37,7 +37,7 @@ def calico(sb: Sandbox) -> str:
 
 
 def owned_pool(sb: Sandbox) -> str:
-    return pool_name(str(sb.config.aws.vpc.cidr))
+    return pool_name(str(sb.config.sole_eks().network.cidr))
 
 
 def pool(sb: Sandbox) -> dict[str, Any] | None:

@@ -118,7 +118,7 @@ def deploy_aws_baseline(
     """
     ec2 = session.client("ec2")
     name = config.name
-    vpc_cfg = config.aws.vpc
+    vpc_cfg = config.sole_eks().network
     fed_key, fed_value = config.federation_tag
 
     zones = sorted(
@@ -210,17 +210,17 @@ def deploy_aws_baseline(
         ec2.associate_route_table(RouteTableId=rt, SubnetId=private_subnets[i])
         private_rts.append(rt)
 
-    vpn_cfg = config.aws.vpn
+    cgw_cfg = config.sole_site().customer_gateway
     vgw_id = ec2.create_vpn_gateway(
         Type="ipsec.1",
-        AmazonSideAsn=vpn_cfg.vgw_asn,
+        AmazonSideAsn=config.sole_eks().network.vgw_asn,
         TagSpecifications=_tags("vpn-gateway", config, f"{name}-vgw"),
     )["VpnGateway"]["VpnGatewayId"]
     ec2.attach_vpn_gateway(VpcId=vpc_id, VpnGatewayId=vgw_id)
     cgw_id = ec2.create_customer_gateway(
         Type="ipsec.1",
-        PublicIp=str(vpn_cfg.customer_gateway.ip),
-        BgpAsn=vpn_cfg.customer_gateway.bgp_asn,
+        PublicIp=str(cgw_cfg.ip),
+        BgpAsn=cgw_cfg.bgp_asn,
         TagSpecifications=_tags("customer-gateway", config, f"{name}-cgw"),
     )["CustomerGateway"]["CustomerGatewayId"]
     vpn_id = ec2.create_vpn_connection(
@@ -234,7 +234,7 @@ def deploy_aws_baseline(
         ec2.enable_vgw_route_propagation(RouteTableId=rt, GatewayId=vgw_id)
 
     # What BGP over the VPN brings: the on-prem router announces host and pod CIDRs.
-    onprem = config.onprem
+    onprem = config.sole_site()
     sandbox.set_learned_routes(vgw_id, [str(c) for c in [*onprem.host_cidrs, *onprem.pod_cidrs]])
     telemetry = sandbox.tunnels(vpn_id)
     for tunnel in telemetry:
@@ -250,8 +250,8 @@ def deploy_aws_baseline(
 
     eks = session.client("eks")
     cluster = eks.create_cluster(
-        name=config.eks.cluster_name,
-        version=config.eks.kubernetes_version,
+        name=config.sole_eks().cluster_name,
+        version=config.sole_eks().kubernetes_version,
         roleArn=role_arn,
         resourcesVpcConfig={
             "subnetIds": private_subnets,
@@ -265,7 +265,7 @@ def deploy_aws_baseline(
         tags={fed_key: fed_value},
     )["cluster"]
     eks.create_addon(
-        clusterName=config.eks.cluster_name,
+        clusterName=config.sole_eks().cluster_name,
         addonName="vpc-cni",
         configurationValues=json.dumps({"env": {EXTERNAL_SNAT_ENV: "true"}}),
         resolveConflicts="OVERWRITE",
@@ -309,7 +309,7 @@ def deploy_aws_baseline(
         private_route_table_ids=tuple(private_rts),
         nat_gateway_ids=tuple(nat_ids),
         igw_id=igw_id,
-        cluster_name=config.eks.cluster_name,
+        cluster_name=config.sole_eks().cluster_name,
         cluster_arn=cluster["arn"],
         onprem_secret_arn=secret_arn,
         tunnel_outside_ips=tunnel_ips,

@@ -180,7 +180,7 @@ def bootstrap_account(session: boto3.Session, version: int = BOOTSTRAP_VERSION) 
 
 def put_calico_secrets(session: boto3.Session, config: FederationConfig) -> None:
     """The pull secret and licence an operator stores before the deploy (placeholders)."""
-    calico = config.eks.calico
+    calico = config.sole_eks().calico
     auth = base64.b64encode(b"sandbox:sandbox").decode()
     config_json = json.dumps({"auths": {calico.registry.rstrip("/"): {"auth": auth}}})
     licence = (

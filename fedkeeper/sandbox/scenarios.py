@@ -143,7 +143,7 @@ register(
 
 
 def _cluster(sb: Sandbox) -> str:
-    return sb.config.eks.cluster_name
+    return sb.config.sole_eks().cluster_name
 
 
 def _aws_node(sb: Sandbox) -> dict[str, Any]:
@@ -262,8 +262,8 @@ def free_cidrs(config: FederationConfig, count: int = 2) -> list[str]:
     The search starts just after the VPC's CIDR in its own RFC 1918 range, so the example's
     10.100.0.0/16 gives 10.101.0.0/16 and 10.102.0.0/16.
     """
-    vpc = config.aws.vpc.cidr
-    taken = [vpc, *(net for _, net in config.onprem.all_cidrs())]
+    vpc = config.sole_eks().network.cidr
+    taken = [vpc, *(net for _, net in config.sole_site().all_cidrs())]
     ranges = [r for r in _RFC1918 if vpc.subnet_of(r)] + [_SHARED_SPACE]
     found: list[str] = []
     for space in ranges:
@@ -363,7 +363,7 @@ def _drift_pool(sb: Sandbox) -> None:
         p["spec"]["natOutgoing"] = True
         p["spec"]["disabled"] = False
 
-    cidr = str(sb.config.aws.vpc.cidr)
+    cidr = str(sb.config.sole_eks().network.cidr)
     sb.onprem_server.mutate(_calico(sb), "IPPool", pool_name(cidr), None, drift)
 
 
@@ -374,7 +374,7 @@ register(
         "disabled off (found by the watch on IP pools)",
         inject=_drift_pool,
         event=lambda sb: ev.scheduled(sb.config.aws.region),
-        verify=lambda sb: _good_pool(_pool(sb, str(sb.config.aws.vpc.cidr))),
+        verify=lambda sb: _good_pool(_pool(sb, str(sb.config.sole_eks().network.cidr))),
         watched=True,
     )
 )
@@ -434,10 +434,10 @@ register(
         name="rcc-deleted-onprem",
         description="the on-prem RemoteClusterConfiguration for EKS is deleted",
         inject=lambda sb: sb.onprem_server.delete_object(
-            _calico(sb), "RemoteClusterConfiguration", sb.config.onprem_rcc_name
+            _calico(sb), "RemoteClusterConfiguration", sb.config.sole_eks().name
         ),
         event=lambda sb: ev.scheduled(sb.config.aws.region),
-        verify=lambda sb: _rcc_exists(sb.onprem_server, _calico(sb), sb.config.onprem_rcc_name),
+        verify=lambda sb: _rcc_exists(sb.onprem_server, _calico(sb), sb.config.sole_eks().name),
         watched=True,
     )
 )
@@ -447,7 +447,7 @@ register(
         description="the EKS RemoteClusterConfiguration for on-prem is deleted (e.g. by a "
         "cluster upgrade pipeline)",
         inject=lambda sb: sb.eks_server.delete_object(
-            _calico(sb), "RemoteClusterConfiguration", sb.config.eks_rcc_name
+            _calico(sb), "RemoteClusterConfiguration", sb.config.sole_site().name
         ),
         event=lambda sb: ev.cloudtrail(
             "eks",
@@ -455,7 +455,7 @@ register(
             {"name": _cluster(sb), "version": "1.34"},
             sb.config.aws.region,
         ),
-        verify=lambda sb: _rcc_exists(sb.eks_server, _calico(sb), sb.config.eks_rcc_name),
+        verify=lambda sb: _rcc_exists(sb.eks_server, _calico(sb), sb.config.sole_site().name),
         watched=True,
     )
 )
@@ -464,7 +464,7 @@ register(
 def _access_token(sb: Sandbox) -> str:
     ns = sb.config.federation.access_secret_namespace
     secret = sb.eks_server.get_object(
-        "v1", "Secret", access_secret_name(sb.config.eks_rcc_name), ns
+        "v1", "Secret", access_secret_name(sb.config.sole_site().name), ns
     )
     assert secret is not None
     kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
@@ -523,7 +523,7 @@ def _cut_off_and_drift(sb: Sandbox) -> list[Report]:
     down = sb.deliver(_alarm(sb, "ALARM", "OK"))
     # While on-prem is unreachable, someone deletes its RCC and edits fedkeeper's pool.
     sb.onprem_server.delete_object(
-        _calico(sb), "RemoteClusterConfiguration", sb.config.onprem_rcc_name
+        _calico(sb), "RemoteClusterConfiguration", sb.config.sole_eks().name
     )
     _drift_pool(sb)
     set_tunnels(sb, up=True)
@@ -531,8 +531,8 @@ def _cut_off_and_drift(sb: Sandbox) -> list[Report]:
 
 
 def _tunnel_repaired(sb: Sandbox) -> bool:
-    return _rcc_exists(sb.onprem_server, _calico(sb), sb.config.onprem_rcc_name) and _good_pool(
-        _pool(sb, str(sb.config.aws.vpc.cidr))
+    return _rcc_exists(sb.onprem_server, _calico(sb), sb.config.sole_eks().name) and _good_pool(
+        _pool(sb, str(sb.config.sole_eks().network.cidr))
     )
 
 
@@ -588,8 +588,8 @@ def _manual_setup(sb: Sandbox) -> None:
     api, cfg = _calico(sb), sb.config
     ns, sa = cfg.federation.access_secret_namespace, cfg.federation.remote_service_account
     servers = (
-        ("eks", sb.eks_server, cfg.eks_rcc_name),
-        ("onprem", sb.onprem_server, cfg.onprem_rcc_name),
+        ("eks", sb.eks_server, cfg.sole_site().name),
+        ("onprem", sb.onprem_server, cfg.sole_eks().name),
     )
     for backend, server, rcc_name in servers:
         manual = MANUAL_RCC[backend]
@@ -619,7 +619,11 @@ def _manual_setup(sb: Sandbox) -> None:
             "apiVersion": api,
             "kind": "IPPool",
             "metadata": {"name": MANUAL_POOL},
-            "spec": {"cidr": str(cfg.aws.vpc.cidr), "disabled": True, "natOutgoing": False},
+            "spec": {
+                "cidr": str(cfg.sole_eks().network.cidr),
+                "disabled": True,
+                "natOutgoing": False,
+            },
         }
     )
     sb.aws.reset_addon_configuration(_cluster(sb), ADDON_NAME, "{}")
@@ -676,7 +680,7 @@ def _taken_over(sb: Sandbox) -> bool:
         rccs = server.list_objects(api, "RemoteClusterConfiguration")
         if [r["metadata"]["name"] for r in rccs] != [MANUAL_RCC[backend]]:
             return False
-    vpc = ipaddress.ip_network(str(sb.config.aws.vpc.cidr))
+    vpc = ipaddress.ip_network(str(sb.config.sole_eks().network.cidr))
     covering = [
         p["metadata"]["name"]
         for p in sb.onprem_server.list_objects(api, "IPPool")

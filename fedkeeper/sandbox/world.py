@@ -298,7 +298,9 @@ class Sandbox:
         self.aws.start()
         self._stack.callback(self.aws.stop)
         self.eks_server.token_reviews.append(
-            EksTokenReview(self.config.eks.cluster_name, self.aws_callers.get, self.access_entries)
+            EksTokenReview(
+                self.config.sole_eks().cluster_name, self.aws_callers.get, self.access_entries
+            )
         )
         self._seed_eks()
         self._seed_onprem()
@@ -742,7 +744,7 @@ class Sandbox:
 
     def _seed_onprem(self) -> None:
         s = self.onprem_server
-        pod_cidr = str(self.config.onprem.pod_cidrs[0])
+        pod_cidr = str(self.config.sole_site().pod_cidrs[0])
         s.seed(
             {
                 "apiVersion": self._calico(),
@@ -763,7 +765,7 @@ class Sandbox:
                 "metadata": {"name": "default"},
                 "spec": {
                     "nodeToNodeMeshEnabled": False,
-                    "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn,
+                    "asNumber": self.config.sole_site().customer_gateway.bgp_asn,
                 },
             }
         )
@@ -774,7 +776,7 @@ class Sandbox:
                 "metadata": {"name": "vpn-router"},
                 "spec": {
                     "peerIP": "192.168.0.1",
-                    "asNumber": self.config.aws.vpn.customer_gateway.bgp_asn,
+                    "asNumber": self.config.sole_site().customer_gateway.bgp_asn,
                 },
             }
         )

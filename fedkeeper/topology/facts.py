@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal
 
-from fedkeeper.config import VpnConfig, _cidr
+from fedkeeper.schema import VpnConfig, _cidr
 
 IPv4Net = ipaddress.IPv4Network
 Kind = Literal["eks", "onprem"]

@@ -26,12 +26,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fedkeeper.config import (
+from fedkeeper.schema import (
     AwsConfig,
     EksConfig,
-    FederationConfig,
     FederationSettings,
     OnPremConfig,
+    TwoClusterConfig,
     VpcConfig,
     VpnConfig,
     _dns_label,
@@ -41,7 +41,7 @@ from fedkeeper.topology.rules import PathNamer
 
 # The sections of a two-cluster file, with the model that says which keys each may hold.
 _LEGACY_SECTIONS: tuple[tuple[tuple[str, ...], type[BaseModel]], ...] = (
-    ((), FederationConfig),
+    ((), TwoClusterConfig),
     (("aws",), AwsConfig),
     (("aws", "vpc"), VpcConfig),
     (("aws", "vpn"), VpnConfig),
@@ -110,7 +110,7 @@ def legacy_problems(data: Mapping[str, Any]) -> list[str]:
             details.append({"type": "missing", "loc": keys, "input": parent})
     if not details:
         return []
-    return format_validation_error(ValidationError.from_exception_data("FederationConfig", details))
+    return format_validation_error(ValidationError.from_exception_data("federation.yaml", details))
 
 
 def _text(value: Any) -> str:
@@ -119,7 +119,8 @@ def _text(value: Any) -> str:
 
 def legacy_names(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The names of today's EKS and on-prem clusters in the mesh: the RCC names their peers
-    hold (FederationConfig.onprem_rcc_name and .eks_rcc_name), None where not derivable."""
+    hold (``federation.onprem_rcc_name`` and ``.eks_rcc_name`` or their defaults), None where
+    not derivable."""
     eks_cluster, onprem_cluster = (
         _get(data, "eks", "cluster_name"),
         _get(data, "onprem", "cluster_name"),

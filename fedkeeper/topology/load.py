@@ -5,18 +5,18 @@ This module is pure: it imports neither boto3, kubernetes nor Powertools.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from fedkeeper.config import _loc, format_validation_error, load_config, load_yaml, parse_config
 from fedkeeper.eks_versions import version_warnings
 from fedkeeper.errors import ConfigError
+from fedkeeper.schema import TwoClusterConfig, _loc, format_validation_error, read_config_file
 from fedkeeper.topology.facts import read_facts
 from fedkeeper.topology.legacy import (
     broken_sections,
@@ -38,12 +38,24 @@ def _without_kind(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return loc
 
 
-def _error_lines(exc: ValidationError, where: PathNamer) -> list[str]:
-    """config.py's ``field.path: problem; fix`` lines, with the user's paths."""
+def _user_loc(path: str) -> tuple[int | str, ...]:
+    """A dotted path such as ``aws.vpn.ike_versions[0]`` as a location (``<file>``: ())."""
+    if path == "<file>":
+        return ()
+    return tuple(int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", path))
+
+
+def _error_lines(
+    exc: ValidationError, where: PathNamer, text: str | None = None, legacy: bool = False
+) -> list[str]:
+    """schema.py's ``field.path: problem; fix`` lines, with the user's paths (``text``: the
+    file as written, to quote a value YAML read as a number)."""
     lines: list[str] = []
     for err in exc.errors(include_url=False):
         loc = _without_kind(tuple(err["loc"]))
         path = _loc(loc)
+        # A two-cluster file's location, so the quoted value is found in the file as written.
+        file_loc = _user_loc(where(path)) if legacy and path else loc
         if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
             tag = err.get("ctx", {}).get("tag")
             problem = "is required" if tag is None else f"is {tag!r}"
@@ -55,24 +67,37 @@ def _error_lines(exc: ValidationError, where: PathNamer) -> list[str]:
             [
                 {
                     "type": PydanticCustomError(err["type"], err["msg"]),
-                    "loc": loc,
+                    "loc": file_loc,
                     "input": err["input"],
                 }
             ],
         )
+        shown_path = _loc(file_loc)
         lines += [
-            where(path) + line[len(path) :] if path and line.startswith(path + ":") else line
-            for line in format_validation_error(moved)
+            where(path) + line[len(shown_path) :]
+            if path and line.startswith(shown_path + ":")
+            else line
+            for line in format_validation_error(
+                moved, text, TwoClusterConfig if legacy else MeshConfig
+            )
         ]
     return lines
 
 
-def parse_mesh(data: Any, source: str = "federation.yaml") -> MeshConfig:
+def parse_mesh(data: Any, source: str = "federation.yaml", text: str | None = None) -> MeshConfig:
     """Validate a mapping in either form as a MeshConfig, or raise ConfigError listing every
-    problem. A two-cluster file is converted first and its errors name its own paths."""
+    problem. A two-cluster file is converted first and its errors name its own paths.
+
+    ``text``: the YAML the mapping came from (lets a message quote a value as written).
+    """
+    if data is None:
+        raise ConfigError(
+            [f"{source}: the file is empty; start from `fedkeeper init` (the commented example)"]
+        )
     if not isinstance(data, Mapping):
-        parse_config(data, source)  # raises config.py's ConfigError for an empty or odd file
-        raise ConfigError([f"{source}: the file must be a YAML mapping of keys"])
+        raise ConfigError(
+            [f"{source}: the file must be a YAML mapping of keys (see federation.example.yaml)"]
+        )
     errors: list[str] = []
     where: PathNamer = same_path
     mesh = dict(data)
@@ -85,7 +110,7 @@ def parse_mesh(data: Any, source: str = "federation.yaml") -> MeshConfig:
     try:
         config = MeshConfig.model_validate(mesh, context={PATH_NAMER: where})
     except ValidationError as exc:
-        errors += _error_lines(exc, where)
+        errors += _error_lines(exc, where, text, is_legacy(data))
         errors += federation_problems(read_facts(mesh), where)
     else:
         if not errors:
@@ -100,15 +125,8 @@ def parse_mesh(data: Any, source: str = "federation.yaml") -> MeshConfig:
 
 def load_mesh(path: str | Path) -> MeshConfig:
     """Read and validate federation.yaml in either form; ConfigError names each problem."""
-    p = Path(path)
-    try:
-        data = load_yaml(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        # config.py words every problem with the file itself (missing, not UTF-8, a key twice,
-        # bad YAML): let it read the file again and raise its ConfigError.
-        load_config(p)
-        raise ConfigError([f"{p}: cannot be read ({exc})"]) from None
-    return parse_mesh(data, str(p))
+    data, text = read_config_file(path)
+    return parse_mesh(data, str(Path(path)), text)
 
 
 def mesh_warnings(config: MeshConfig, today: date, where: PathNamer = same_path) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from fedkeeper.config import load_yaml
+from fedkeeper.schema import load_yaml
 from fedkeeper.topology.load import parse_mesh
 from fedkeeper.topology.model import MeshConfig, TopologyConfig
 

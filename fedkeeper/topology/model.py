@@ -5,7 +5,8 @@ A cluster is an EKS cluster in its own VPC (kind ``eks``) or an on-prem site (ki
 RemoteClusterConfiguration (RCC) that points at it on every peer. ``links`` declares VPC
 peerings between EKS clusters and routes between sites outside AWS; ``topology`` chooses the
 pairs (full mesh by default). The sections are today's sub-models, subclassed or imported from
-fedkeeper.config, so a field added there carries over here.
+fedkeeper.schema, so a field added there carries over here. ``fedkeeper.config.FederationConfig``
+is this module's :class:`MeshConfig`.
 
 This module is pure: it imports neither boto3, kubernetes nor Powertools.
 """
@@ -21,18 +22,19 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from fedkeeper.config import (
+from fedkeeper.errors import ConfigError
+from fedkeeper.schema import (
     _DNS_LABEL,
     AwsConfig,
     CloudTrailMode,
     CustomerGatewayConfig,
     EksConfig,
-    FederationConfig,
     FederationSettings,
     IkeVersion,
     Mode,
     OnPremConfig,
     ReconcileConfig,
+    TwoClusterConfig,
     VpcConfig,
     VpnConfig,
     _ikev2_only,
@@ -257,7 +259,7 @@ class MeshConfig(_Model):
     federation: MeshFederationSettings = Field(default_factory=MeshFederationSettings)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
 
-    _name_check = field_validator("name")(_reused(FederationConfig._name))
+    _name_check = field_validator("name")(_reused(TwoClusterConfig._name))
 
     @field_validator("clusters")
     @classmethod
@@ -278,6 +280,11 @@ class MeshConfig(_Model):
     def facts(self) -> MeshFacts:
         """The topology as plain facts (read once; the model is immutable)."""
         return read_facts(self.model_dump())
+
+    @property
+    def federation_tag(self) -> tuple[str, str]:
+        """The tag that marks AWS resources of this federation (for discovery)."""
+        return ("fedkeeper:federation", self.name)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy, with its facts read again (pydantic copies the cached ones along)."""
@@ -363,3 +370,37 @@ class MeshConfig(_Model):
     def peering_routes(self, eks: str) -> list[tuple[str, IPv4Net]]:
         """The (peer, CIDR) routes each route table of ``eks``'s VPC needs via a peering."""
         return [(peer, cidr) for peer in self.peered_with(eks) for cidr in self.cidrs_of(peer)]
+
+    # Today's engine federates one EKS cluster with one site: these name them, and refuse a
+    # file with more (the per-cluster engine replaces them).
+
+    def sole_eks(self) -> EksCluster:
+        """The federation's one EKS cluster; ConfigError when it has more than one."""
+        self.require_two_clusters()
+        return self.eks_clusters()[0]
+
+    def sole_site(self) -> OnPremCluster:
+        """The federation's one on-prem site; ConfigError when it has more than one."""
+        self.require_two_clusters()
+        return self.sites()[0]
+
+    def require_two_clusters(self) -> None:
+        """ConfigError unless the federation is one EKS cluster and one site: what the
+        engine (plan, apply, status, demo, watch, the Lambdas) runs for now."""
+        eks, sites = self.eks_clusters(), self.sites()
+        if len(eks) == 1 and len(sites) == 1:
+            return
+        raise ConfigError(
+            [
+                f"clusters: lists {_counted(eks, 'EKS cluster')} and {_counted(sites, 'site')}; "
+                "fedkeeper's engine (plan, apply, status, demo, watch and the Lambdas) runs one "
+                "EKS cluster with one on-prem site for now, and its N-cluster engine is not "
+                "wired yet: `fedkeeper validate` and `fedkeeper config migrate` read this file; "
+                "to run the engine, list one EKS cluster and one site"
+            ]
+        )
+
+
+def _counted(clusters: list[EksCluster] | list[OnPremCluster], what: str) -> str:
+    names = ", ".join(c.name for c in clusters)
+    return f"{len(clusters)} {what}{'' if len(clusters) == 1 else 's'} ({names or 'none'})"

@@ -131,7 +131,7 @@ def test_a_tunnel_alarm_defers_onprem_work_until_ok_repairs_it(sandbox: Sandbox)
     assert sandbox.emulator_writes().total == 0
 
     # And while cut off, on-prem drifts: its RCC is deleted
-    name = sandbox.config.onprem_rcc_name
+    name = sandbox.config.sole_eks().name
     sandbox.onprem_server.delete_object(calico(sandbox), "RemoteClusterConfiguration", name)
 
     # When the tunnels come back and the alarm returns to OK

@@ -89,7 +89,7 @@ def test_only_a_successful_call_to_ec2_declares_it_recovered(sb: Sandbox) -> Non
         sb.advance_time(SCHEDULE_S)
     assert _subjects(sb) == ["persistent trouble: target:aws/ec2"]
     # An add-on event looks at snat and rcc: it calls EKS, never EC2, so it says nothing of it.
-    cluster = sb.config.eks.cluster_name
+    cluster = sb.config.sole_eks().cluster_name
     sb.dispatch(
         event_factory.addon_event(
             "EKS Add-On Update Succeeded", cluster, "vpc-cni", sb.config.aws.region
@@ -153,7 +153,7 @@ def test_with_dynamodb_and_sns_hung_the_repair_function_finishes_within_its_marg
     sb: Sandbox, fresh_container: None
 ) -> None:
     # A repair to publish and trouble to record, then SNS and DynamoDB hang.
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
     sb.onprem_server.fail_next(403, times=10**6, message="forbidden")
     _hang_sns_and_dynamodb(sb)
     context = FakeLambdaContext.for_handler("repair", clock=sb.clock.monotonic)
@@ -174,7 +174,7 @@ def test_calls_after_the_run_take_two_short_attempts() -> None:
 def test_finish_makes_no_call_that_would_not_fit_its_budget(
     sb: Sandbox, fresh_container: None
 ) -> None:
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
     report = sb.reconcile(None, "apply")
     _hang_sns_and_dynamodb(sb)
     start = sb.clock.monotonic()

@@ -20,7 +20,7 @@ CALICO = "projectcalico.org/v3"
 
 
 def _vpc(sb: Sandbox) -> str:
-    return str(sb.config.aws.vpc.cidr)
+    return str(sb.config.sole_eks().network.cidr)
 
 
 def _pools(sb: Sandbox) -> dict[str, dict[str, Any]]:
@@ -94,7 +94,7 @@ def test_a_covering_pool_that_nats_is_an_error_with_the_fix_and_never_converged(
 
 def test_a_same_server_rcc_under_another_name_is_not_duplicated(sandbox: Sandbox) -> None:
     ns = sandbox.config.federation.access_secret_namespace
-    ours = sandbox.config.onprem_rcc_name
+    ours = sandbox.config.sole_eks().name
     secret = sandbox.onprem_server.get_object("v1", "Secret", access_secret_name(ours), ns)
     assert secret is not None
     sandbox.onprem_server.delete_object(CALICO, "RemoteClusterConfiguration", ours)
@@ -137,7 +137,7 @@ def test_a_same_server_rcc_under_another_name_is_not_duplicated(sandbox: Sandbox
 
 
 def test_a_secondary_cidr_overlapping_the_onprem_services_gets_no_pool(sandbox: Sandbox) -> None:
-    service = str(sandbox.config.onprem.service_cidrs[0])
+    service = str(sandbox.config.sole_site().service_cidrs[0])
     ec2 = sandbox.aws_session().client("ec2")
     ec2.associate_vpc_cidr_block(VpcId=sandbox.baseline.vpc_id, CidrBlock=service)
     sandbox.clear_logs()
@@ -149,12 +149,12 @@ def test_a_secondary_cidr_overlapping_the_onprem_services_gets_no_pool(sandbox: 
 
 
 def test_per_node_26_routes_count_as_advertised(sandbox: Sandbox) -> None:
-    pods = ipaddress.ip_network(str(sandbox.config.onprem.pod_cidrs[0]))
+    pods = ipaddress.ip_network(str(sandbox.config.sole_site().pod_cidrs[0]))
     first = next(pods.subnets(new_prefix=24))
     # The edge router advertises Calico's per-node /26 blocks for the first /24, and the
     # rest of the pod range as larger blocks: no single route contains the pod range.
     learned = [
-        *(str(c) for c in sandbox.config.onprem.host_cidrs),
+        *(str(c) for c in sandbox.config.sole_site().host_cidrs),
         *(str(n) for n in first.subnets(new_prefix=26)),
         *(str(n) for n in pods.address_exclude(first)),
     ]

@@ -42,7 +42,7 @@ def _someone_updates(sb: Sandbox, values: dict[str, object], seconds: float) -> 
     usual, sb.aws.addon_update_s = sb.aws.addon_update_s, seconds
     try:
         sb.aws_session().client("eks").update_addon(
-            clusterName=sb.config.eks.cluster_name,
+            clusterName=sb.config.sole_eks().cluster_name,
             addonName="vpc-cni",
             configurationValues=json.dumps(values),
             resolveConflicts="OVERWRITE",
@@ -89,7 +89,7 @@ def test_an_addon_busy_for_twenty_minutes_defers_once_per_trigger_then_is_repair
 def test_a_degraded_addon_is_not_updated_and_defers_each_trigger_without_an_alert(
     sb: Sandbox,
 ) -> None:
-    cluster = sb.config.eks.cluster_name
+    cluster = sb.config.sole_eks().cluster_name
     sb.aws.reset_addon_configuration(cluster, "vpc-cni", "{}")  # external SNAT lost
     issue = {"code": "InsufficientNumberOfReplicas", "message": "2 of 3 aws-node pods ready"}
     sb.aws.set_addon_status(cluster, "vpc-cni", "DEGRADED", [issue])
@@ -110,7 +110,7 @@ def test_resource_in_use_on_update_defers_the_change_instead_of_failing_it(
     sb: Sandbox,
 ) -> None:
     # The add-on became busy between DescribeAddon and UpdateAddon.
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
     sb.aws.fail_next(
         "eks", "UpdateAddon", "ResourceInUseException", status=409, message="Addon is updating"
     )

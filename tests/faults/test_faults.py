@@ -97,7 +97,7 @@ def _drift_everything(sb: Sandbox) -> None:
     sb.onprem_server.mutate(CALICO, "IPPool", pool_name("10.100.0.0/16"), None, drift)
     sb.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", "onprem")
     sb.onprem_server.delete_object(CALICO, "RemoteClusterConfiguration", "fed-eks")
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
 
 
 def _after_calls(cluster: KubeCluster, n: int, action: Callable[[], None]) -> None:
@@ -233,21 +233,27 @@ def test_malformed_onprem_secret_is_a_clear_permanent_error(
     sandbox: Sandbox, secret: str, expected: str
 ) -> None:
     sm = sandbox.aws_session().client("secretsmanager")
-    good = sm.get_secret_value(SecretId=sandbox.config.onprem.credentials_secret)["SecretString"]
+    good = sm.get_secret_value(SecretId=sandbox.config.sole_site().credentials_secret)[
+        "SecretString"
+    ]
     with guarded(sandbox):
-        sm.put_secret_value(SecretId=sandbox.config.onprem.credentials_secret, SecretString=secret)
+        sm.put_secret_value(
+            SecretId=sandbox.config.sole_site().credentials_secret, SecretString=secret
+        )
         sandbox.connections().forget_onprem()
         report = sandbox.reconcile(["ippools"], "apply")
         [error] = report.to_dict()["errors"]
         assert error["retryable"] is False
         assert expected in error["error"]
-        assert sandbox.config.onprem.credentials_secret in error["error"]
-        sm.put_secret_value(SecretId=sandbox.config.onprem.credentials_secret, SecretString=good)
+        assert sandbox.config.sole_site().credentials_secret in error["error"]
+        sm.put_secret_value(
+            SecretId=sandbox.config.sole_site().credentials_secret, SecretString=good
+        )
 
 
 def test_missing_onprem_secret_is_a_permanent_error(sandbox: Sandbox) -> None:
     sm = sandbox.aws_session().client("secretsmanager")
-    name = sandbox.config.onprem.credentials_secret
+    name = sandbox.config.sole_site().credentials_secret
     good = sm.get_secret_value(SecretId=name)["SecretString"]
     with guarded(sandbox):
         sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)

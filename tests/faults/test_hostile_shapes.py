@@ -165,7 +165,7 @@ class Where:
 def _where(sb: Sandbox, cluster: str, kind: str) -> Where:
     fed = sb.config.federation
     sa, access_ns = fed.remote_service_account, fed.access_secret_namespace
-    rcc = sb.config.eks_rcc_name if cluster == "eks" else sb.config.onprem_rcc_name
+    rcc = sb.config.sole_site().name if cluster == "eks" else sb.config.sole_eks().name
     return {
         "RemoteClusterConfiguration": Where(CALICO, kind, rcc, None),
         "Secret/access": Where("v1", "Secret", access_secret_name(rcc), access_ns),
@@ -323,13 +323,13 @@ def test_another_team_s_malformed_rcc_on_prem_does_not_stop_the_eks_rcc_s_restor
         spec = {"datastoreType": "kubernetes", "kubeconfigInline": yaml.safe_dump(bad)}
     sb.onprem_server.seed(_foreign_rcc("partner", spec))
     planted = sb.onprem_server.get_object(CALICO, "RemoteClusterConfiguration", "partner")
-    sb.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", sb.config.eks_rcc_name)
+    sb.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", sb.config.sole_site().name)
     try:
         delivery = sb.dispatch(event_factory.scheduled(sb.config.aws.region))
         report = delivery.report
         assert delivery.dead_letters == [] and not report.errors, report.to_dict()
         applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
-        assert f"eks/RemoteClusterConfiguration/{sb.config.eks_rcc_name}" in applied
+        assert f"eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
         named = (
             "onprem Secret " + ns + "/partner-access"
             if through.startswith("secret")
@@ -348,13 +348,13 @@ def test_onprem_credentials_with_users_abc_fail_onprem_clearly_and_eks_is_repair
     sb: Sandbox,
 ) -> None:
     sm = sb.aws_session().client("secretsmanager")
-    name = sb.config.onprem.credentials_secret
+    name = sb.config.sole_site().credentials_secret
     good = sm.get_secret_value(SecretId=name)["SecretString"]
     kubeconfig = yaml.safe_load(good)
     kubeconfig["users"] = "abc"
     sm.put_secret_value(SecretId=name, SecretString=yaml.safe_dump(kubeconfig))
     sb.connections().forget_onprem()
-    sb.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", sb.config.eks_rcc_name)
+    sb.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", sb.config.sole_site().name)
     try:
         delivery = sb.dispatch(event_factory.scheduled(sb.config.aws.region))
     finally:
@@ -368,7 +368,7 @@ def test_onprem_credentials_with_users_abc_fail_onprem_clearly_and_eks_is_repair
     assert f"secret {name}: the kubeconfig is malformed: users is a string" in failed.reason
     assert sorted(failed.invariants) == ["checks", "ippools", "rcc"]
     applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
-    assert f"eks/RemoteClusterConfiguration/{sb.config.eks_rcc_name}" in applied
+    assert f"eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
 
 
 @EKS
@@ -382,7 +382,7 @@ def test_an_aws_node_env_entry_that_is_a_string_is_named_and_snat_still_repaired
         ds["spec"]["template"]["spec"]["containers"][0]["env"].append("WARM_IP_TARGET=5")
 
     sb.eks_server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", garble)
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
     try:
         delivery = sb.dispatch(event_factory.scheduled(sb.config.aws.region))
         report = delivery.report
@@ -391,7 +391,7 @@ def test_an_aws_node_env_entry_that_is_a_string_is_named_and_snat_still_repaired
         assert "eks DaemonSet kube-system/aws-node is malformed" in finding.message
         assert "env[3] is not an object" in finding.message
         applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
-        assert f"aws/Addon/{sb.config.eks.cluster_name}/vpc-cni" in applied
+        assert f"aws/Addon/{sb.config.sole_eks().cluster_name}/vpc-cni" in applied
     finally:
         sb.advance_time(sb.aws.addon_seconds_left())
         sb.eks_server.seed(before)
@@ -408,7 +408,7 @@ def test_a_third_cluster_s_rcc_under_our_name_is_refused_and_never_touched(
     from fedkeeper.adopt import adopt
 
     ns = sb.config.federation.access_secret_namespace
-    name = sb.config.onprem_rcc_name
+    name = sb.config.sole_eks().name
     third = {
         "clusters": [{"name": "c3", "cluster": {"server": "https://10.9.9.9:6443"}}],
         "users": [{"name": "u3", "user": {"token": "third-cluster-token"}}],

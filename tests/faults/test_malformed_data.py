@@ -113,13 +113,13 @@ def test_addon_configuration_values_of_any_shape_never_crash(
     # only what it accepts can be read back.
     try:
         sb.aws.reset_addon_configuration(
-            sb.config.eks.cluster_name, "vpc-cni", json.dumps({"env": env})
+            sb.config.sole_eks().cluster_name, "vpc-cni", json.dumps({"env": env})
         )
     except Exception:
         assume(False)
     report = sb.reconcile(None, "apply")
     assert not [e for e in report.errors if "malformed data" in e.message], report.to_dict()
-    sb.aws.reset_addon_configuration(sb.config.eks.cluster_name, "vpc-cni", "{}")
+    sb.aws.reset_addon_configuration(sb.config.sole_eks().cluster_name, "vpc-cni", "{}")
     assert heal(sb).converged
 
 
@@ -144,7 +144,7 @@ def test_onprem_credentials_of_any_shape_are_a_clear_error_and_eks_is_still_repa
     sb: Sandbox, value: Any
 ) -> None:
     sm = sb.aws_session().client("secretsmanager")
-    name = sb.config.onprem.credentials_secret
+    name = sb.config.sole_site().credentials_secret
     good = sm.get_secret_value(SecretId=name)["SecretString"]
     sm.put_secret_value(SecretId=name, SecretString=yaml.safe_dump(value))
     sb.connections().forget_onprem()

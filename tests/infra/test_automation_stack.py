@@ -141,7 +141,7 @@ def test_function_runs_in_the_private_subnets_with_the_lambda_security_group(
 
     assert vpc_config["SecurityGroupIds"] == [{"Fn::GetAtt": [sg_id, "GroupId"]}]
     outputs = [s["Fn::GetStackOutput"]["OutputName"] for s in vpc_config["SubnetIds"]]
-    assert len(outputs) == synth.config.aws.vpc.az_count
+    assert len(outputs) == synth.config.sole_eks().network.az_count
     assert all("privateSubnet" in o for o in outputs)
 
 
@@ -550,7 +550,7 @@ def test_onprem_secret_is_named_by_the_config_and_holds_no_value(synth: Synth) -
     secret = synth.automation.find_resources("AWS::SecretsManager::Secret")[secret_id]["Properties"]
     key_id = secret["KmsKeyId"]["Fn::GetAtt"][0]
 
-    assert secret["Name"] == synth.config.onprem.credentials_secret
+    assert secret["Name"] == synth.config.sole_site().credentials_secret
     assert "SecretString" not in secret
     assert "GenerateSecretString" in secret
     key = synth.automation.find_resources("AWS::KMS::Key")[key_id]["Properties"]
@@ -600,7 +600,7 @@ def test_route_propagation_is_limited_to_the_vpcs_route_tables_and_the_vgw(synth
 
 def test_eks_permissions_are_scoped_to_the_cluster_and_its_vpc_cni_addon(synth: Synth) -> None:
     statements = _policy_statements(synth)
-    name = synth.config.eks.cluster_name
+    name = synth.config.sole_eks().cluster_name
 
     assert _as_list(statements["ReadCluster"]["Action"]) == ["eks:DescribeCluster"]
     assert json.dumps(statements["ReadCluster"]["Resource"]).endswith(f':cluster/{name}"]]}}')
@@ -735,7 +735,7 @@ def test_the_route_change_rule_names_the_federations_vpc_vgw_vpn_and_route_table
     assert "VpnGateway" in by_key["gatewayId"] and "VpnGateway" in by_key["vpnGatewayId"]
     assert "VpnConnection" in by_key["vpnConnectionId"] or "Onprem" in by_key["vpnConnectionId"]
     route_tables = json.loads(by_key["routeTableId"])
-    assert len(route_tables) == 2 * synth.config.aws.vpc.az_count
+    assert len(route_tables) == 2 * synth.config.sole_eks().network.az_count
     assert "RouteTable" in outputs
     assert [a["eventName"] for a in alternatives if "requestParameters" not in a] == [
         ["DisassociateRouteTable", "ReplaceRouteTableAssociation", "DisassociateVpcCidrBlock"]

@@ -35,7 +35,7 @@ def _helm_values(synth: Synth) -> dict[str, Any]:
 def test_calico_enterprise_comes_from_tigeras_chart_at_the_configured_version(
     synth: Synth,
 ) -> None:
-    calico = synth.config.eks.calico
+    calico = synth.config.sole_eks().calico
     props = _chart(synth)["Properties"]
 
     assert props["Chart"] == "tigera-operator"
@@ -74,7 +74,7 @@ def test_the_enterprise_variant_runs_the_federated_services_controller(synth: Sy
 def test_calico_values_name_the_registry_and_pull_secret_but_hold_no_credentials(
     synth: Synth,
 ) -> None:
-    calico = synth.config.eks.calico
+    calico = synth.config.sole_eks().calico
     values = _helm_values(synth)
 
     assert values["installation"]["registry"] == calico.registry
@@ -144,7 +144,7 @@ def test_the_chart_depends_on_its_prerequisites_and_the_licence_follows_the_oper
 
     assert pre_id in _depends_on(chart)
     assert wait_id in _depends_on(lic)
-    calico = synth.config.eks.calico
+    calico = synth.config.sole_eks().calico
     assert pre["Properties"]["PullSecretSource"] == calico.pull_secret_source
     assert lic["Properties"]["LicenseSource"] == calico.license_secret_name
 
@@ -237,13 +237,10 @@ def test_log_storage_off_turns_off_what_needs_it() -> None:
     from tests.infra.conftest import EXAMPLE_CONFIG
 
     config = load_config(EXAMPLE_CONFIG)
-    off = config.model_copy(
-        update={
-            "eks": config.eks.model_copy(
-                update={"calico": config.eks.calico.model_copy(update={"log_storage": False})}
-            )
-        }
-    )
+    eks = config.sole_eks()
+    calico = eks.calico.model_copy(update={"log_storage": False})
+    clusters = [eks.model_copy(update={"calico": calico}), config.sole_site()]
+    off = config.model_copy(update={"clusters": clusters})
 
     values = calico_values(off)
     assert {k: values[k] for k in ("logStorage", "logCollector", "manager")} == {

@@ -44,7 +44,7 @@ def _object(synth: Synth, kind: str) -> dict[str, Any]:
 
 
 def test_eks_cluster_runs_the_configured_version_in_the_private_subnets(synth: Synth) -> None:
-    eks = synth.config.eks
+    eks = synth.config.sole_eks()
     _, cluster = _one(synth, "AWS::EKS::Cluster")
     props = cluster["Properties"]
 
@@ -52,7 +52,7 @@ def test_eks_cluster_runs_the_configured_version_in_the_private_subnets(synth: S
     assert props["Version"] == eks.kubernetes_version
     assert props["AccessConfig"]["AuthenticationMode"] == "API"
     subnets = props["ResourcesVpcConfig"]["SubnetIds"]
-    assert len(subnets) == synth.config.aws.vpc.az_count
+    assert len(subnets) == synth.config.sole_eks().network.az_count
     assert all("privateSubnet" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
 
 
@@ -83,7 +83,7 @@ def test_node_group_starts_only_after_the_vpc_cni_addon(synth: Synth) -> None:
 
 
 def test_node_group_follows_the_config_in_the_private_subnets(synth: Synth) -> None:
-    node_config = synth.config.eks.node_group
+    node_config = synth.config.sole_eks().node_group
     _, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
     props = nodegroup["Properties"]
 
@@ -324,7 +324,7 @@ def test_the_vpc_cni_gets_its_permissions_on_aws_node_through_pod_identity(
     assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-    name = synth.config.eks.cluster_name
+    name = synth.config.sole_eks().cluster_name
     assert json.dumps(trust["Condition"]["ArnEquals"]["aws:SourceArn"]).endswith(
         f':cluster/{name}"]]}}'
     )
@@ -367,7 +367,7 @@ def test_coredns_and_the_ebs_driver_wait_for_the_nodes_kube_proxy_does_not(synth
 def test_the_nodes_follow_the_control_planes_version(synth: Synth) -> None:
     _, nodegroup = _one(synth, "AWS::EKS::Nodegroup")
 
-    assert nodegroup["Properties"]["Version"] == synth.config.eks.kubernetes_version
+    assert nodegroup["Properties"]["Version"] == synth.config.sole_eks().kubernetes_version
 
 
 def test_log_storage_gets_the_tigera_elasticsearch_storage_class(synth: Synth) -> None:
@@ -378,7 +378,7 @@ def test_log_storage_gets_the_tigera_elasticsearch_storage_class(synth: Synth) -
         if o["kind"] == "StorageClass"
     ]
 
-    assert synth.config.eks.calico.log_storage
+    assert synth.config.sole_eks().calico.log_storage
     assert [c["metadata"]["name"] for c in classes] == ["tigera-elasticsearch"]
     assert classes[0]["provisioner"] == "ebs.csi.aws.com"
     assert classes[0]["volumeBindingMode"] == "WaitForFirstConsumer"

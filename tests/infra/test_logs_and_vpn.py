@@ -47,7 +47,7 @@ def test_every_function_logs_to_a_log_group_the_stack_creates(
 def test_eks_control_plane_logs_go_to_a_group_with_retention_created_first(
     synth: Synth,
 ) -> None:
-    name = synth.config.eks.cluster_name
+    name = synth.config.sole_eks().cluster_name
     groups = synth.cluster.find_resources(
         "AWS::Logs::LogGroup", {"Properties": {"LogGroupName": f"/aws/eks/{name}/cluster"}}
     )
@@ -76,7 +76,11 @@ def test_both_tunnels_offer_only_the_configured_ike_versions_and_strong_algorith
 
     assert len(tunnels) == 2
     for tunnel in tunnels:
-        assert _values(tunnel["IKEVersions"]) == synth.config.aws.vpn.ike_versions == ["ikev2"]
+        assert (
+            _values(tunnel["IKEVersions"])
+            == synth.config.sole_site().vpns[0].ike_versions
+            == ["ikev2"]
+        )
         assert _values(tunnel["Phase1EncryptionAlgorithms"]) == list(PHASE1_ENCRYPTION)
         assert _values(tunnel["Phase2EncryptionAlgorithms"]) == list(PHASE2_ENCRYPTION)
         assert _values(tunnel["Phase1IntegrityAlgorithms"]) == list(INTEGRITY)

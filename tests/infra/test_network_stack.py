@@ -28,7 +28,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 def test_vpc_has_the_configured_cidr(synth: Synth) -> None:
     synth.network.resource_count_is("AWS::EC2::VPC", 1)
     synth.network.has_resource_properties(
-        "AWS::EC2::VPC", {"CidrBlock": str(synth.config.aws.vpc.cidr)}
+        "AWS::EC2::VPC", {"CidrBlock": str(synth.config.sole_eks().network.cidr)}
     )
 
 
@@ -39,7 +39,7 @@ def test_vpc_has_the_configured_cidr(synth: Synth) -> None:
 def test_each_zone_has_one_subnet_of_each_kind_with_the_configured_prefix(
     synth: Synth, kind: str, prefix_field: str
 ) -> None:
-    vpc = synth.config.aws.vpc
+    vpc = synth.config.sole_eks().network
     subnets = _subnets(synth, kind)
 
     assert len(subnets) == vpc.az_count
@@ -54,7 +54,9 @@ def test_each_zone_has_one_subnet_of_each_kind_with_the_configured_prefix(
 
 
 def test_nat_gateways_and_internet_gateway_follow_the_config(synth: Synth) -> None:
-    synth.network.resource_count_is("AWS::EC2::NatGateway", synth.config.aws.vpc.nat_gateways)
+    synth.network.resource_count_is(
+        "AWS::EC2::NatGateway", synth.config.sole_eks().network.nat_gateways
+    )
     synth.network.resource_count_is("AWS::EC2::InternetGateway", 1)
 
 
@@ -62,19 +64,19 @@ def test_private_route_tables_default_to_the_nat_gateway(synth: Synth) -> None:
     routes = synth.network.find_resources(
         "AWS::EC2::Route", {"Properties": {"NatGatewayId": Match.any_value()}}
     )
-    assert len(routes) == synth.config.aws.vpc.az_count
+    assert len(routes) == synth.config.sole_eks().network.az_count
 
 
 def test_vgw_has_the_configured_asn(synth: Synth) -> None:
     synth.network.resource_count_is("AWS::EC2::VPNGateway", 1)
     synth.network.has_resource_properties(
         "AWS::EC2::VPNGateway",
-        {"Type": "ipsec.1", "AmazonSideAsn": synth.config.aws.vpn.vgw_asn},
+        {"Type": "ipsec.1", "AmazonSideAsn": synth.config.sole_eks().network.vgw_asn},
     )
 
 
 def test_customer_gateway_has_the_onprem_router_ip_and_asn(synth: Synth) -> None:
-    cgw = synth.config.aws.vpn.customer_gateway
+    cgw = synth.config.sole_site().customer_gateway
     synth.network.has_resource_properties(
         "AWS::EC2::CustomerGateway",
         {"IpAddress": str(cgw.ip), "BgpAsn": cgw.bgp_asn, "Type": "ipsec.1"},
@@ -118,13 +120,13 @@ def test_vgw_propagates_into_exactly_the_private_route_tables(synth: Synth) -> N
     (propagation,) = propagations.values()
     tables = {t["Ref"] for t in propagation["Properties"]["RouteTableIds"]}
     assert tables == private_tables
-    assert len(tables) == synth.config.aws.vpc.az_count
+    assert len(tables) == synth.config.sole_eks().network.az_count
     (vgw_id,) = synth.network.find_resources("AWS::EC2::VPNGateway")
     assert propagation["Properties"]["VpnGatewayId"] == {"Ref": vgw_id}
 
 
 def test_worker_security_group_admits_onprem_host_and_pod_cidrs(synth: Synth) -> None:
-    onprem = synth.config.onprem
+    onprem = synth.config.sole_site()
     groups = synth.network.find_resources(
         "AWS::EC2::SecurityGroup",
         {"Properties": {"GroupDescription": Match.string_like_regexp("EKS workers")}},

@@ -41,7 +41,7 @@ def _hand_edit(sb: Sandbox, **env: str) -> None:  # kubectl set env ds/aws-node 
 def _update(sb: Sandbox, values: dict[str, Any], resolve: str) -> None:
     """UpdateAddon, then the time EKS takes to roll it out (the add-on UPDATING meanwhile)."""
     sb.aws_session().client("eks").update_addon(
-        clusterName=sb.config.eks.cluster_name,
+        clusterName=sb.config.sole_eks().cluster_name,
         addonName="vpc-cni",
         configurationValues=json.dumps(values),
         resolveConflicts=resolve,
@@ -50,7 +50,7 @@ def _update(sb: Sandbox, values: dict[str, Any], resolve: str) -> None:
 
 
 def _values(sb: Sandbox) -> dict[str, Any]:
-    addon = sb.aws.addon(sb.config.eks.cluster_name, "vpc-cni") or {}
+    addon = sb.aws.addon(sb.config.sole_eks().cluster_name, "vpc-cni") or {}
     return dict(json.loads(addon.get("configurationValues") or "{}"))
 
 
@@ -107,7 +107,7 @@ def test_a_hand_edited_aws_node_is_repaired_through_the_addon(sandbox: Sandbox) 
 
 def test_a_reset_addon_with_a_hand_edit_is_restored_without_losing_it(sandbox: Sandbox) -> None:
     # The manual procedure: external SNAT set with kubectl, not in the add-on.
-    sandbox.aws.reset_addon_configuration(sandbox.config.eks.cluster_name, "vpc-cni", "{}")
+    sandbox.aws.reset_addon_configuration(sandbox.config.sole_eks().cluster_name, "vpc-cni", "{}")
     _hand_edit(sandbox, **{EXTERNAL_SNAT: "true"})
     report = sandbox.reconcile(["snat"], "apply")
     assert [c.change.payload["resolve_conflicts"] for c in report.changes] == ["PRESERVE"]
@@ -130,12 +130,12 @@ def _eks(sb: Sandbox) -> Any:
 
 
 def _status(sb: Sandbox) -> str:
-    return str((sb.aws.addon(sb.config.eks.cluster_name, "vpc-cni") or {})["status"])
+    return str((sb.aws.addon(sb.config.sole_eks().cluster_name, "vpc-cni") or {})["status"])
 
 
 def _start_update(sb: Sandbox, values: dict[str, Any], resolve: str = "PRESERVE") -> str:
     answer = _eks(sb).update_addon(
-        clusterName=sb.config.eks.cluster_name,
+        clusterName=sb.config.sole_eks().cluster_name,
         addonName="vpc-cni",
         configurationValues=json.dumps(values),
         resolveConflicts=resolve,
@@ -173,11 +173,11 @@ def test_resolve_conflicts_none_fails_the_update_on_a_hand_edit_and_changes_noth
     _hand_edit(sandbox, **{EXTERNAL_SNAT: "false"})
     update_id = _start_update(sandbox, {"env": {**values["env"], "WARM_IP_TARGET": "5"}}, "NONE")
     sandbox.advance_time(sandbox.aws.addon_update_s)
-    addon = sandbox.aws.addon(sandbox.config.eks.cluster_name, "vpc-cni") or {}
+    addon = sandbox.aws.addon(sandbox.config.sole_eks().cluster_name, "vpc-cni") or {}
     assert addon["status"] == "UPDATE_FAILED"
     assert [i["code"] for i in addon["health"]["issues"]] == ["ConfigurationConflict"]
     update = _eks(sandbox).describe_update(
-        name=sandbox.config.eks.cluster_name, updateId=update_id, addonName="vpc-cni"
+        name=sandbox.config.sole_eks().cluster_name, updateId=update_id, addonName="vpc-cni"
     )["update"]
     assert update["status"] == "Failed"
     assert update["errors"][0]["errorCode"] == "ConfigurationConflict"
@@ -188,7 +188,9 @@ def test_resolve_conflicts_none_fails_the_update_on_a_hand_edit_and_changes_noth
 @pytest.mark.parametrize("outcome", ["DEGRADED", "UPDATE_FAILED"])
 def test_an_update_may_end_degraded_or_failed(sandbox: Sandbox, outcome: str) -> None:
     issue = {"code": "InsufficientNumberOfReplicas", "message": "1 of 3 pods ready"}
-    sandbox.aws.next_addon_update_ends(sandbox.config.eks.cluster_name, "vpc-cni", outcome, [issue])
+    sandbox.aws.next_addon_update_ends(
+        sandbox.config.sole_eks().cluster_name, "vpc-cni", outcome, [issue]
+    )
     _start_update(sandbox, _values(sandbox))
     sandbox.advance_time(sandbox.aws.addon_update_s)
     assert _status(sandbox) == outcome

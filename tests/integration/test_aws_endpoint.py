@@ -72,7 +72,7 @@ def test_the_vpn_telemetry_and_options_come_over_http(world: tuple[Sandbox, str]
 
 def test_the_eks_cluster_points_at_the_fake_api_server(world: tuple[Sandbox, str]) -> None:
     sb, url = world
-    cluster = remote(url, "eks").describe_cluster(name=sb.config.eks.cluster_name)["cluster"]
+    cluster = remote(url, "eks").describe_cluster(name=sb.config.sole_eks().cluster_name)["cluster"]
     assert cluster["endpoint"] == sb.eks_server.url
     assert cluster["resourcesVpcConfig"]["vpcId"] == (sb.baseline and sb.baseline.vpc_id)
 

@@ -59,10 +59,10 @@ def kube(server: FakeKubeServer) -> Iterator[KubeCluster]:
 
 def _request(step: str) -> InstallRequest:
     config = load_config(EXAMPLE)
-    calico = config.eks.calico
+    calico = config.sole_eks().calico
     return InstallRequest(
         step=step,
-        cluster_name=config.eks.cluster_name,
+        cluster_name=config.sole_eks().cluster_name,
         federation=config.name,
         pull_secret_name=calico.pull_secret_name,
         pull_secret_source=calico.pull_secret_source,

@@ -37,7 +37,7 @@ def _get(server: FakeKubeServer, token: str, path: str = "/api/v1/namespaces") -
 
 
 def _reconciler_token(sb: Sandbox, cluster: str | None = None) -> str:
-    return eks_token(sb.reconciler_session(), cluster or sb.config.eks.cluster_name)
+    return eks_token(sb.reconciler_session(), cluster or sb.config.sole_eks().cluster_name)
 
 
 def _onprem_token(sb: Sandbox) -> str:
@@ -70,7 +70,7 @@ def test_an_eks_token_signed_for_another_cluster_is_refused(sandbox: Sandbox) ->
 
 
 def test_a_caller_without_an_access_entry_is_refused(sandbox: Sandbox) -> None:
-    token = eks_token(sandbox.aws_session(), sandbox.config.eks.cluster_name)
+    token = eks_token(sandbox.aws_session(), sandbox.config.sole_eks().cluster_name)
     assert sandbox.eks_server.authenticate(token) is None
 
 
@@ -112,7 +112,7 @@ def test_an_onprem_credentials_rotation_is_picked_up_on_the_next_run(sandbox: Sa
     assert not sandbox.reconcile(["ippools"], "plan").errors  # a warm on-prem client
     new_token = sandbox.onprem_server.rotate_token(NAMESPACE, TOKEN_SECRET)
     sm = sandbox.aws_session().client("secretsmanager")
-    name = sandbox.config.onprem.credentials_secret
+    name = sandbox.config.sole_site().credentials_secret
     kubeconfig = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
     kubeconfig["users"][0]["user"]["token"] = new_token
     sm.put_secret_value(SecretId=name, SecretString=json.dumps(kubeconfig))

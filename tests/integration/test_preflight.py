@@ -123,7 +123,7 @@ def test_a_foreign_secret_under_the_onprem_name_would_block_the_stack(
 ) -> None:
     def squat(session: Any) -> None:
         session.client("secretsmanager").create_secret(
-            Name=config.onprem.credentials_secret, SecretString="{}"
+            Name=config.sole_site().credentials_secret, SecretString="{}"
         )
 
     failed = _failed(_run(config, before=squat))
@@ -160,12 +160,16 @@ def test_no_elastic_ip_left_for_the_nat_gateways_fails(config: FederationConfig)
     assert "EC2-VPC Elastic IPs: 1 in use + 1" in failed["quota.elastic-ips"]
 
 
+def changed(config: FederationConfig, name: str, **fields: Any) -> FederationConfig:
+    """``config`` with the cluster called ``name`` changed (not validated again)."""
+    clusters = [c.model_copy(update=fields) if c.name == name else c for c in config.clusters]
+    return config.model_copy(update={"clusters": clusters})
+
+
 def test_a_version_with_less_than_six_months_of_standard_support_fails(
     config: FederationConfig,
 ) -> None:
-    old = config.model_copy(
-        update={"eks": config.eks.model_copy(update={"kubernetes_version": "1.35"})}
-    )
+    old = changed(config, config.sole_eks().name, kubernetes_version="1.35")
 
     failed = _failed(_run(old))
 
@@ -174,9 +178,7 @@ def test_a_version_with_less_than_six_months_of_standard_support_fails(
 
 
 def test_a_version_eks_no_longer_offers_fails(config: FederationConfig) -> None:
-    gone = config.model_copy(
-        update={"eks": config.eks.model_copy(update={"kubernetes_version": "1.29"})}
-    )
+    gone = changed(config, config.sole_eks().name, kubernetes_version="1.29")
 
     failed = _failed(_run(gone))
 
@@ -184,11 +186,7 @@ def test_a_version_eks_no_longer_offers_fails(config: FederationConfig) -> None:
 
 
 def test_an_onprem_endpoint_outside_the_host_cidrs_fails(config: FederationConfig) -> None:
-    moved = config.model_copy(
-        update={
-            "onprem": config.onprem.model_copy(update={"api_endpoint": "https://172.16.0.10:6443"})
-        }
-    )
+    moved = changed(config, config.sole_site().name, api_endpoint="https://172.16.0.10:6443")
 
     failed = _failed(_run(moved))
 
@@ -198,12 +196,8 @@ def test_an_onprem_endpoint_outside_the_host_cidrs_fails(config: FederationConfi
 def test_an_onprem_endpoint_name_says_what_resolving_it_from_the_vpc_needs(
     config: FederationConfig,
 ) -> None:
-    named = config.model_copy(
-        update={
-            "onprem": config.onprem.model_copy(
-                update={"api_endpoint": "https://api.onprem.example.internal:6443"}
-            )
-        }
+    named = changed(
+        config, config.sole_site().name, api_endpoint="https://api.onprem.example.internal:6443"
     )
 
     result = _run(named)

@@ -19,7 +19,9 @@ ACCESS_NS = "fedkeeper-access"  # federation.example.yaml: the access Secrets' o
 
 
 def _pool(sb: Sandbox) -> dict[str, Any] | None:
-    return sb.onprem_server.get_object(CALICO, "IPPool", pool_name(str(sb.config.aws.vpc.cidr)))
+    return sb.onprem_server.get_object(
+        CALICO, "IPPool", pool_name(str(sb.config.sole_eks().network.cidr))
+    )
 
 
 def _disable_propagation(sb: Sandbox) -> str:
@@ -60,7 +62,7 @@ def test_plan_then_apply_repairs_disabled_propagation(sandbox: Sandbox) -> None:
 
 def test_plan_mode_writes_nothing_anywhere(sandbox: Sandbox) -> None:
     _disable_propagation(sandbox)
-    sandbox.aws.reset_addon_configuration(sandbox.config.eks.cluster_name, "vpc-cni", "{}")
+    sandbox.aws.reset_addon_configuration(sandbox.config.sole_eks().cluster_name, "vpc-cni", "{}")
     sandbox.onprem_server.delete_object(CALICO, "RemoteClusterConfiguration", "fed-eks")
     sandbox.clear_logs()
     report = sandbox.reconcile(None, "plan")
@@ -70,7 +72,7 @@ def test_plan_mode_writes_nothing_anywhere(sandbox: Sandbox) -> None:
 
 
 def test_addon_reset_is_restored_keeping_other_keys(sandbox: Sandbox) -> None:
-    cluster = sandbox.config.eks.cluster_name
+    cluster = sandbox.config.sole_eks().cluster_name
     sandbox.aws.reset_addon_configuration(
         cluster,
         "vpc-cni",
@@ -90,7 +92,7 @@ def test_addon_reset_is_restored_keeping_other_keys(sandbox: Sandbox) -> None:
 
 
 def test_self_managed_env_reset_is_patched_keeping_image_and_containers(sandbox: Sandbox) -> None:
-    sandbox.aws.delete_addon_state(sandbox.config.eks.cluster_name, "vpc-cni")
+    sandbox.aws.delete_addon_state(sandbox.config.sole_eks().cluster_name, "vpc-cni")
 
     def reset(ds: dict[str, Any]) -> None:
         c = ds["spec"]["template"]["spec"]["containers"][0]
@@ -181,7 +183,7 @@ def test_opt_out_annotation_is_respected(sandbox: Sandbox) -> None:
 
 
 def test_unreachable_onprem_defers_its_work_and_eks_is_still_reconciled(sandbox: Sandbox) -> None:
-    sandbox.aws.reset_addon_configuration(sandbox.config.eks.cluster_name, "vpc-cni", "{}")
+    sandbox.aws.reset_addon_configuration(sandbox.config.sole_eks().cluster_name, "vpc-cni", "{}")
     sandbox.eks_server.delete_object(CALICO, "RemoteClusterConfiguration", "onprem")
     sandbox.onprem_server.set_unreachable(True)
     conns = sandbox.connections()

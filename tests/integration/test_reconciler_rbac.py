@@ -80,14 +80,17 @@ def _drift_owned_objects(sb: Sandbox) -> None:
     def overlay(o: dict[str, Any]) -> None:
         o["spec"]["syncOptions"] = {"overlayRoutingMode": "Enabled"}
 
-    for server, rcc in ((sb.eks_server, cfg.eks_rcc_name), (sb.onprem_server, cfg.onprem_rcc_name)):
+    for server, rcc in (
+        (sb.eks_server, cfg.sole_site().name),
+        (sb.onprem_server, cfg.sole_eks().name),
+    ):
         server.mutate(RBAC, "ClusterRole", remote.name, None, no_rules)
         server.mutate(RBAC, "ClusterRoleBinding", remote.name, None, bound_elsewhere("ClusterRole"))
         server.mutate(RBAC, "Role", TYPHA_ACCESS, access_ns, no_rules)
         server.mutate(RBAC, "RoleBinding", TYPHA_ACCESS, access_ns, bound_elsewhere("Role"))
         server.mutate(calico, "RemoteClusterConfiguration", rcc, None, overlay)
         server.mutate("v1", "Secret", remote.name, remote.namespace, unbound)
-    pool = pool_name(str(cfg.aws.vpc.cidr))
+    pool = pool_name(str(cfg.sole_eks().network.cidr))
     sb.onprem_server.mutate(
         calico, "IPPool", pool, None, lambda o: o["spec"].update(natOutgoing=True)
     )
@@ -103,7 +106,10 @@ def _disown_federation_objects(sb: Sandbox) -> None:
     def disown(o: dict[str, Any]) -> None:
         o["metadata"]["labels"] = {}
 
-    for server, rcc in ((sb.eks_server, cfg.eks_rcc_name), (sb.onprem_server, cfg.onprem_rcc_name)):
+    for server, rcc in (
+        (sb.eks_server, cfg.sole_site().name),
+        (sb.onprem_server, cfg.sole_eks().name),
+    ):
         server.mutate("v1", "ServiceAccount", remote.name, remote.namespace, disown)
         server.mutate(calico, "RemoteClusterConfiguration", rcc, None, disown)
         server.mutate("v1", "Secret", access_secret_name(rcc), access_ns, disown)

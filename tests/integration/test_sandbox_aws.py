@@ -760,7 +760,7 @@ class TestBaseline:
         by_id = {s["SubnetId"]: s for s in subnets["Subnets"]}
         tags = {t["Key"]: t["Value"] for t in vpc["Tags"]}
         # Then the VPC has the config CIDR and tags, and each AZ a public and a private subnet
-        assert vpc["CidrBlock"] == str(config.aws.vpc.cidr)
+        assert vpc["CidrBlock"] == str(config.sole_eks().network.cidr)
         assert tags["Name"] == "fed-demo-vpc"
         assert tags["fedkeeper:federation"] == "fed-demo"
         assert len(baseline.public_subnet_ids) == len(baseline.private_subnet_ids) == 2
@@ -836,7 +836,7 @@ class TestBaseline:
         # Then the cluster sits in the private subnets of the VPC, vpc-cni does external SNAT,
         # and the secret holds the on-prem kubeconfig
         assert described["arn"] == baseline.cluster_arn
-        assert described["version"] == load_config(EXAMPLE).eks.kubernetes_version
+        assert described["version"] == load_config(EXAMPLE).sole_eks().kubernetes_version
         assert sorted(described["resourcesVpcConfig"]["subnetIds"]) == sorted(
             baseline.private_subnet_ids
         )

@@ -29,13 +29,13 @@ def _calico(sb: Sandbox) -> str:
 
 def _rcc(sb: Sandbox, side: str) -> Any:
     server = sb.eks_server if side == "eks" else sb.onprem_server
-    name = sb.config.eks_rcc_name if side == "eks" else sb.config.onprem_rcc_name
+    name = sb.config.sole_site().name if side == "eks" else sb.config.sole_eks().name
     return server.get_object(_calico(sb), "RemoteClusterConfiguration", name)
 
 
 def _delete_rcc(sb: Sandbox, side: str) -> None:
     server = sb.eks_server if side == "eks" else sb.onprem_server
-    name = sb.config.eks_rcc_name if side == "eks" else sb.config.onprem_rcc_name
+    name = sb.config.sole_site().name if side == "eks" else sb.config.sole_eks().name
     server.delete_object(_calico(sb), "RemoteClusterConfiguration", name)
 
 
@@ -119,7 +119,7 @@ def test_a_burst_of_50_unrelated_changes_costs_at_most_2_runs_and_no_write(
 
 
 def test_an_edited_owned_pool_is_put_back_by_the_watch(sandbox: Sandbox) -> None:
-    api, pool = _calico(sandbox), pool_name(str(sandbox.config.aws.vpc.cidr))
+    api, pool = _calico(sandbox), pool_name(str(sandbox.config.sole_eks().network.cidr))
     with sandbox.watching() as w:
         settled(w)
         sandbox.onprem_server.mutate(

@@ -104,13 +104,13 @@ def test_with_onprem_answering_in_9_s_no_repair_passes_the_deadline_and_eks_is_r
         assert sandbox.onprem_server.delete_object(calico(sandbox), "IPPool", owned_pool(sandbox))
         drifted = sandbox.clock.time()
         sandbox.eks_server.delete_object(
-            calico(sandbox), "RemoteClusterConfiguration", sandbox.config.eks_rcc_name
+            calico(sandbox), "RemoteClusterConfiguration", sandbox.config.sole_site().name
         )
         # Then EKS is repaired while the on-prem repair still waits for its answers
         took = wait(
             lambda: (
                 sandbox.eks_server.get_object(
-                    calico(sandbox), "RemoteClusterConfiguration", sandbox.config.eks_rcc_name
+                    calico(sandbox), "RemoteClusterConfiguration", sandbox.config.sole_site().name
                 )
                 is not None
             )

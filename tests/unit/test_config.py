@@ -29,16 +29,16 @@ def test_example_config_is_valid() -> None:
     cfg = parse_config(example())
     assert cfg.mode is Mode.APPLY
     assert cfg.federation.disabled_pool_policy is DisabledPoolPolicy.AUTO
-    assert cfg.eks_rcc_name == "onprem"
-    assert cfg.onprem_rcc_name == "fed-eks"
+    assert cfg.sole_site().name == "onprem"
+    assert cfg.sole_eks().name == "fed-eks"
 
 
 def test_rcc_names_default_to_the_other_cluster() -> None:
     data = example()
     data["federation"] = {}
     cfg = parse_config(data)
-    assert cfg.eks_rcc_name == cfg.onprem.cluster_name
-    assert cfg.onprem_rcc_name == "fed-eks"
+    assert cfg.sole_site().name == cfg.sole_site().cluster_name
+    assert cfg.sole_eks().name == "fed-eks"
 
 
 def test_vpc_overlapping_onprem_pods_names_both_fields() -> None:
@@ -46,7 +46,8 @@ def test_vpc_overlapping_onprem_pods_names_both_fields() -> None:
     data["aws"]["vpc"]["cidr"] = "10.244.0.0/16"
     errs = errors_of(data)
     assert any(
-        e.startswith("aws.vpc.cidr:") and "onprem.pod_cidrs[0]" in e and "choose" in e for e in errs
+        e.startswith("onprem.pod_cidrs[0]:") and "(aws.vpc.cidr)" in e and "choose" in e
+        for e in errs
     )
 
 
@@ -108,7 +109,9 @@ def test_duplicate_cidrs_and_cluster_names() -> None:
 
 
 def test_same_cluster_name_on_both_sides() -> None:
+    # Given the default RCC names, each the other cluster's name: they would collide
     data = example()
+    data["federation"] = {}
     data["onprem"]["cluster_name"] = "fed-eks"
     errs = errors_of(data)
     assert any(e.startswith("onprem.cluster_name") for e in errs)

@@ -44,7 +44,7 @@ def test_an_unknown_cloudtrail_mode_is_refused_naming_the_choices() -> None:
 
 
 def test_vpn_tunnels_default_to_ikev2_only() -> None:
-    assert parse_config(example()).aws.vpn.ike_versions == ["ikev2"]
+    assert parse_config(example()).sole_site().vpns[0].ike_versions == ["ikev2"]
 
 
 def test_an_unknown_ike_version_is_refused() -> None:
@@ -73,7 +73,7 @@ def calico(**fields: Any) -> dict[str, Any]:
 def test_the_calico_chart_defaults_to_tigeras_repository_and_a_published_version() -> None:
     data = example()
     data["eks"].pop("calico")
-    chart = parse_config(data).eks.calico
+    chart = parse_config(data).sole_eks().calico
 
     assert chart.chart_repository == "https://downloads.tigera.io/ee/charts"
     assert chart.chart_version == "v3.23.1"
@@ -84,7 +84,7 @@ def test_the_calico_chart_defaults_to_tigeras_repository_and_a_published_version
 def test_a_mirror_repository_is_accepted() -> None:
     cfg = parse_config(calico(chart_repository="oci://registry.example/tigera/"))
 
-    assert cfg.eks.calico.chart_repository == "oci://registry.example/tigera"
+    assert cfg.sole_eks().calico.chart_repository == "oci://registry.example/tigera"
 
 
 def test_a_repository_that_is_no_url_is_refused_naming_tigeras() -> None:
@@ -109,7 +109,10 @@ def test_a_chart_older_than_aws_cni_support_on_eks_is_refused() -> None:
 
 
 def test_older_packaged_chart_versions_with_a_build_suffix_are_accepted() -> None:
-    assert parse_config(calico(chart_version="v3.20.4-0")).eks.calico.chart_version == "v3.20.4-0"
+    assert (
+        parse_config(calico(chart_version="v3.20.4-0")).sole_eks().calico.chart_version
+        == "v3.20.4-0"
+    )
 
 
 def test_an_air_gapped_chart_must_be_a_packaged_tgz() -> None:
@@ -138,7 +141,7 @@ def test_values_may_not_change_what_policy_only_mode_fixes(values: dict[str, Any
 def test_other_values_are_accepted() -> None:
     values = {"installation": {"controlPlaneReplicas": 3}}
 
-    assert parse_config(calico(values=values)).eks.calico.values == values
+    assert parse_config(calico(values=values)).sole_eks().calico.values == values
 
 
 # --- first-deploy switches: add-ons, nodes, Calico secrets, endpoints -------------------------
@@ -188,5 +191,5 @@ def test_interface_endpoints_and_log_storage_default_to_the_cheaper_and_the_comp
 
     config = parse_config(data)
 
-    assert config.aws.vpc.interface_endpoints is False
-    assert config.eks.calico.log_storage is True
+    assert config.sole_eks().network.interface_endpoints is False
+    assert config.sole_eks().calico.log_storage is True

@@ -4,13 +4,14 @@ their errors name their own fields."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
-from fedkeeper.config import FederationConfig, VpcConfig, parse_config
+from fedkeeper.config import FederationConfig, TwoClusterConfig, VpcConfig, load_config
 from fedkeeper.errors import ConfigError
 from fedkeeper.topology import (
     EksCluster,
@@ -100,15 +101,21 @@ VARIANTS: dict[str, Change] = {
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_two_cluster_file_becomes_the_same_two_cluster_mesh(variant: str) -> None:
     # Given a two-cluster file the tests use, and what today's model makes of it
+    # (its sections as the two-cluster form's own models read them)
     data = changed(VARIANTS[variant])
-    legacy: FederationConfig = parse_config(copy.deepcopy(data))
+    legacy = TwoClusterConfig.model_validate(copy.deepcopy(data))
+    # ... and the RCC names each side holds: as set, or the other cluster's (lowered) name
+    eks_rcc_name = legacy.federation.eks_rcc_name or legacy.onprem.cluster_name
+    onprem_rcc_name = legacy.federation.onprem_rcc_name or re.sub(
+        r"[^a-z0-9-]", "-", legacy.eks.cluster_name.lower()
+    ).strip("-")
     # When it loads as a mesh
     mesh = parse_mesh(data)
     eks, site = mesh.clusters
     assert isinstance(eks, EksCluster) and isinstance(site, OnPremCluster)
     # Then each cluster is named as the RCC its peer already holds, both ways
-    assert site.name == legacy.eks_rcc_name
-    assert eks.name == legacy.onprem_rcc_name
+    assert site.name == eks_rcc_name
+    assert eks.name == onprem_rcc_name
     assert mesh.pairs() == sorted([(eks.name, site.name), (site.name, eks.name)])
     # ... and the clusters keep their own names
     assert eks.cluster_name == legacy.eks.cluster_name
@@ -136,7 +143,7 @@ def test_a_two_cluster_file_becomes_the_same_two_cluster_mesh(variant: str) -> N
         exclude={"eks_rcc_name", "onprem_rcc_name"}
     )
     # ... and the legacy names helper agrees
-    assert legacy_names(data) == (legacy.onprem_rcc_name, legacy.eks_rcc_name)
+    assert legacy_names(data) == (onprem_rcc_name, eks_rcc_name)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -162,6 +169,15 @@ def test_migrating_a_new_form_file_rewrites_it_unchanged(tmp_path: Any) -> None:
 def test_load_mesh_reads_the_two_cluster_example() -> None:
     mesh: MeshConfig = load_mesh(EXAMPLE)
     assert mesh.names() == ["fed-eks", "onprem"]
+
+
+def test_the_products_config_type_is_the_mesh_model() -> None:
+    # One model, no copy: load_config returns the mesh for both file forms
+    from tests.unit.topology_meshes import MESH_EXAMPLE
+
+    assert FederationConfig is MeshConfig
+    assert load_config(EXAMPLE) == load_mesh(EXAMPLE)
+    assert load_config(MESH_EXAMPLE) == load_mesh(MESH_EXAMPLE)
 
 
 def errors_of(data: Any) -> list[str]:

@@ -364,7 +364,8 @@ def test_version_warnings_name_each_eks_cluster_and_a_legacy_files_own_field() -
     day = date(2026, 7, 1)
     # Then the mesh warns as config.py does, on the file's own field
     warnings = mesh_warnings(parse_mesh(data), day, legacy_path_namer(data))
-    assert warnings and warnings == config_warnings(parse_config(data), day)
+    assert warnings and warnings == config_warnings(parse_config(data), day, data)
+    assert warnings[0].startswith("eks.kubernetes_version: ")
     # ... and in the new form, on the cluster's
     mesh = mesh_example()
     cluster(mesh, "eks-b")["kubernetes_version"] = "1.30"
