@@ -10,6 +10,7 @@ federation is distinct. ``joined(config)`` is the same federation with one clust
 
 from __future__ import annotations
 
+import ipaddress
 from itertools import combinations
 from typing import Any
 
@@ -92,6 +93,18 @@ def joined(config: FederationConfig) -> tuple[FederationConfig, str]:
     taken = {c["name"] for c in data["clusters"]}
     i = next(i for i in range(len(taken) + 1) if f"eks-{i:02d}" not in taken)
     new = _eks(i)
+    # A VPC CIDR and VGW ASN no cluster of ``config`` has (it may not follow this plan).
+    used = [n for c in config.clusters for n in config.cidrs_of(c.name)]
+    used += [n for site in config.sites() for n in site.service_cidrs]
+    free = next(
+        k
+        for k in range(100, 255)
+        if not any(ipaddress.ip_network(f"10.{k}.0.0/16").overlaps(n) for n in used)
+    )
+    asns = {e.network.vgw_asn for e in config.eks_clusters()}
+    asns |= {s.customer_gateway.bgp_asn for s in config.sites()}
+    new["network"]["cidr"] = f"10.{free}.0.0/16"
+    new["network"]["vgw_asn"] = next(a for a in range(64512, 65535) if a not in asns)
     eks_names = [c["name"] for c in data["clusters"] if c["kind"] == "eks"]
     data["clusters"].append(new)
     for c in data["clusters"]:
