@@ -279,6 +279,9 @@ class Sandbox:
         # A two-cluster federation keeps today's server names ("eks", "onprem"): they name
         # its kubeconfig contexts, its CAs and its write log.
         self._two_cluster = len(config.eks_clusters()) == 1 and len(config.sites()) == 1
+        self._labels: dict[str, str] = {}
+        if self._two_cluster:
+            self._labels = {config.sole_eks().name: "eks", config.sole_site().name: "onprem"}
         #: One fake API server per cluster, by the cluster's mesh name.
         self.servers: dict[str, FakeKubeServer] = {}
         for i, name in enumerate(self.cluster_order()):
@@ -761,9 +764,7 @@ class Sandbox:
 
     def _add_server(self, name: str, port: int) -> FakeKubeServer:
         cal = self.config.federation.calico_api
-        label = name
-        if self._two_cluster:
-            label = "eks" if name == self.config.sole_eks().name else "onprem"
+        label = self._labels.get(name, name)
         server = FakeKubeServer(
             label,
             token=f"{label}-admin-token",
