@@ -39,7 +39,28 @@ class MeshScenario:
     heals: str
 
 
+# In the demo's order: the joining cluster is the one that then leaves.
 MESH_SCENARIOS = (
+    MeshScenario(
+        "pair-broken",
+        "one directed pair breaks: its RCC deleted, or its access Secret's token corrupted",
+        "that pair alone is repaired",
+    ),
+    MeshScenario(
+        "token-rotated",
+        "one cluster re-issues the token Secret it holds for one consumer",
+        "only that consumer's access Secret is updated, once",
+    ),
+    MeshScenario(
+        "site-vpn-down",
+        "every tunnel of one site's VPNs goes DOWN (its API server cut off)",
+        "only that site's pairs are deferred",
+    ),
+    MeshScenario(
+        "peering-route-removed",
+        "the route to a peer VPC through their peering is deleted from one route table",
+        "that route alone is created again",
+    ),
     MeshScenario(
         "cluster-joins",
         "an EKS cluster joins: the config grows by one cluster, peered with every EKS "
@@ -51,26 +72,6 @@ MESH_SCENARIOS = (
         "a cluster leaves while its API server is down: removed from clusters, listed "
         "under departed",
         "its RCCs, tokens and pools go from every reachable cluster; nothing else is touched",
-    ),
-    MeshScenario(
-        "pair-broken",
-        "one directed pair breaks: its RCC deleted, or its access Secret's token corrupted",
-        "that pair alone is repaired",
-    ),
-    MeshScenario(
-        "site-vpn-down",
-        "every tunnel of one site's VPNs goes DOWN (its API server cut off)",
-        "only that site's pairs are deferred",
-    ),
-    MeshScenario(
-        "token-rotated",
-        "one cluster re-issues the token Secret it holds for one consumer",
-        "only that consumer's access Secret is updated, once",
-    ),
-    MeshScenario(
-        "peering-route-removed",
-        "the route to a peer VPC through their peering is deleted from one route table",
-        "that route alone is created again",
     ),
 )
 
