@@ -1128,7 +1128,10 @@ class SandboxAws:
         for key, value in access.items():
             access_config.setdefault(key, value)
         if self.eks_endpoint is not None:
-            endpoint, ca_data = self.eks_endpoint(name)
+            try:
+                endpoint, ca_data = self.eks_endpoint(name)
+            except LookupError:  # a cluster the sandbox runs no API server for: moto's answer
+                return
             cluster["endpoint"] = endpoint
             cluster["certificateAuthority"] = {"data": ca_data}
 

@@ -96,7 +96,7 @@ class ClusterEndpoint:
     name: str  # the cluster's mesh name
     kind: Literal["eks", "onprem"]
     url: str  # its fake API server
-    ca_data: str  # base64 PEM of the server's CA ("" over plain HTTP)
+    ca_data: str  # base64 PEM of the server's CA (a decorative one over plain HTTP)
     eks_cluster_name: str | None  # EKS: the name describe_cluster answers for
     credentials_secret: str | None  # a site: the Secrets Manager secret of its kubeconfig
 
@@ -284,6 +284,8 @@ class Sandbox:
             self._labels = {config.sole_eks().name: "eks", config.sole_site().name: "onprem"}
         #: One fake API server per cluster, by the cluster's mesh name.
         self.servers: dict[str, FakeKubeServer] = {}
+        # The EKS clusters among them (departed ones too), by their own EKS name.
+        self._eks_by_cluster_name: dict[str, str] = {}
         for i, name in enumerate(self.cluster_order()):
             self._add_server(name, ports[i] if i < len(ports) else 0)
         # EKS authentication: what STS knows of each access key, and the access entries.
@@ -485,11 +487,11 @@ class Sandbox:
         that exists and converges nothing (that is the engine's job). Returns the names of
         the new clusters.
         """
-        gone = [n for n in self.servers if n not in config.names()]
+        gone = [n for n in self.servers if n not in (*config.names(), *config.departed)]
         if gone:
             raise ValueError(
                 f"grow: the new config drops {', '.join(gone)}; a cluster leaves through "
-                "`departed` (see fedkeeper.sandbox.mesh_scenarios.leave)"
+                "`departed` (see fedkeeper.sandbox.mesh_scenarios.leave_unreachable)"
             )
         order = [c.name for c in config.eks_clusters()] + [c.name for c in config.sites()]
         new = [n for n in order if n not in self.servers]
@@ -730,10 +732,9 @@ class Sandbox:
                 continue
             out.aws += 1
             out.detail.append(f"aws {service}:{op}")
-        eks = {c.name for c in self.config.eks_clusters()}
         for name, server in self.servers.items():
             for rec in server.writes():
-                if name in eks:
+                if name in self._eks_by_cluster_name.values():
                     out.eks += 1
                 else:
                     out.onprem += 1
@@ -776,6 +777,9 @@ class Sandbox:
             port=port,
         )
         self.servers[name] = server
+        cluster = self.config.cluster(name)
+        if isinstance(cluster, EksCluster):
+            self._eks_by_cluster_name[cluster.cluster_name] = name
         return server
 
     def _stop_servers(self) -> None:
@@ -864,11 +868,14 @@ class Sandbox:
             entries[self.reconciler_role_arn] = AccessEntry("", (RECONCILER_GROUP,))
 
     def _eks_server_named(self, cluster_name: str) -> FakeKubeServer:
-        """The API server of the EKS cluster whose own (EKS) name is ``cluster_name``."""
-        for eks in self.config.eks_clusters():
-            if eks.cluster_name == cluster_name:
-                return self.servers[eks.name]
-        raise LookupError(cluster_name)
+        """The API server of the EKS cluster whose own (EKS) name is ``cluster_name``; in a
+        two-cluster federation, of its one EKS cluster whatever the name (as always)."""
+        name = self._eks_by_cluster_name.get(cluster_name)
+        if name is None and self._two_cluster:
+            name = next(iter(self._eks_by_cluster_name.values()))
+        if name is None:
+            raise LookupError(cluster_name)
+        return self.servers[name]
 
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:
         server = self._eks_server_named(cluster)
