@@ -5,7 +5,8 @@
    event reconcile; event → converged time per demo scenario (bench/reconcile_calls.py);
 2. handler cold import and first invocation (bench/handler_cold_start.py);
 3. `python app.py` synth time and the Lambda code asset's size (bench/synth.py);
-4. time to repair per demo scenario, before the watch and with it (bench/time_to_repair.py).
+4. time to repair per demo scenario, before the watch and with it (bench/time_to_repair.py);
+5. full meshes of 2 to 32 clusters: the sandbox world, then the engine's runs (bench/mesh.py).
 
 The "before" figures come from bench/before_433837c.json: the same methods run against the
 code at commit 433837c (before issue #22), recorded once, since that code is gone.
@@ -25,7 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench import handler_cold_start, reconcile_calls, synth, time_to_repair
+from bench import handler_cold_start, mesh, reconcile_calls, synth, time_to_repair
 from fedkeeper.config import load_config
 from fedkeeper.render import table
 
@@ -135,6 +136,8 @@ def measure(runs: int) -> dict[str, Any]:
     print("time to repair ...", flush=True)
     with contextlib.redirect_stdout(io.StringIO()):
         repair = time_to_repair.rows()
+    print("full meshes ...", flush=True)
+    meshes = [mesh.measure(n) for n in mesh.SIZES]
     return {
         "converged": {
             label: {"calls": c.calls.__dict__, "first": c.first.__dict__, "ms": c.ms}
@@ -148,6 +151,7 @@ def measure(runs: int) -> dict[str, Any]:
         "cold_start": cold,
         "synth": cdk,
         "time_to_repair": repair,
+        "mesh": meshes,
     }
 
 
@@ -444,6 +448,18 @@ def render(m: dict[str, Any], before: dict[str, Any], runs: int) -> str:
         "scoped reconcile runs). In a real account add the API server's watch fan-out and the "
         "network to each cluster.\n"
     )
+    w("## A federation of N clusters\n")
+    w(
+        "`.venv/bin/python -m bench.mesh`: full meshes (every cluster an RCC for every other; as "
+        "many sites as EKS clusters, at most 10, since a VGW takes 10 VPN connections). "
+        '"build s" lays down the whole world (a fake API server per cluster, a VPC, VGW and EKS '
+        "cluster per EKS cluster, every VPN and peering, the reconciler's identity everywhere); "
+        '"objects/cluster" and "calls/cluster" are the fewest-most over the clusters; the engine '
+        "columns are one converged full run and the first run after one join and one leave.\n"
+    )
+    w("```text")
+    w(mesh.render(m["mesh"]))
+    w("```\n")
     return "\n".join(out)
 
 

@@ -21,6 +21,7 @@ from fedkeeper.config import FederationConfig
 from fedkeeper.errors import PermanentError
 from fedkeeper.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from fedkeeper.rbac import reconciler_objects
+from fedkeeper.topology.model import OnPremCluster
 
 if TYPE_CHECKING:
     from fedkeeper.adapters.kube import KubeCluster
@@ -211,9 +212,14 @@ def apply_bootstrap(cluster: KubeCluster, config: FederationConfig) -> list[str]
 
 
 def fedkeeper_kubeconfig(
-    cluster: KubeCluster, config: FederationConfig, *, wait_s: float = 10.0
+    cluster: KubeCluster,
+    config: FederationConfig,
+    *,
+    wait_s: float = 10.0,
+    site: str | None = None,
 ) -> dict[str, Any]:
-    """The kubeconfig (token auth) to store in the on-prem credentials secret."""
+    """The kubeconfig (token auth) to store in the on-prem credentials secret of ``site``
+    (a site's mesh name; None: the federation's one site)."""
     deadline = time.monotonic() + wait_s
     while True:
         secret = cluster.get("Secret", TOKEN_SECRET, NAMESPACE) or {}
@@ -227,10 +233,13 @@ def fedkeeper_kubeconfig(
             )
         time.sleep(0.5)
     token = base64.b64decode(data["token"]).decode()
-    cluster_entry: dict[str, Any] = {"server": config.sole_site().api_endpoint}
+    onprem = config.sole_site() if site is None else config.cluster(site)
+    if not isinstance(onprem, OnPremCluster):
+        raise PermanentError(f"{site} is not an on-prem cluster of the federation")
+    cluster_entry: dict[str, Any] = {"server": onprem.api_endpoint}
     if data.get("ca.crt"):
         cluster_entry["certificate-authority-data"] = data["ca.crt"]
-    name = config.sole_site().cluster_name
+    name = onprem.cluster_name
     return {
         "apiVersion": "v1",
         "kind": "Config",

@@ -496,6 +496,8 @@ class SandboxAws:
             self.calls.clear()
             self._propagations: dict[str, set[str]] = {}
             self._learned: dict[str, list[str]] = {}
+            # Routes learned over one VPN connection's BGP sessions (a mesh's VGW has several).
+            self._vpn_learned: dict[str, list[str]] = {}
             self._tunnels: dict[str, list[_Tunnel]] = {}
             self._vpn_options: dict[str, dict[str, Any]] = {}
             self._addons: dict[tuple[str, str, str], _Addon] = {}
@@ -911,17 +913,38 @@ class SandboxAws:
                 if attachment is None or attachment.state != "attached":
                     continue
                 state = "active" if self._vgw_tunnels_up(region, vgw_id) else "blackhole"
+                states = dict.fromkeys(learned[vgw_id], state)
+                for cidr, vpn_state in self._vpn_route_states(region, vgw_id).items():
+                    if states.get(cidr) != "active":
+                        states[cidr] = vpn_state
                 taken = {r.get("DestinationCidrBlock") for r in routes}
                 routes += [
                     {
                         "DestinationCidrBlock": cidr,
                         "GatewayId": vgw_id,
                         "Origin": "EnableVgwRoutePropagation",
-                        "State": state,
+                        "State": cidr_state,
                     }
-                    for cidr in learned[vgw_id]
+                    for cidr, cidr_state in states.items()
                     if cidr not in taken
                 ]
+
+    def _vpn_route_states(self, region: str, vgw_id: str) -> dict[str, str]:
+        """CIDR -> state of the routes the VGW learned over each of its VPN connections
+        (:meth:`set_vpn_routes`): ``active`` while some connection announcing it has a tunnel
+        UP, else ``blackhole`` (a site whose tunnels are down no longer reaches the VPC, the
+        other sites on the same VGW still do)."""
+        out: dict[str, str] = {}
+        for conn in list(self._ec2(region).vpn_connections.values()):
+            if conn.vpn_gateway_id != vgw_id or conn.state != "available":
+                continue
+            with self._lock:
+                cidrs = list(self._vpn_learned.get(conn.id, []))
+            up = any(t.up for t in self._tunnel_state(conn.id))
+            for cidr in cidrs:
+                if out.get(cidr) != "active":
+                    out[cidr] = "active" if up else "blackhole"
+        return out
 
     # ----------------------------------------------------------------- EC2: VPN
 
@@ -934,7 +957,10 @@ class SandboxAws:
 
     def _telemetry(self, vpn_connection_id: str, vgw_id: str | None) -> list[dict[str, Any]]:
         with self._lock:
-            learned = len(self._learned.get(vgw_id or "", []))
+            if vpn_connection_id in self._vpn_learned:
+                learned = len(self._vpn_learned[vpn_connection_id])
+            else:
+                learned = len(self._learned.get(vgw_id or "", []))
             out = []
             for tunnel in self._tunnel_state(vpn_connection_id):
                 accepted = tunnel.accepted_routes
@@ -1102,7 +1128,10 @@ class SandboxAws:
         for key, value in access.items():
             access_config.setdefault(key, value)
         if self.eks_endpoint is not None:
-            endpoint, ca_data = self.eks_endpoint(name)
+            try:
+                endpoint, ca_data = self.eks_endpoint(name)
+            except LookupError:  # a cluster the sandbox runs no API server for: moto's answer
+                return
             cluster["endpoint"] = endpoint
             cluster["certificateAuthority"] = {"data": ca_data}
 
@@ -1485,6 +1514,14 @@ class SandboxAws:
         normalised = [str(ipaddress.ip_network(c, strict=True)) for c in cidrs]
         with self._lock:
             self._learned[vgw_id] = list(dict.fromkeys(normalised))
+
+    def set_vpn_routes(self, vpn_connection_id: str, cidrs: list[str]) -> None:
+        """The routes the VGW learned over one VPN connection (replaces its previous set):
+        what one site's customer gateway announces. Its tunnels' ``AcceptedRouteCount``
+        counts these; the VGW propagates them while one of the connection's tunnels is UP."""
+        normalised = [str(ipaddress.ip_network(c, strict=True)) for c in cidrs]
+        with self._lock:
+            self._vpn_learned[vpn_connection_id] = list(dict.fromkeys(normalised))
 
     def addon(self, cluster: str, name: str) -> dict[str, Any] | None:
         """The stored add-on in EKS's ``DescribeAddon`` shape, or None."""

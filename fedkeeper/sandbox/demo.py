@@ -65,7 +65,14 @@ def run_demo(
     list_only: bool = False,
     header: str | None = None,
 ) -> int:
-    """Run the named scenarios (default all); 0 only if each converged with no rerun writes."""
+    """Run the named scenarios (default all); 0 only if each converged with no rerun writes.
+
+    A federation of more than one EKS cluster and one site runs the mesh scenarios
+    (:mod:`fedkeeper.sandbox.mesh_demo`)."""
+    if len(config.eks_clusters()) != 1 or len(config.sites()) != 1:
+        from fedkeeper.sandbox.mesh_demo import run_mesh_demo
+
+        return run_mesh_demo(config, scenarios=scenarios, as_json=as_json, list_only=list_only)
     if list_only:
         if as_json:
             listing = [

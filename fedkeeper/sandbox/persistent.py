@@ -85,11 +85,12 @@ class PortInUseError(SandboxStateError):
     """A port the world would listen on is taken."""
 
 
-def check_ports_free(base: int) -> None:
-    """PortInUseError naming the first taken port of a world on ``base`` (0: nothing to check)."""
+def check_ports_free(base: int, clusters: int = 2) -> None:
+    """PortInUseError naming the first taken port of a world of ``clusters`` clusters on
+    ``base`` (0: nothing to check)."""
     if base == 0:
         return
-    for port in world_ports(base):
+    for port in world_ports(base, clusters):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -98,7 +99,7 @@ def check_ports_free(base: int) -> None:
                 raise PortInUseError(
                     f"port {port} is taken (by another program, or a sandbox with another "
                     f"{HOME_ENV}); choose free ports with --port N or {PORT_ENV}=N (the "
-                    "sandbox takes N, N+1 and N+2), or 0 for any free ports"
+                    f"sandbox takes N to N+{clusters}), or 0 for any free ports"
                 ) from None
 
 
@@ -128,9 +129,10 @@ def base_port(given: int | None = None) -> int:
     return port
 
 
-def world_ports(base: int) -> tuple[int, int, int]:
-    """(AWS, EKS, on-prem) ports of a world on ``base``."""
-    return (0, 0, 0) if base == 0 else (base, base + 1, base + 2)
+def world_ports(base: int, clusters: int = 2) -> tuple[int, ...]:
+    """(AWS, then one per cluster) ports of a world on ``base``: for two clusters (AWS, EKS,
+    on-prem); for more, the clusters in the sandbox's order (EKS clusters, then sites)."""
+    return (0,) * (clusters + 1) if base == 0 else tuple(range(base, base + clusters + 1))
 
 
 def config_digest(config: FederationConfig) -> str:
@@ -155,6 +157,8 @@ class WorldState:
     credentials: dict[str, str] = field(repr=False)
     log: str = ""
     kubeconfig: str = ""
+    # Every cluster's API server by mesh name (eks_url/onprem_url: a two-cluster world's).
+    cluster_urls: dict[str, str] = field(default_factory=dict)
 
     def write(self, home: Path) -> None:
         """Atomically, readable by its owner only (it holds credentials)."""
@@ -397,7 +401,7 @@ def start_world(
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         replaced = _clean_stale(home)
-        check_ports_free(port)
+        check_ports_free(port, len(config.clusters))
         process = _spawn(home, config_path, port, lock)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -586,14 +590,14 @@ def _json(value: Any) -> bytes:
 
 
 def _admin_kubeconfig(sb: Sandbox) -> dict[str, Any]:
-    """Both clusters as cluster admin (contexts sandbox-eks and sandbox-onprem), for kubectl."""
-    eks = sb.eks_server.kubeconfig(context="sandbox-eks")
-    onprem = sb.onprem_server.kubeconfig(context="sandbox-onprem")
+    """Every cluster as cluster admin (contexts sandbox-<server>: sandbox-eks and
+    sandbox-onprem for two clusters, sandbox-<cluster name> for more), for kubectl."""
+    configs = [s.kubeconfig(context=f"sandbox-{s.name}") for s in sb.servers.values()]
     return {
-        **eks,
-        "clusters": eks["clusters"] + onprem["clusters"],
-        "users": eks["users"] + onprem["users"],
-        "contexts": eks["contexts"] + onprem["contexts"],
+        **configs[0],
+        "clusters": [c for k in configs for c in k["clusters"]],
+        "users": [u for k in configs for u in k["users"]],
+        "contexts": [c for k in configs for c in k["contexts"]],
     }
 
 
@@ -606,10 +610,11 @@ def serve(config_path: str, home: Path, port: int) -> int:
     from fedkeeper.sandbox.world import Sandbox
 
     config = load_config(config_path)
-    aws_port, eks_port, onprem_port = world_ports(port)
+    aws_port, *cluster_ports = world_ports(port, len(config.clusters))
     started = time.time()
-    sb = Sandbox(config, ports=(eks_port, onprem_port))
-    print(f"starting: config {config_path}, ports {aws_port}/{eks_port}/{onprem_port}", flush=True)
+    sb = Sandbox(config, ports=cluster_ports)
+    shown_ports = "/".join(str(p) for p in (aws_port, *cluster_ports))
+    print(f"starting: config {config_path}, ports {shown_ports}", flush=True)
     sb.up()
     control = WorldControl(sb, secrets.token_urlsafe(24), started)
     endpoint = AwsEndpoint(sb.aws, aws_port, control=control.handle).start()
@@ -628,8 +633,9 @@ def serve(config_path: str, home: Path, port: int) -> int:
         federation=config.name,
         region=config.aws.region,
         aws_url=endpoint.url,
-        eks_url=sb.eks_server.url,
-        onprem_url=sb.onprem_server.url,
+        eks_url=sb.eks_server.url if len(sb.servers) == 2 else "",
+        onprem_url=sb.onprem_server.url if len(sb.servers) == 2 else "",
+        cluster_urls={name: server.url for name, server in sb.servers.items()},
         control_token=control.token,
         credentials=sb.reconciler_credentials,
         log=str(home / LOG_FILE),
@@ -637,7 +643,11 @@ def serve(config_path: str, home: Path, port: int) -> int:
     )
     try:
         state.write(home)
-        print(f"ready: AWS {endpoint.url}, EKS {state.eks_url}, on-prem {state.onprem_url}")
+        if state.eks_url:
+            print(f"ready: AWS {endpoint.url}, EKS {state.eks_url}, on-prem {state.onprem_url}")
+        else:
+            clusters = ", ".join(f"{n} {u}" for n, u in state.cluster_urls.items())
+            print(f"ready: AWS {endpoint.url}, {clusters}")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass

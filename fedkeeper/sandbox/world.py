@@ -28,10 +28,10 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from logging import StreamHandler
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from kubernetes.client import ApiClient
@@ -46,11 +46,21 @@ from fedkeeper.lambda_runtime import Runtime, Settings, use_runtime
 from fedkeeper.model import Report, Scope
 from fedkeeper.rbac import RECONCILER, RECONCILER_GROUP, eks_reconciler_objects
 from fedkeeper.sandbox.aws import SandboxAws
-from fedkeeper.sandbox.aws_baseline import AwsBaseline, deploy_aws_baseline
+from fedkeeper.sandbox.aws_baseline import (
+    AwsBaseline,
+    MeshBaseline,
+    NetworkBaseline,
+    SiteBaseline,
+    VpcIds,
+    VpnBaseline,
+    deploy_aws_baseline,
+    deploy_mesh_baseline,
+)
 from fedkeeper.sandbox.clock import SandboxClock
 from fedkeeper.sandbox.kube_server import AccessEntry, AwsCaller, EksTokenReview, FakeKubeServer
 from fedkeeper.sandbox.lambda_context import FakeLambdaContext
 from fedkeeper.service import Connections, ModeName, Targets, reconcile
+from fedkeeper.topology.model import EksCluster, OnPremCluster
 from fedkeeper.watch import Watcher, state_parameter_name
 from fedkeeper.wording import shown
 
@@ -69,13 +79,45 @@ class EmulatorWrites:
     """Writes seen by the emulators themselves (not by fedkeeper's own counters)."""
 
     aws: int = 0
-    eks: int = 0
-    onprem: int = 0
+    eks: int = 0  # on every EKS cluster
+    onprem: int = 0  # on every site
     detail: list[str] = field(default_factory=list)
+    clusters: dict[str, int] = field(default_factory=dict)  # by cluster name
 
     @property
     def total(self) -> int:
         return self.aws + self.eks + self.onprem
+
+
+@dataclass(frozen=True)
+class ClusterEndpoint:
+    """Where one cluster of the sandbox answers, and how production code finds it."""
+
+    name: str  # the cluster's mesh name
+    kind: Literal["eks", "onprem"]
+    url: str  # its fake API server
+    ca_data: str  # base64 PEM of the server's CA (a decorative one over plain HTTP)
+    eks_cluster_name: str | None  # EKS: the name describe_cluster answers for
+    credentials_secret: str | None  # a site: the Secrets Manager secret of its kubeconfig
+
+
+def _as_mesh(config: FederationConfig, b: AwsBaseline) -> MeshBaseline:
+    """A two-cluster federation's baseline, by cluster name."""
+    eks, site = config.sole_eks().name, config.sole_site().name
+    vpc = VpcIds(
+        vpc_id=b.vpc_id,
+        public_subnet_ids=b.public_subnet_ids,
+        private_subnet_ids=b.private_subnet_ids,
+        public_route_table_id=b.public_route_table_id,
+        private_route_table_ids=b.private_route_table_ids,
+        nat_gateway_ids=b.nat_gateway_ids,
+        igw_id=b.igw_id,
+    )
+    return MeshBaseline(
+        networks={eks: NetworkBaseline(eks, vpc, b.vgw_id, b.cluster_name, b.cluster_arn)},
+        sites={site: SiteBaseline(site, b.cgw_id, b.onprem_secret_arn)},
+        vpns={(site, eks): VpnBaseline(site, eks, b.vpn_connection_id, b.tunnel_outside_ips)},
+    )
 
 
 _AWS_READ_PREFIXES = ("Describe", "List", "Get")
@@ -224,37 +266,32 @@ class Sandbox:
     """A whole federation on this machine. Use :meth:`start` as a context manager."""
 
     def __init__(
-        self, config: FederationConfig, *, tls: bool = False, ports: tuple[int, int] = (0, 0)
+        self, config: FederationConfig, *, tls: bool = False, ports: Sequence[int] = ()
     ) -> None:
-        """``tls``: both fake API servers speak HTTPS with a CA of their own (kubeconfigs and
+        """``tls``: every fake API server speaks HTTPS with a CA of its own (kubeconfigs and
         describe_cluster carry it), and ``fail_tls`` can be injected. ``ports``: where the
-        EKS and on-prem API servers listen (0: any free port)."""
+        clusters' API servers listen, in :meth:`cluster_order` (the EKS clusters, then the
+        sites, each in file order; for a two-cluster federation: EKS, then on-prem); a port
+        left out or 0: any free port."""
         self.config = config
-        cal = config.federation.calico_api
         self.clock = SandboxClock()
-        self.eks_server = FakeKubeServer(
-            "eks",
-            token="eks-admin-token",
-            calico_group=cal.group,
-            calico_version=cal.version,
-            clock=self.clock.time,
-            advance=self.clock.advance,
-            tls=tls,
-            port=ports[0],
-        )
-        self.onprem_server = FakeKubeServer(
-            "onprem",
-            token="onprem-admin-token",
-            calico_group=cal.group,
-            calico_version=cal.version,
-            clock=self.clock.time,
-            advance=self.clock.advance,
-            tls=tls,
-            port=ports[1],
-        )
+        self._tls = tls
+        # A two-cluster federation keeps today's server names ("eks", "onprem"): they name
+        # its kubeconfig contexts, its CAs and its write log.
+        self._two_cluster = len(config.eks_clusters()) == 1 and len(config.sites()) == 1
+        self._labels: dict[str, str] = {}
+        if self._two_cluster:
+            self._labels = {config.sole_eks().name: "eks", config.sole_site().name: "onprem"}
+        #: One fake API server per cluster, by the cluster's mesh name.
+        self.servers: dict[str, FakeKubeServer] = {}
+        # The EKS clusters among them (departed ones too), by their own EKS name.
+        self._eks_by_cluster_name: dict[str, str] = {}
+        for i, name in enumerate(self.cluster_order()):
+            self._add_server(name, ports[i] if i < len(ports) else 0)
         # EKS authentication: what STS knows of each access key, and the access entries.
         self.aws_callers: dict[str, AwsCaller] = {}
-        self.access_entries: dict[str, AccessEntry] = {}
+        # Each EKS cluster's access entries, by principal ARN (an access entry is per cluster).
+        self.cluster_access_entries: dict[str, dict[str, AccessEntry]] = {}
         self.reconciler_role_arn: str | None = None
         # The role's credentials, as STS gave them (what a Lambda finds in its environment).
         self.reconciler_credentials: dict[str, str] = {}
@@ -265,7 +302,9 @@ class Sandbox:
         self.aws.advance = self.clock.advance
         self.aws.clock = self.clock.time  # add-on rollouts end on the sandbox clock
         self.clock.listeners.append(self.aws.settle_addons)
-        self.baseline: AwsBaseline | None = None
+        self.baseline: AwsBaseline | None = None  # a two-cluster federation's ids
+        #: The AWS side by cluster name (for a two-cluster federation, the same ids).
+        self.mesh_baseline = MeshBaseline()
         self.topic_arn: str | None = None
         self.episodes_table: str | None = None
         # Every line the handlers wrote (JSON logs, EMF metrics), as CloudWatch Logs would.
@@ -290,26 +329,32 @@ class Sandbox:
             sb.down()
 
     def up(self, *, converge: bool = True) -> None:
+        """Start the servers and AWS, lay down the baseline, deploy the reconciler's
+        identity on every cluster and, with ``converge``, run one full reconcile."""
         self._stack.enter_context(self.clock.signing_time())
-        self.eks_server.start()
-        self._stack.callback(self.eks_server.stop)
-        self.onprem_server.start()
-        self._stack.callback(self.onprem_server.stop)
+        self._stack.callback(self._stop_servers)
+        for server in self.servers.values():
+            server.start()
         self.aws.start()
         self._stack.callback(self.aws.stop)
-        self.eks_server.token_reviews.append(
-            EksTokenReview(
-                self.config.sole_eks().cluster_name, self.aws_callers.get, self.access_entries
+        for name in self.servers:
+            self._prepare_cluster(name)
+        if self._two_cluster:
+            self.baseline = deploy_aws_baseline(
+                self.aws_session(),
+                self.aws,
+                self.config,
+                onprem_kubeconfig=self._site_kubeconfig(self.config.sole_site().name),
             )
-        )
-        self._seed_eks()
-        self._seed_onprem()
-        self.baseline = deploy_aws_baseline(
-            self.aws_session(),
-            self.aws,
-            self.config,
-            onprem_kubeconfig=json.dumps(self._bootstrap_onprem()),
-        )
+            self.mesh_baseline = _as_mesh(self.config, self.baseline)
+        else:
+            deploy_mesh_baseline(
+                self.aws_session(),
+                self.aws,
+                self.config,
+                self.mesh_baseline,
+                self._site_kubeconfig,
+            )
         self._deploy_reconciler_identity()
         # The automation stack's SSM parameter for the watch function's state.
         self.aws_session().client("ssm").put_parameter(
@@ -331,6 +376,7 @@ class Sandbox:
         self.clear_logs()
 
     def down(self) -> None:
+        """Close the connections and stop everything :meth:`up` started."""
         if self._conns is not None:
             self._conns.close()
             self._conns = None
@@ -377,6 +423,100 @@ class Sandbox:
     def onprem_client(self) -> ApiClient:
         """An official kubernetes ApiClient for the on-prem fake (admin credentials)."""
         return new_client_from_config_dict(self.onprem_server.kubeconfig())
+
+    # --- per cluster, by mesh name --------------------------------------------------------
+
+    def cluster_order(self) -> list[str]:
+        """The clusters' mesh names: the EKS clusters, then the sites, each in file order."""
+        return [c.name for c in self.config.eks_clusters()] + [c.name for c in self.config.sites()]
+
+    @property
+    def eks_server(self) -> FakeKubeServer:
+        """The API server of a two-cluster federation's EKS cluster."""
+        return self.servers[self._sole("eks")]
+
+    @property
+    def onprem_server(self) -> FakeKubeServer:
+        """The API server of a two-cluster federation's on-prem cluster."""
+        return self.servers[self._sole("onprem")]
+
+    @property
+    def access_entries(self) -> dict[str, AccessEntry]:
+        """The access entries of a two-cluster federation's EKS cluster."""
+        return self.cluster_access_entries[self._sole("eks")]
+
+    def server(self, name: str) -> FakeKubeServer:
+        """The fake API server of the cluster called ``name``."""
+        try:
+            return self.servers[name]
+        except KeyError:
+            known = ", ".join(self.servers)
+            raise KeyError(f"no cluster {name!r} in the sandbox (clusters: {known})") from None
+
+    def kubeconfig(self, name: str) -> dict[str, Any]:
+        """An admin (``system:masters``) kubeconfig for the cluster called ``name``."""
+        return self.server(name).kubeconfig()
+
+    def client(self, name: str) -> ApiClient:
+        """An official kubernetes ApiClient (admin) for the cluster called ``name``."""
+        return new_client_from_config_dict(self.kubeconfig(name))
+
+    def endpoints(self) -> dict[str, ClusterEndpoint]:
+        """How production code finds each cluster, by mesh name: an EKS cluster by its EKS
+        name (``describe_cluster`` answers the local server's URL and CA), a site by its
+        credentials secret (the kubeconfig of the reconciler's ServiceAccount)."""
+        out: dict[str, ClusterEndpoint] = {}
+        for eks in self.config.eks_clusters():
+            server = self.servers[eks.name]
+            out[eks.name] = ClusterEndpoint(
+                eks.name, "eks", server.url, server.ca_data, eks.cluster_name, None
+            )
+        for site in self.config.sites():
+            server = self.servers[site.name]
+            out[site.name] = ClusterEndpoint(
+                site.name, "onprem", server.url, server.ca_data, None, site.credentials_secret
+            )
+        return out
+
+    def grow(self, config: FederationConfig) -> list[str]:
+        """A cluster joins: ``config`` is this federation with more clusters (and links).
+
+        Builds what is new, as its stacks and its install would - its API server seeded
+        like a fresh install with the reconciler's identity, its VPC or its customer
+        gateway, its VPNs and peerings - and makes ``config`` the sandbox's; changes nothing
+        that exists and converges nothing (that is the engine's job). Returns the names of
+        the new clusters.
+        """
+        gone = [n for n in self.servers if n not in (*config.names(), *config.departed)]
+        if gone:
+            raise ValueError(
+                f"grow: the new config drops {', '.join(gone)}; a cluster leaves through "
+                "`departed` (see fedkeeper.sandbox.mesh_scenarios.leave_unreachable)"
+            )
+        order = [c.name for c in config.eks_clusters()] + [c.name for c in config.sites()]
+        new = [n for n in order if n not in self.servers]
+        self.config = config
+        if self._conns is not None:  # built for the old config
+            self._conns.close()
+            self._conns = None
+        for name in new:
+            self._add_server(name, 0).start()
+            self._prepare_cluster(name)
+        deploy_mesh_baseline(
+            self.aws_session(), self.aws, self.config, self.mesh_baseline, self._site_kubeconfig
+        )
+        for name in new:
+            if isinstance(config.cluster(name), EksCluster):
+                self._grant_access_entry(name)
+        return new
+
+    def replace_config(self, config: FederationConfig) -> None:
+        """Make ``config`` the sandbox's without building anything (a cluster leaving: its
+        server and AWS resources stay as the world has them)."""
+        self.config = config
+        if self._conns is not None:
+            self._conns.close()
+            self._conns = None
 
     @contextlib.contextmanager
     def watching(self, **options: Any) -> Iterator[Watcher]:
@@ -433,8 +573,8 @@ class Sandbox:
             if holder:
                 holder[0].stop()
             for _ in range(400):  # end the streams the server holds open, as a timeout would
-                self.eks_server.end_watches()
-                self.onprem_server.end_watches()
+                for server in self.servers.values():
+                    server.end_watches()
                 thread.join(timeout=0.05)
                 if not thread.is_alive():
                     break
@@ -461,7 +601,12 @@ class Sandbox:
         """The federation's network ids, as the network stack hands them to the rules."""
         b = self.baseline
         if b is None:
-            raise RuntimeError("sandbox not started")
+            raise RuntimeError(
+                "sandbox not started"
+                if self._two_cluster
+                else "the rules' narrowing to one network is a two-cluster federation's; "
+                "this sandbox holds several networks (see mesh_baseline)"
+            )
         return FederationNetwork(
             vpc=b.vpc_id,
             vgw=b.vgw_id,
@@ -572,8 +717,9 @@ class Sandbox:
         return self.dispatch(event).report
 
     def clear_logs(self) -> None:
-        self.eks_server.clear_log()
-        self.onprem_server.clear_log()
+        """Forget the requests every emulator logged so far."""
+        for server in self.servers.values():
+            server.clear_log()
         self.aws.clear_calls()
 
     def emulator_writes(self) -> EmulatorWrites:
@@ -586,10 +732,14 @@ class Sandbox:
                 continue
             out.aws += 1
             out.detail.append(f"aws {service}:{op}")
-        for name, server in (("eks", self.eks_server), ("onprem", self.onprem_server)):
+        for name, server in self.servers.items():
             for rec in server.writes():
-                setattr(out, name, getattr(out, name) + 1)
-                out.detail.append(f"{name} {rec.method} {rec.path} -> {rec.status}")
+                if name in self._eks_by_cluster_name.values():
+                    out.eks += 1
+                else:
+                    out.onprem += 1
+                out.clusters[name] = out.clusters.get(name, 0) + 1
+                out.detail.append(f"{server.name} {rec.method} {rec.path} -> {rec.status}")
         return out
 
     # --- internals --------------------------------------------------------------------------
@@ -613,22 +763,71 @@ class Sandbox:
             return json.dumps(error).encode(), "Unhandled"
         return json.dumps(response, default=str).encode(), None
 
-    def _bootstrap_onprem(self) -> dict[str, Any]:
-        """What an operator does once on-prem: `fedkeeper onprem-bootstrap --apply` as the
+    def _add_server(self, name: str, port: int) -> FakeKubeServer:
+        cal = self.config.federation.calico_api
+        label = self._labels.get(name, name)
+        server = FakeKubeServer(
+            label,
+            token=f"{label}-admin-token",
+            calico_group=cal.group,
+            calico_version=cal.version,
+            clock=self.clock.time,
+            advance=self.clock.advance,
+            tls=self._tls,
+            port=port,
+        )
+        self.servers[name] = server
+        cluster = self.config.cluster(name)
+        if isinstance(cluster, EksCluster):
+            self._eks_by_cluster_name[cluster.cluster_name] = name
+        return server
+
+    def _stop_servers(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def _sole(self, kind: str) -> str:
+        """The mesh name of the federation's one EKS cluster (or site); a clear error for a
+        federation of more."""
+        members = self.config.eks_clusters() if kind == "eks" else self.config.sites()
+        if len(members) != 1:
+            raise RuntimeError(
+                f"this sandbox holds {len(members)} {'EKS clusters' if kind == 'eks' else 'sites'}"
+                f"; name one: sb.server(name), sb.client(name) ({', '.join(self.servers)})"
+            )
+        return members[0].name
+
+    def _prepare_cluster(self, name: str) -> None:
+        """A new cluster's API server as a fresh install leaves it: seeded per kind, with
+        (EKS) the token review of its access entries."""
+        cluster = self.config.cluster(name)
+        server = self.servers[name]
+        if isinstance(cluster, EksCluster):
+            entries = self.cluster_access_entries.setdefault(name, {})
+            server.token_reviews.append(
+                EksTokenReview(cluster.cluster_name, self.aws_callers.get, entries)
+            )
+            self._seed_eks(server)
+        else:
+            self._seed_site(server, cluster)
+
+    def _site_kubeconfig(self, site: str) -> str:
+        """What an operator does once on a site: `fedkeeper onprem-bootstrap --apply` as the
         cluster admin; returns the kubeconfig it prints (stored in Secrets Manager)."""
+        server = self.servers[site]
         cal = self.config.federation.calico_api
         admin = KubeCluster.from_kubeconfig(
-            "onprem", self.onprem_server.kubeconfig(), resource_types(cal.group, cal.version)
+            server.name, server.kubeconfig(), resource_types(cal.group, cal.version)
         )
         try:
             apply_bootstrap(admin, self.config)
-            kubeconfig = fedkeeper_kubeconfig(admin, self.config, wait_s=0)
+            kubeconfig = fedkeeper_kubeconfig(admin, self.config, wait_s=0, site=site)
         finally:
             admin.close()
         # The configured endpoint resolves to the local server (the sandbox's "DNS").
         for entry in kubeconfig["clusters"]:
-            entry["cluster"]["server"] = self.onprem_server.url
-        return kubeconfig
+            entry["cluster"]["server"] = server.url
+        return json.dumps(kubeconfig)
 
     def _deploy_reconciler_identity(self) -> None:
         """The cluster stack's reconciler role and its EKS access entry; then the role's
@@ -649,7 +848,8 @@ class Sandbox:
             RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust)
         )["Role"]["Arn"]
         self.reconciler_role_arn = role_arn
-        self.access_entries[role_arn] = AccessEntry("", (RECONCILER_GROUP,))
+        for eks in self.config.eks_clusters():
+            self._grant_access_entry(eks.name)
         assumed = session.client("sts").assume_role(
             RoleArn=role_arn, RoleSessionName=f"{self.config.name}-reconcile"[:64]
         )
@@ -660,8 +860,26 @@ class Sandbox:
         self.reconciler_credentials = {k: str(creds[k]) for k in _CREDENTIAL_KEYS}
         self._reconciler_session = self.aws.session(credentials=creds)
 
+    def _grant_access_entry(self, eks: str) -> None:
+        """The cluster stack's access entry on ``eks`` for the reconciler's role, mapped to
+        the group its RBAC binds."""
+        if self.reconciler_role_arn is not None:
+            entries = self.cluster_access_entries.setdefault(eks, {})
+            entries[self.reconciler_role_arn] = AccessEntry("", (RECONCILER_GROUP,))
+
+    def _eks_server_named(self, cluster_name: str) -> FakeKubeServer:
+        """The API server of the EKS cluster whose own (EKS) name is ``cluster_name``; in a
+        two-cluster federation, of its one EKS cluster whatever the name (as always)."""
+        name = self._eks_by_cluster_name.get(cluster_name)
+        if name is None and self._two_cluster:
+            name = next(iter(self._eks_by_cluster_name.values()))
+        if name is None:
+            raise LookupError(cluster_name)
+        return self.servers[name]
+
     def _eks_endpoint(self, cluster: str) -> tuple[str, str]:
-        return self.eks_server.url, self.eks_server.ca_data
+        server = self._eks_server_named(cluster)
+        return server.url, server.ca_data
 
     def _addon_configured(
         self, cluster: str, addon: str, values: dict[str, Any], resolve: str | None
@@ -683,8 +901,12 @@ class Sandbox:
                             e["value"] = env.pop(e["name"])
                     c["env"] = entries + [{"name": k, "value": v} for k, v in env.items()]
 
-        if self.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system"):
-            self.eks_server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", follow)
+        try:
+            server = self._eks_server_named(cluster)
+        except LookupError:
+            return
+        if server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system"):
+            server.mutate("apps/v1", "DaemonSet", "aws-node", "kube-system", follow)
 
     def _calico(self) -> str:
         cal = self.config.federation.calico_api
@@ -700,8 +922,7 @@ class Sandbox:
             }
         )
 
-    def _seed_eks(self) -> None:
-        s = self.eks_server
+    def _seed_eks(self, s: FakeKubeServer) -> None:
         # The cluster stack's manifest: the reconciler group's RBAC.
         for obj in eks_reconciler_objects(self.config):
             s.seed(obj)
@@ -742,9 +963,8 @@ class Sandbox:
         )
         self._seed_common(s)
 
-    def _seed_onprem(self) -> None:
-        s = self.onprem_server
-        pod_cidr = str(self.config.sole_site().pod_cidrs[0])
+    def _seed_site(self, s: FakeKubeServer, site: OnPremCluster) -> None:
+        pod_cidr = str(site.pod_cidrs[0])
         s.seed(
             {
                 "apiVersion": self._calico(),
@@ -765,7 +985,7 @@ class Sandbox:
                 "metadata": {"name": "default"},
                 "spec": {
                     "nodeToNodeMeshEnabled": False,
-                    "asNumber": self.config.sole_site().customer_gateway.bgp_asn,
+                    "asNumber": site.customer_gateway.bgp_asn,
                 },
             }
         )
@@ -776,7 +996,7 @@ class Sandbox:
                 "metadata": {"name": "vpn-router"},
                 "spec": {
                     "peerIP": "192.168.0.1",
-                    "asNumber": self.config.sole_site().customer_gateway.bgp_asn,
+                    "asNumber": site.customer_gateway.bgp_asn,
                 },
             }
         )

@@ -363,6 +363,15 @@ class FakeKubeServer:
                 if namespace is None or not rt.namespaced or ns == namespace
             ]
 
+    def object_counts(self) -> dict[str, int]:
+        """How many objects the server stores, by kind (kinds with none left out)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for rt, bucket in self._store.objects.items():
+                if bucket:
+                    counts[rt.kind] = counts.get(rt.kind, 0) + len(bucket)
+            return counts
+
     def delete_object(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> bool:
