@@ -118,7 +118,7 @@ def run_vpn(run: Run) -> Plan:
         return _no_vpc(run, "vpn.vpc")
     run.report.tunnels_up = verdict.tunnels_up
     if not verdict.onprem_reachable:
-        run.cut_off("onprem", "no VPN tunnel up: the on-prem cluster is unreachable")
+        run.cut_off(run.conns.site_name, "no VPN tunnel up: the on-prem cluster is unreachable")
     return verdict.plan
 
 
@@ -146,6 +146,7 @@ def run_snat(run: Run) -> Plan:
             addon=addon,
             daemonset=ds,
             updated_with=updated[-1] if updated else None,
+            backend=run.conns.eks_name,
         )
     )
 
@@ -172,6 +173,7 @@ def ippools_observation(run: Run) -> IpPoolsObservation | None:
         pools=onprem_pools(run),
         policy=run.config.federation.disabled_pool_policy,
         onprem_ranges=onprem_ranges(run),
+        backend=run.conns.site_name,
     )
 
 
@@ -315,7 +317,7 @@ def rcc_observation(run: Run) -> RccObservation:
         return _cluster_side(
             cluster,
             names,
-            backend="eks",
+            backend=run.conns.eks_name,
             name=cfg.sole_eks().cluster_name,
             rcc_name=cfg.sole_site().name,  # the RCC on EKS is named after the site it reads
             endpoint=str(info.get("endpoint", "")),
@@ -326,7 +328,7 @@ def rcc_observation(run: Run) -> RccObservation:
         return _cluster_side(
             cluster,
             names,
-            backend="onprem",
+            backend=run.conns.site_name,
             name=cfg.sole_site().cluster_name,
             rcc_name=cfg.sole_eks().name,  # and the site's after the EKS cluster
             endpoint=cfg.sole_site().api_endpoint,
@@ -334,15 +336,18 @@ def rcc_observation(run: Run) -> RccObservation:
         )
 
     # Each side on its own: one cluster failing leaves the other's work (and AWS) going.
-    eks: ClusterSide | None = run.side("eks", Invariant.RCC, eks_side)
-    onprem: ClusterSide | None = run.side("onprem", Invariant.RCC, onprem_side)
+    eks_name, site_name = run.conns.eks_name, run.conns.site_name
+    eks: ClusterSide | None = run.side(eks_name, Invariant.RCC, eks_side)
+    onprem: ClusterSide | None = run.side(site_name, Invariant.RCC, onprem_side)
     if eks is None and onprem is None:
         raise (
-            run.guard.down.get("eks")
-            or run.guard.down.get("onprem")
+            run.guard.down.get(eks_name)
+            or run.guard.down.get(site_name)
             or PermanentError("rcc: neither cluster could be read")
         )
-    return RccObservation(names=names, eks=eks, onprem=onprem)
+    return RccObservation(
+        names=names, eks=eks, onprem=onprem, backends=(eks_name, site_name)
+    )
 
 
 def run_rcc(run: Run) -> Plan:
@@ -363,7 +368,7 @@ def run_checks(run: Run) -> Plan:
     # preconditions fedkeeper never writes, which the connections may keep (Preconditions).
     eks_seen: dict[str, Any] = (
         run.side(
-            "eks",
+            run.conns.eks_name,
             Invariant.CHECKS,
             lambda eks: run.precondition(
                 "eks", lambda: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)}
@@ -373,7 +378,7 @@ def run_checks(run: Run) -> Plan:
     )
     onprem_seen: dict[str, Any] = (
         run.side(
-            "onprem",
+            run.conns.site_name,
             Invariant.CHECKS,
             lambda onprem: {
                 "pools": onprem_pools(run),
