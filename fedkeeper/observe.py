@@ -20,13 +20,17 @@ from fedkeeper.invariants.checks import (
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
 from fedkeeper.invariants.rcc import (
     ACCESS_SECRET_ROLE,
+    CONSUMER_LABEL,
     ROLE_LABEL,
     TYPHA_ACCESS,
     ClusterSide,
+    MeshRccObservation,
+    MeshSide,
     RccNames,
     RccObservation,
     access_secret_name,
     access_secret_ref,
+    plan_mesh_rcc,
     plan_rcc,
 )
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
@@ -51,6 +55,7 @@ from fedkeeper.model import (
     VpnConnection,
 )
 from fedkeeper.run import Run, Runner
+from fedkeeper.topology.model import OnPremCluster
 
 if TYPE_CHECKING:
     from fedkeeper.adapters.kube import KubeCluster
@@ -350,7 +355,102 @@ def rcc_observation(run: Run) -> RccObservation:
     )
 
 
+def is_two_clusters(run: Run) -> bool:
+    """One EKS cluster and one site: the federation today's two-cluster observers read."""
+    return len(run.config.eks_clusters()) == 1 and len(run.config.sites()) == 1
+
+
+def _endpoint_and_ca(run: Run, name: str) -> tuple[str, str | None]:
+    """How peers reach cluster ``name``'s API server, and its CA (None: the token's)."""
+    member = run.config.cluster(name)
+    if isinstance(member, OnPremCluster):
+        return member.api_endpoint, None
+    info = run.conns.eks_cluster(name)
+    ca = info.get("certificateAuthority")
+    return str(info.get("endpoint", "")), ca.get("data") if isinstance(ca, dict) else None
+
+
+def mesh_side_of(run: Run, name: str, names: RccNames) -> MeshSide:
+    """What cluster ``name`` holds for invariant 4, for all its pairs at once.
+
+    Label-selected lists and gets by fixed name: the calls are the same however many peers
+    the cluster has (an access Secret missing from the owned list is read by name, once, only
+    until fedkeeper owns it).
+    """
+    cluster = run.cluster(name)
+    sa, sa_ns, ns = names.remote_sa, names.remote_sa_namespace, names.access_namespace
+    listed = owned_secrets(cluster, names)
+    if sa_ns != ns:
+        listed += [
+            {"apiVersion": "v1", "kind": "Secret", **s}
+            for s in cluster.list(
+                "Secret",
+                sa_ns,
+                label_selector=(
+                    f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation}"
+                ),
+            )
+        ]
+    owned_access = [s for s in listed if _labels(s).get(ROLE_LABEL) == ACCESS_SECRET_ROLE]
+    access = {_object_key(s)[1]: s for s in owned_access if _object_key(s)[0] == ns}
+    for peer in run.config.peers(name):
+        secret_name = access_secret_name(peer)
+        if secret_name not in access:
+            found = cluster.get("Secret", secret_name, ns)
+            if found is not None:
+                access[secret_name] = found
+    tokens = [
+        s for s in listed if _object_key(s)[0] == sa_ns and CONSUMER_LABEL in _labels(s)
+    ]
+    legacy = _secret(cluster, listed, names, sa, sa_ns)  # a token from before the mesh
+    if legacy is not None and legacy not in tokens:
+        tokens.append(legacy)
+    rccs = cluster.list("RemoteClusterConfiguration")
+    endpoint, ca_data = _endpoint_and_ca(run, name)
+    return MeshSide(
+        cluster_name=run.config.cluster(name).cluster_name,
+        endpoint=endpoint,
+        ca_data=ca_data,
+        service_account=cluster.get("ServiceAccount", sa, sa_ns),
+        cluster_role=cluster.get("ClusterRole", sa),
+        cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
+        typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
+        typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
+        token_secrets=tokens,
+        rccs=rccs,
+        access_secrets=access,
+        owned_access_secrets=owned_access,
+        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_access, *access.values()]),
+    )
+
+
+def mesh_rcc_observation(run: Run) -> MeshRccObservation:
+    """What invariant 4 reads on every cluster of a mesh (None for one that cannot be read:
+    its pairs wait, nothing of it is pruned)."""
+    names = rcc_names(run)
+    clusters: dict[str, MeshSide | None] = {}
+    for name in run.config.names():
+
+        def read(_cluster: KubeCluster, name: str = name) -> MeshSide:
+            return mesh_side_of(run, name, names)
+
+        clusters[name] = run.side(name, Invariant.RCC, read)
+    if all(side is None for side in clusters.values()):
+        down = [run.guard.down.get(n) for n in clusters]
+        raise next((e for e in down if e is not None), None) or PermanentError(
+            "rcc: no cluster could be read"
+        )
+    return MeshRccObservation(
+        names=names,
+        clusters=clusters,
+        pairs=run.config.pairs(),
+        departed=frozenset(run.config.departed),
+    )
+
+
 def run_rcc(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return plan_mesh_rcc(mesh_rcc_observation(run))
     return plan_rcc(rcc_observation(run))
 
 

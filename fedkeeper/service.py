@@ -354,7 +354,7 @@ def reconcile(
     run.fresh_preconditions = fresh_preconditions
     run.held = held
     for backend in conns.config.names() if clusters is not None else ():
-        if backend not in clusters:
+        if clusters is not None and backend not in clusters:
             guard.mark_down(backend, ElsewhereError(f"{backend}: left to another run"))
     conns.use_guard(guard)
     table = runners if runners is not None else _runners()
