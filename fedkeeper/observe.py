@@ -7,6 +7,7 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fedkeeper.errors import FedkeeperError, PermanentError
@@ -128,10 +129,19 @@ def run_vpn(run: Run) -> Plan:
 
 
 def run_snat(run: Run) -> Plan:
-    cluster = run.conns.cluster_name
+    if not is_two_clusters(run):
+        return _per_cluster(
+            run, Invariant.SNAT, [c.name for c in run.config.eks_clusters()], _snat_of
+        )
+    return _snat_of(run, run.conns.eks_name)
+
+
+def _snat_of(run: Run, name: str) -> Plan:
+    """External SNAT on EKS cluster ``name``: its vpc-cni add-on, else its aws-node."""
+    cluster = run.conns.eks_cluster_name(name)
     addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
     try:
-        ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+        ds = run.cluster(name).get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
     except FedkeeperError as exc:
         if addon is None:
             raise  # self-managed CNI: the DaemonSet is all there is
@@ -143,6 +153,7 @@ def run_snat(run: Run) -> Plan:
         for o in run.report.changes
         if o.change.invariant is Invariant.SNAT
         and o.change.kind == "Addon"
+        and o.change.name == f"{cluster}/{ADDON_NAME}"
         and o.result is Result.APPLIED
     ]
     return plan_snat(
@@ -151,7 +162,7 @@ def run_snat(run: Run) -> Plan:
             addon=addon,
             daemonset=ds,
             updated_with=updated[-1] if updated else None,
-            backend=run.conns.eks_name,
+            backend=name,
         )
     )
 
@@ -183,13 +194,63 @@ def ippools_observation(run: Run) -> IpPoolsObservation | None:
 
 
 def run_ippools(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return _per_cluster(
+            run, Invariant.IPPOOLS, [s.name for s in run.config.sites()], _site_pools
+        )
     obs = ippools_observation(run)
     return plan_ippools(obs) if obs else _no_vpc(run, "ippools.vpc")
 
 
+def _site_pools(run: Run, site: str) -> Plan:
+    """A site's pools in a mesh: they cover every CIDR of every peer it federates with."""
+    cfg = run.config
+    member = cfg.cluster(site)
+    assert isinstance(member, OnPremCluster)
+    pools: list[dict[str, Any]] = run.cached(
+        f"pools:{site}", lambda: run.cluster(site).list("IPPool")
+    )
+    return plan_ippools(
+        IpPoolsObservation.of_peers(
+            federation=cfg.name,
+            api_version=_calico_api_version(run),
+            site=site,
+            peer_cidrs=[(p, str(c)) for p in cfg.peers(site) for c in cfg.cidrs_of(p)],
+            pools=pools,
+            policy=cfg.federation.disabled_pool_policy,
+            site_ranges=_ranges_of(member),
+        )
+    )
+
+
+def _per_cluster(
+    run: Run, inv: Invariant, names: list[str], plan_one: Callable[[Run, str], Plan]
+) -> Plan:
+    """``plan_one`` for each cluster in ``names``, as one plan: a cluster that cannot be read
+    is reported (or deferred) on its own, and the others are planned all the same."""
+    out = Plan()
+    for name in names:
+
+        def plan(_cluster: KubeCluster, name: str = name) -> Plan:
+            return plan_one(run, name)
+
+        one: Plan | None = run.side(name, inv, plan)
+        if one is None:
+            continue
+        out.changes += one.changes
+        out.findings += one.findings
+        out.deferred += one.deferred
+        out.settle = out.settle or one.settle
+    return out
+
+
 def onprem_ranges(run: Run) -> list[tuple[str, str]]:
     """The on-prem host, pod and service ranges a VPC CIDR must not overlap."""
-    onprem = run.config.sole_site()
+    return _ranges_of(run.config.sole_site())
+
+
+def _ranges_of(onprem: OnPremCluster) -> list[tuple[str, str]]:
+    """A site's host, pod and service ranges, named, as the ippools planner reads them."""
     return [
         (f"{what} range", str(c))
         for what, cidrs in (
@@ -350,9 +411,7 @@ def rcc_observation(run: Run) -> RccObservation:
             or run.guard.down.get(site_name)
             or PermanentError("rcc: neither cluster could be read")
         )
-    return RccObservation(
-        names=names, eks=eks, onprem=onprem, backends=(eks_name, site_name)
-    )
+    return RccObservation(names=names, eks=eks, onprem=onprem, backends=(eks_name, site_name))
 
 
 def is_two_clusters(run: Run) -> bool:
@@ -399,9 +458,7 @@ def mesh_side_of(run: Run, name: str, names: RccNames) -> MeshSide:
             found = cluster.get("Secret", secret_name, ns)
             if found is not None:
                 access[secret_name] = found
-    tokens = [
-        s for s in listed if _object_key(s)[0] == sa_ns and CONSUMER_LABEL in _labels(s)
-    ]
+    tokens = [s for s in listed if _object_key(s)[0] == sa_ns and CONSUMER_LABEL in _labels(s)]
     legacy = _secret(cluster, listed, names, sa, sa_ns)  # a token from before the mesh
     if legacy is not None and legacy not in tokens:
         tokens.append(legacy)
