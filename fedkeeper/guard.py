@@ -111,11 +111,7 @@ def fix_for(
             "reconciler role (`cdk deploy` the cluster stack)"
         )
     if status == 403 and cluster:
-        how = (
-            "`fedkeeper onprem-bootstrap`"
-            if site
-            else "`cdk deploy` the cluster stack"
-        )
+        how = "`fedkeeper onprem-bootstrap`" if site else "`cdk deploy` the cluster stack"
         return f"the reconciler's RBAC refuses this request; re-apply its RBAC with {how}"
     if status == 404 and cluster:
         return "a Calico API group is not served: install the Calico (Tigera) API server"

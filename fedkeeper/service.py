@@ -24,7 +24,6 @@ from fedkeeper.adapters.auth import (
 from fedkeeper.adapters.aws import ALERT_CONFIG, ALERT_WORST_CALL_S, AwsAdapter
 from fedkeeper.adapters.kube_types import REQUEST_TIMEOUT, ResourceType, resource_types
 from fedkeeper.config import FederationConfig, Mode
-from fedkeeper.topology.model import EksCluster, OnPremCluster
 from fedkeeper.errors import (
     BusyError,
     ConflictError,
@@ -50,6 +49,7 @@ from fedkeeper.model import (
     Severity,
 )
 from fedkeeper.run import ModeName, Preconditions, Run, Runner
+from fedkeeper.topology.model import EksCluster, OnPremCluster
 
 if TYPE_CHECKING:
     import boto3

@@ -23,7 +23,7 @@ from fedkeeper.service import Connections, reconcile
 from tests.conftest import ROOT
 
 MESH = ROOT / "federation.mesh.example.yaml"
-RECONCILER_TOKEN = "fedkeeper-reconciler-token"  # noqa: S105
+RECONCILER_TOKEN = "fedkeeper-reconciler-token"
 CALICO = "projectcalico.org/v3"
 
 
