@@ -147,7 +147,7 @@ def test_rotated_token_updates_only_the_other_sides_access_secret() -> None:
     rotated["data"] = {**rotated["data"], "token": b64("new-token")}
     plan = plan_rcc(RccObservation(NAMES, eks, replace(onprem, token_secret=rotated)))
     [change] = plan.changes
-    assert change.target == "fed-eks/Secret/calico-system/remote-cluster-secret-onprem"
+    assert change.target == "eks/Secret/calico-system/remote-cluster-secret-onprem"
     assert "token rotated" in change.reason
     assert "new-token" not in change.reason
     kubeconfig = yaml.safe_load(base64.b64decode(change.payload["patch"]["data"]["kubeconfig"]))
@@ -175,9 +175,9 @@ def test_kubeconfigs_are_compared_by_meaning_not_text() -> None:
 def test_unreachable_onprem_still_reconciles_eks_and_defers_the_secret() -> None:
     eks, _ = converged_pair()
     plan = plan_rcc(RccObservation(NAMES, replace(eks, rccs=[]), None))
-    assert [c.target for c in plan.changes] == ["fed-eks/RemoteClusterConfiguration/onprem"]
+    assert [c.target for c in plan.changes] == ["eks/RemoteClusterConfiguration/onprem"]
     assert [d.target for d in plan.deferred] == [
-        "fed-eks/Secret/calico-system/remote-cluster-secret-onprem"
+        "eks/Secret/calico-system/remote-cluster-secret-onprem"
     ]
 
 

@@ -128,7 +128,7 @@ def test_a_foreign_rcc_with_a_malformed_inline_kubeconfig_is_named_and_the_rest_
     assert "spec.kubeconfigInline: clusters is a number, not a list" in message
     assert "leaves it alone" in message
     assert [(c.target, c.action) for c in plan.changes] == [
-        ("fed-eks/RemoteClusterConfiguration/onprem", Action.CREATE)
+        ("eks/RemoteClusterConfiguration/onprem", Action.CREATE)
     ]
 
 
@@ -145,7 +145,7 @@ def test_an_owned_access_secret_whose_context_is_a_string_is_rewritten() -> None
     plan = plan_rcc(RccObservation(NAMES, replace(eks, access_secret=bad), onprem))
     [change] = plan.changes
     assert (change.target, change.action) == (
-        "fed-eks/Secret/calico-system/remote-cluster-secret-onprem",
+        "eks/Secret/calico-system/remote-cluster-secret-onprem",
         Action.UPDATE,
     )
     assert "contexts[0].context is a string, not an object" in change.reason

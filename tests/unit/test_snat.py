@@ -114,7 +114,7 @@ def test_addon_restored_with_preserve_is_followed_by_a_check() -> None:
 
 def test_self_managed_cni_gets_a_strategic_patch_of_the_container_env_only() -> None:
     [change] = plan_snat(obs(None, daemonset(None))).changes
-    assert change.target == "fed-eks/DaemonSet/kube-system/aws-node"
+    assert change.target == "eks/DaemonSet/kube-system/aws-node"
     assert change.payload["patch_type"] == "strategic"
     assert change.resource_version == "42"
     containers = change.payload["patch"]["spec"]["template"]["spec"]["containers"]
