@@ -206,7 +206,8 @@ def _site_pools(run: Run, site: str) -> Plan:
     """A site's pools in a mesh: they cover every CIDR of every peer it federates with."""
     cfg = run.config
     member = cfg.cluster(site)
-    assert isinstance(member, OnPremCluster)
+    if not isinstance(member, OnPremCluster):
+        raise PermanentError(f"{site}: not an on-prem site; only sites hold coverage pools")
     pools: list[dict[str, Any]] = run.cached(
         f"pools:{site}", lambda: run.cluster(site).list("IPPool")
     )
