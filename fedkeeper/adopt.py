@@ -154,7 +154,7 @@ def plan_pool_adoption(obs: IpPoolsObservation) -> Plan:
                 continue
             plan.changes.append(
                 adoption_change(
-                    "onprem",
+                    obs.backend,
                     "IPPool",
                     p,
                     obs.federation,

@@ -36,11 +36,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fedkeeper.model import Report, Result, Severity
+from fedkeeper.model import Report, Result, Severity, is_cluster_target
 
 WINDOW_S = 30 * 60.0
 AFTER_RUNS = 3
-CLUSTERS = ("eks", "onprem")
 FIGHT = "fight:"  # episode key prefix: an owned object fought over by another writer
 FIGHTS_TRIGGER = "watch: fights"
 # A claim to publish that was not confirmed in this long (its run died mid-way) is taken over.
@@ -110,7 +109,7 @@ def troubles(report: Report) -> dict[str, str]:
     for f in report.failed_targets:
         out.setdefault(f"target:{f.target}", f"{f.reason}" + (f" — {f.fix}" if f.fix else ""))
     for d in report.deferred:
-        if d.target in CLUSTERS and not d.retry:
+        if is_cluster_target(d.target) and not d.retry:
             out.setdefault(f"target:{d.target}", d.reason)
     roots = {key.removeprefix("target:") for key in out}
     for e in report.errors:

@@ -83,29 +83,35 @@ class RunGuard:
         self.down.setdefault(target, exc)
 
 
-def fix_for(target: str, exc: FedkeeperError, *, credentials: str | None = None) -> str | None:
-    """What an operator does about ``exc`` on ``target``; None when nothing specific."""
+def fix_for(
+    target: str,
+    exc: FedkeeperError,
+    *,
+    credentials: str | None = None,
+    kind: str | None = None,
+) -> str | None:
+    """What an operator does about ``exc`` on ``target``; None when nothing specific.
+
+    ``kind``: ``"eks"`` or ``"onprem"`` when ``target`` is one of the federation's clusters
+    (a backend is the cluster's mesh name), None for AWS."""
     status = exc.status
-    cluster = target in ("eks", "onprem")
+    cluster = kind is not None
+    site = kind == "onprem"
     if isinstance(exc, OutOfTimeError):
         return "nothing: the next run starts with a fresh time budget"
-    if status == 401 and target == "onprem":
+    if status == 401 and site:
         where = f"secret {credentials}" if credentials else "the on-prem kubeconfig"
         return (
             f"the credentials in {where} were rejected; rotate them with "
             "`fedkeeper onprem-bootstrap`"
         )
-    if status == 401 and target == "eks":
+    if status == 401 and kind == "eks":
         return (
             "the reconciler role's token was rejected; check the EKS access entry for the "
             "reconciler role (`cdk deploy` the cluster stack)"
         )
     if status == 403 and cluster:
-        how = (
-            "`fedkeeper onprem-bootstrap`"
-            if target == "onprem"
-            else "`cdk deploy` the cluster stack"
-        )
+        how = "`fedkeeper onprem-bootstrap`" if site else "`cdk deploy` the cluster stack"
         return f"the reconciler's RBAC refuses this request; re-apply its RBAC with {how}"
     if status == 404 and cluster:
         return "a Calico API group is not served: install the Calico (Tigera) API server"
@@ -113,7 +119,7 @@ def fix_for(target: str, exc: FedkeeperError, *, credentials: str | None = None)
         return "the endpoint accepted the connection but did not answer in time; check its load"
     if isinstance(exc, UnreachableError):
         if "TLS" in str(exc):
-            if target == "onprem":
+            if site:
                 where = f"secret {credentials}" if credentials else "the on-prem kubeconfig"
                 return (
                     "the server's certificate does not match the CA in the kubeconfig of "
@@ -124,7 +130,7 @@ def fix_for(target: str, exc: FedkeeperError, *, credentials: str | None = None)
                 "the server's certificate does not match the cluster CA from "
                 "`eks describe-cluster`; check for a proxy in between"
             )
-        if target == "onprem":
+        if site:
             return (
                 "check the on-prem API endpoint address, DNS, the VPN routes and the "
                 "security groups between the Lambda subnets and it"

@@ -402,7 +402,7 @@ def handle_event(event: Any, context: object, handler_name: str) -> dict[str, An
         metrics.add_metric("EventsIgnored", MetricUnit.Count, 1)
         return finish(rt, report, handler_name)
     report = _reconcile(rt, trigger.scope, "apply", trigger.reason, run_budget(context))
-    _defer_while_cut_off(report, trigger)
+    _defer_while_cut_off(report, trigger, [site.name for site in rt.config.sites()])
     return finish(rt, report, handler_name, budget_s=finish_budget(context))
 
 
@@ -515,14 +515,15 @@ def _reconcile(
         return Report(mode=mode, scope=scope, errors=[error], trigger=reason)
 
 
-def _defer_while_cut_off(report: Report, trigger: Trigger) -> None:
-    """An ALARM with no tunnel up: the on-prem work waits for the OK, which runs it all."""
+def _defer_while_cut_off(report: Report, trigger: Trigger, sites: list[str]) -> None:
+    """An ALARM with no tunnel up: the sites' work waits for the OK, which runs it all."""
     if trigger.tunnel_state != "down" or report.tunnels_up != 0:
         return
-    if not any(d.target == "onprem" for d in report.deferred):
-        report.deferred.append(
-            Deferred("onprem", "no VPN tunnel up; runs when a tunnel alarm returns to OK")
-        )
+    for site in sites:
+        if not any(d.target == site for d in report.deferred):
+            report.deferred.append(
+                Deferred(site, "no VPN tunnel up; runs when a tunnel alarm returns to OK")
+            )
 
 
 def config_failure(handler_name: str, exc: ConfigError) -> dict[str, Any]:

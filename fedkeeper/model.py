@@ -14,10 +14,10 @@ from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
 # Where a change lands: "aws", or a cluster by its mesh name (a DNS label, the name of the RCC
-# its peers hold for it). Today's two-cluster engine names its clusters "eks" and "onprem".
+# its peers hold for it).
 Backend: TypeAlias = str
 AWS_BACKEND: Backend = "aws"
-BACKENDS: tuple[Backend, ...] = ("aws", "eks", "onprem")  # the two-cluster engine's backends
+BACKENDS: tuple[Backend, ...] = (AWS_BACKEND,)  # every federation's; its clusters follow
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -280,6 +280,17 @@ class ApiCounter:
             {k: self.reads.get(k, 0) - before.reads.get(k, 0) for k in keys},
             {k: self.writes.get(k, 0) - before.writes.get(k, 0) for k in keys},
         )
+
+
+def is_cluster_target(target: str) -> bool:
+    """Whether a deferred or failed ``target`` is a whole cluster (its mesh name), not an
+    object (``<backend>/<Kind>/<name>``), AWS, nor an invariant left for lack of time."""
+    return (
+        "/" not in target
+        and target != AWS_BACKEND
+        and target not in {i.value for i in Invariant}
+        and _DNS_LABEL.match(target) is not None
+    )
 
 
 def _backend_order(name: str) -> tuple[int, str]:

@@ -7,6 +7,7 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fedkeeper.errors import FedkeeperError, PermanentError
@@ -20,13 +21,17 @@ from fedkeeper.invariants.checks import (
 from fedkeeper.invariants.ippools import IpPoolsObservation, plan_ippools
 from fedkeeper.invariants.rcc import (
     ACCESS_SECRET_ROLE,
+    CONSUMER_LABEL,
     ROLE_LABEL,
     TYPHA_ACCESS,
     ClusterSide,
+    MeshRccObservation,
+    MeshSide,
     RccNames,
     RccObservation,
     access_secret_name,
     access_secret_ref,
+    plan_mesh_rcc,
     plan_rcc,
 )
 from fedkeeper.invariants.routes import RoutesObservation, plan_routes
@@ -51,6 +56,7 @@ from fedkeeper.model import (
     VpnConnection,
 )
 from fedkeeper.run import Run, Runner
+from fedkeeper.topology.model import OnPremCluster
 
 if TYPE_CHECKING:
     from fedkeeper.adapters.kube import KubeCluster
@@ -118,15 +124,24 @@ def run_vpn(run: Run) -> Plan:
         return _no_vpc(run, "vpn.vpc")
     run.report.tunnels_up = verdict.tunnels_up
     if not verdict.onprem_reachable:
-        run.cut_off("onprem", "no VPN tunnel up: the on-prem cluster is unreachable")
+        run.cut_off(run.conns.site_name, "no VPN tunnel up: the on-prem cluster is unreachable")
     return verdict.plan
 
 
 def run_snat(run: Run) -> Plan:
-    cluster = run.conns.cluster_name
+    if not is_two_clusters(run):
+        return _per_cluster(
+            run, Invariant.SNAT, [c.name for c in run.config.eks_clusters()], _snat_of
+        )
+    return _snat_of(run, run.conns.eks_name)
+
+
+def _snat_of(run: Run, name: str) -> Plan:
+    """External SNAT on EKS cluster ``name``: its vpc-cni add-on, else its aws-node."""
+    cluster = run.conns.eks_cluster_name(name)
     addon = run.conns.aws.describe_addon(cluster, ADDON_NAME)
     try:
-        ds = run.eks().get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
+        ds = run.cluster(name).get("DaemonSet", DAEMONSET, DAEMONSET_NAMESPACE)
     except FedkeeperError as exc:
         if addon is None:
             raise  # self-managed CNI: the DaemonSet is all there is
@@ -138,6 +153,7 @@ def run_snat(run: Run) -> Plan:
         for o in run.report.changes
         if o.change.invariant is Invariant.SNAT
         and o.change.kind == "Addon"
+        and o.change.name == f"{cluster}/{ADDON_NAME}"
         and o.result is Result.APPLIED
     ]
     return plan_snat(
@@ -146,6 +162,7 @@ def run_snat(run: Run) -> Plan:
             addon=addon,
             daemonset=ds,
             updated_with=updated[-1] if updated else None,
+            backend=name,
         )
     )
 
@@ -172,17 +189,69 @@ def ippools_observation(run: Run) -> IpPoolsObservation | None:
         pools=onprem_pools(run),
         policy=run.config.federation.disabled_pool_policy,
         onprem_ranges=onprem_ranges(run),
+        backend=run.conns.site_name,
     )
 
 
 def run_ippools(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return _per_cluster(
+            run, Invariant.IPPOOLS, [s.name for s in run.config.sites()], _site_pools
+        )
     obs = ippools_observation(run)
     return plan_ippools(obs) if obs else _no_vpc(run, "ippools.vpc")
 
 
+def _site_pools(run: Run, site: str) -> Plan:
+    """A site's pools in a mesh: they cover every CIDR of every peer it federates with."""
+    cfg = run.config
+    member = cfg.cluster(site)
+    if not isinstance(member, OnPremCluster):
+        raise PermanentError(f"{site}: not an on-prem site; only sites hold coverage pools")
+    pools: list[dict[str, Any]] = run.cached(
+        f"pools:{site}", lambda: run.cluster(site).list("IPPool")
+    )
+    return plan_ippools(
+        IpPoolsObservation.of_peers(
+            federation=cfg.name,
+            api_version=_calico_api_version(run),
+            site=site,
+            peer_cidrs=[(p, str(c)) for p in cfg.peers(site) for c in cfg.cidrs_of(p)],
+            pools=pools,
+            policy=cfg.federation.disabled_pool_policy,
+            site_ranges=_ranges_of(member),
+        )
+    )
+
+
+def _per_cluster(
+    run: Run, inv: Invariant, names: list[str], plan_one: Callable[[Run, str], Plan]
+) -> Plan:
+    """``plan_one`` for each cluster in ``names``, as one plan: a cluster that cannot be read
+    is reported (or deferred) on its own, and the others are planned all the same."""
+    out = Plan()
+    for name in names:
+
+        def plan(_cluster: KubeCluster, name: str = name) -> Plan:
+            return plan_one(run, name)
+
+        one: Plan | None = run.side(name, inv, plan)
+        if one is None:
+            continue
+        out.changes += one.changes
+        out.findings += one.findings
+        out.deferred += one.deferred
+        out.settle = out.settle or one.settle
+    return out
+
+
 def onprem_ranges(run: Run) -> list[tuple[str, str]]:
     """The on-prem host, pod and service ranges a VPC CIDR must not overlap."""
-    onprem = run.config.sole_site()
+    return _ranges_of(run.config.sole_site())
+
+
+def _ranges_of(onprem: OnPremCluster) -> list[tuple[str, str]]:
+    """A site's host, pod and service ranges, named, as the ippools planner reads them."""
     return [
         (f"{what} range", str(c))
         for what, cidrs in (
@@ -315,7 +384,7 @@ def rcc_observation(run: Run) -> RccObservation:
         return _cluster_side(
             cluster,
             names,
-            backend="eks",
+            backend=run.conns.eks_name,
             name=cfg.sole_eks().cluster_name,
             rcc_name=cfg.sole_site().name,  # the RCC on EKS is named after the site it reads
             endpoint=str(info.get("endpoint", "")),
@@ -326,7 +395,7 @@ def rcc_observation(run: Run) -> RccObservation:
         return _cluster_side(
             cluster,
             names,
-            backend="onprem",
+            backend=run.conns.site_name,
             name=cfg.sole_site().cluster_name,
             rcc_name=cfg.sole_eks().name,  # and the site's after the EKS cluster
             endpoint=cfg.sole_site().api_endpoint,
@@ -334,18 +403,112 @@ def rcc_observation(run: Run) -> RccObservation:
         )
 
     # Each side on its own: one cluster failing leaves the other's work (and AWS) going.
-    eks: ClusterSide | None = run.side("eks", Invariant.RCC, eks_side)
-    onprem: ClusterSide | None = run.side("onprem", Invariant.RCC, onprem_side)
+    eks_name, site_name = run.conns.eks_name, run.conns.site_name
+    eks: ClusterSide | None = run.side(eks_name, Invariant.RCC, eks_side)
+    onprem: ClusterSide | None = run.side(site_name, Invariant.RCC, onprem_side)
     if eks is None and onprem is None:
         raise (
-            run.guard.down.get("eks")
-            or run.guard.down.get("onprem")
+            run.guard.down.get(eks_name)
+            or run.guard.down.get(site_name)
             or PermanentError("rcc: neither cluster could be read")
         )
-    return RccObservation(names=names, eks=eks, onprem=onprem)
+    return RccObservation(names=names, eks=eks, onprem=onprem, backends=(eks_name, site_name))
+
+
+def is_two_clusters(run: Run) -> bool:
+    """One EKS cluster and one site: the federation today's two-cluster observers read."""
+    return len(run.config.eks_clusters()) == 1 and len(run.config.sites()) == 1
+
+
+def _endpoint_and_ca(run: Run, name: str) -> tuple[str, str | None]:
+    """How peers reach cluster ``name``'s API server, and its CA (None: the token's)."""
+    member = run.config.cluster(name)
+    if isinstance(member, OnPremCluster):
+        return member.api_endpoint, None
+    info = run.conns.eks_cluster(name)
+    ca = info.get("certificateAuthority")
+    return str(info.get("endpoint", "")), ca.get("data") if isinstance(ca, dict) else None
+
+
+def mesh_side_of(run: Run, name: str, names: RccNames) -> MeshSide:
+    """What cluster ``name`` holds for invariant 4, for all its pairs at once.
+
+    Label-selected lists and gets by fixed name: the calls are the same however many peers
+    the cluster has (an access Secret missing from the owned list is read by name, once, only
+    until fedkeeper owns it).
+    """
+    cluster = run.cluster(name)
+    sa, sa_ns, ns = names.remote_sa, names.remote_sa_namespace, names.access_namespace
+    listed = owned_secrets(cluster, names)
+    if sa_ns != ns:
+        listed += [
+            {"apiVersion": "v1", "kind": "Secret", **s}
+            for s in cluster.list(
+                "Secret",
+                sa_ns,
+                label_selector=(
+                    f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{FEDERATION_LABEL}={names.federation}"
+                ),
+            )
+        ]
+    owned_access = [s for s in listed if _labels(s).get(ROLE_LABEL) == ACCESS_SECRET_ROLE]
+    access = {_object_key(s)[1]: s for s in owned_access if _object_key(s)[0] == ns}
+    for peer in run.config.peers(name):
+        secret_name = access_secret_name(peer)
+        if secret_name not in access:
+            found = cluster.get("Secret", secret_name, ns)
+            if found is not None:
+                access[secret_name] = found
+    tokens = [s for s in listed if _object_key(s)[0] == sa_ns and CONSUMER_LABEL in _labels(s)]
+    legacy = _secret(cluster, listed, names, sa, sa_ns)  # a token from before the mesh
+    if legacy is not None and legacy not in tokens:
+        tokens.append(legacy)
+    rccs = cluster.list("RemoteClusterConfiguration")
+    endpoint, ca_data = _endpoint_and_ca(run, name)
+    return MeshSide(
+        cluster_name=run.config.cluster(name).cluster_name,
+        endpoint=endpoint,
+        ca_data=ca_data,
+        service_account=cluster.get("ServiceAccount", sa, sa_ns),
+        cluster_role=cluster.get("ClusterRole", sa),
+        cluster_role_binding=cluster.get("ClusterRoleBinding", sa),
+        typha_role=cluster.get("Role", TYPHA_ACCESS, ns),
+        typha_binding=cluster.get("RoleBinding", TYPHA_ACCESS, ns),
+        token_secrets=tokens,
+        rccs=rccs,
+        access_secrets=access,
+        owned_access_secrets=owned_access,
+        rcc_secrets=rcc_secrets(cluster, rccs, [*owned_access, *access.values()]),
+    )
+
+
+def mesh_rcc_observation(run: Run) -> MeshRccObservation:
+    """What invariant 4 reads on every cluster of a mesh (None for one that cannot be read:
+    its pairs wait, nothing of it is pruned)."""
+    names = rcc_names(run)
+    clusters: dict[str, MeshSide | None] = {}
+    for name in run.config.names():
+
+        def read(_cluster: KubeCluster, name: str = name) -> MeshSide:
+            return mesh_side_of(run, name, names)
+
+        clusters[name] = run.side(name, Invariant.RCC, read)
+    if all(side is None for side in clusters.values()):
+        down = [run.guard.down.get(n) for n in clusters]
+        raise next((e for e in down if e is not None), None) or PermanentError(
+            "rcc: no cluster could be read"
+        )
+    return MeshRccObservation(
+        names=names,
+        clusters=clusters,
+        pairs=run.config.pairs(),
+        departed=frozenset(run.config.departed),
+    )
 
 
 def run_rcc(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return plan_mesh_rcc(mesh_rcc_observation(run))
     return plan_rcc(rcc_observation(run))
 
 
@@ -363,7 +526,7 @@ def run_checks(run: Run) -> Plan:
     # preconditions fedkeeper never writes, which the connections may keep (Preconditions).
     eks_seen: dict[str, Any] = (
         run.side(
-            "eks",
+            run.conns.eks_name,
             Invariant.CHECKS,
             lambda eks: run.precondition(
                 "eks", lambda: {"pools": eks.list("IPPool"), "controllers": _controllers(eks)}
@@ -373,7 +536,7 @@ def run_checks(run: Run) -> Plan:
     )
     onprem_seen: dict[str, Any] = (
         run.side(
-            "onprem",
+            run.conns.site_name,
             Invariant.CHECKS,
             lambda onprem: {
                 "pools": onprem_pools(run),

@@ -119,8 +119,22 @@ class Run:
 
     @property
     def onprem_down(self) -> str | None:
-        err = self.guard.down.get("onprem")
+        """Why the one site cannot be reached this run (None: it can, or not tried)."""
+        return self.down(self.conns.site_name)
+
+    def down(self, name: str) -> str | None:
+        """Why cluster ``name`` cannot be reached this run (None: it can, or not tried)."""
+        err = self.guard.down.get(name)
         return str(err) if err is not None else None
+
+    def is_cluster(self, target: str | None) -> bool:
+        """Whether ``target`` (a backend) is one of the federation's clusters."""
+        return target is not None and target in self.config.names()
+
+    def is_site(self, target: str | None) -> bool:
+        """Whether ``target`` (a backend) is one of the federation's on-prem sites: one
+        that cannot be reached defers its own work (its VPN may be down), not an error."""
+        return target is not None and target in {s.name for s in self.config.sites()}
 
     def cached(self, key: str, read: Callable[[], Any]) -> Any:
         """Read once per run: invariants that share an observation share its API call.
@@ -171,11 +185,17 @@ class Run:
             self.guard.mark_down(backend, exc)
             raise
 
+    def cluster(self, name: str) -> KubeCluster:
+        """Cluster ``name``'s client; its failure raised at once once it is down this run."""
+        return self._cluster(name, lambda: self.conns.cluster(name))
+
     def eks(self) -> KubeCluster:
-        return self._cluster("eks", self.conns.eks)
+        """The one EKS cluster (two-cluster case)."""
+        return self.cluster(self.conns.eks_name)
 
     def onprem(self) -> KubeCluster:
-        return self._cluster("onprem", self.conns.onprem)
+        """The one site (two-cluster case)."""
+        return self.cluster(self.conns.site_name)
 
     def cut_off(self, backend: str, reason: str) -> None:
         """The cluster cannot be reached at all this run (e.g. no VPN tunnel up)."""
@@ -195,12 +215,13 @@ class Run:
                 if name not in f.invariants:
                     f.invariants.append(name)
                 return
-        secret = None
-        if target == "onprem" and exc.status == 401:
-            secret = self.conns.targets.onprem_secret or self.config.sole_site().credentials_secret
-        self.report.failed_targets.append(
-            TargetFailure(target, str(exc), fix_for(target, exc, credentials=secret), [name])
-        )
+        secret = kind = None
+        if self.is_cluster(target):
+            kind = self.config.cluster(target).kind
+            if kind == "onprem" and exc.status == 401:
+                secret = self.conns.credentials_secret(target)
+        fix = fix_for(target, exc, credentials=secret, kind=kind)
+        self.report.failed_targets.append(TargetFailure(target, str(exc), fix, [name]))
 
     def side(
         self, backend: str, inv: Invariant, observe: Callable[[KubeCluster], Any]
@@ -210,8 +231,7 @@ class Run:
         The other cluster's work and AWS's go on without it.
         """
         try:
-            cluster = self.eks() if backend == "eks" else self.onprem()
-            return observe(cluster)
+            return observe(self.cluster(backend))
         except FedkeeperError as exc:
             if exc.target is None:
                 exc.target = backend
@@ -227,8 +247,8 @@ class Run:
             return
         if exc.target is not None:
             self.target_failed(exc, inv)
-        if isinstance(exc, UnreachableError) and exc.target == "onprem":
-            self.defer("onprem", str(exc))
+        if isinstance(exc, UnreachableError) and self.is_site(exc.target):
+            self.defer(str(exc.target), str(exc))
             return
         retryable = isinstance(exc, RetryableError)
         self.report.errors.append(RunError(inv.value, str(exc), retryable, exc.target))

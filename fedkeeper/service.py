@@ -9,7 +9,7 @@ others; an unreachable on-prem cluster defers its work; a 409 re-reads and re-pl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ from fedkeeper.model import (
     Severity,
 )
 from fedkeeper.run import ModeName, Preconditions, Run, Runner
+from fedkeeper.topology.model import EksCluster, OnPremCluster
 
 if TYPE_CHECKING:
     import boto3
@@ -84,11 +85,15 @@ class Targets:
 class Connections:
     """The clients a process keeps: built once (per Lambda container) and reused.
 
-    The EKS client is built lazily from ``describe_cluster`` and a bearer token that is
-    refreshed before it expires (``clock``: monotonic seconds, injectable); the on-prem
-    client from the kubeconfig in Secrets Manager (or from a kubeconfig given directly,
-    e.g. a local context for the CLI). A 401 from on-prem (the credentials were rotated)
-    re-reads the secret once and retries; a 401 from EKS mints a new token once and retries.
+    One Kubernetes client per cluster, keyed by the cluster's mesh name (its backend in
+    plans and report targets), each built lazily when a run first touches it. An EKS
+    cluster's from ``describe_cluster`` and a bearer token refreshed before it expires
+    (``clock``: monotonic seconds, injectable); a site's from the kubeconfig in its
+    credentials secret in Secrets Manager, or from a kubeconfig given for its name
+    (``kubeconfigs``, e.g. a local context for the CLI or the sandbox's API servers). A 401
+    from a site (its credentials were rotated) re-reads the secret once and retries; a 401
+    from EKS mints a new token once and retries. ``eks_kubeconfig``/``onprem_kubeconfig``
+    give the kubeconfig of the first EKS cluster and the first site (the two-cluster case).
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class Connections:
         session: boto3.Session,
         *,
         targets: Targets | None = None,
+        kubeconfigs: Mapping[str, dict[str, Any]] | None = None,
         eks_kubeconfig: dict[str, Any] | None = None,
         onprem_kubeconfig: dict[str, Any] | None = None,
         counter: ApiCounter | None = None,
@@ -118,13 +124,17 @@ class Connections:
         self.types: dict[str, ResourceType] = resource_types(
             config.federation.calico_api.group, config.federation.calico_api.version
         )
-        self._eks_kubeconfig = eks_kubeconfig
-        self._onprem_kubeconfig = onprem_kubeconfig
-        self._onprem_from_secret = onprem_kubeconfig is None
-        self._eks: KubeCluster | None = None
-        self._eks_cluster: dict[str, Any] | None = None
-        self._onprem: KubeCluster | None = None
-        self._tokens = EksTokenSource(lambda: eks_token(self.session, self.cluster_name), clock)
+        given = dict(kubeconfigs or {})
+        eks_clusters, sites = config.eks_clusters(), config.sites()
+        if eks_kubeconfig is not None and eks_clusters:
+            given.setdefault(eks_clusters[0].name, eks_kubeconfig)
+        if onprem_kubeconfig is not None and sites:
+            given.setdefault(sites[0].name, onprem_kubeconfig)
+        self._given = given  # kubeconfigs given by name (never re-read)
+        self._kubeconfigs: dict[str, dict[str, Any]] = dict(given)  # sites: read or given
+        self._clients: dict[str, KubeCluster] = {}
+        self._eks_info: dict[str, dict[str, Any]] = {}
+        self._tokens: dict[str, EksTokenSource] = {}
         # Told of every object this process writes to a cluster (a watcher skips its echo).
         self.on_write: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -135,8 +145,7 @@ class Connections:
             self.config,
             self.session,
             targets=self.targets,
-            eks_kubeconfig=self._eks_kubeconfig,
-            onprem_kubeconfig=None if self._onprem_from_secret else self._onprem_kubeconfig,
+            kubeconfigs=self._given,
             clock=self.clock,
             kube_timeout=self.kube_timeout,
         )
@@ -144,8 +153,28 @@ class Connections:
         return twin
 
     @property
+    def eks_name(self) -> str:
+        """The mesh name (backend) of the federation's one EKS cluster (two-cluster case)."""
+        return self.config.sole_eks().name
+
+    @property
+    def site_name(self) -> str:
+        """The mesh name (backend) of the federation's one site (two-cluster case)."""
+        return self.config.sole_site().name
+
+    @property
     def cluster_name(self) -> str:
+        """The one EKS cluster's own name (``Targets.cluster_name`` wins)."""
         return self.targets.cluster_name or self.config.sole_eks().cluster_name
+
+    def eks_cluster_name(self, name: str) -> str:
+        """The EKS cluster's own name (for the EKS API) of the cluster called ``name``."""
+        cluster = self.config.cluster(name)
+        if not isinstance(cluster, EksCluster):
+            raise PermanentError(f"{name}: not an EKS cluster")
+        if self.targets.cluster_name and len(self.config.eks_clusters()) == 1:
+            return self.targets.cluster_name
+        return cluster.cluster_name
 
     def alerting_aws(self) -> AwsAdapter:
         """AWS for the calls after a run (SNS, the episode store): two short attempts each,
@@ -156,94 +185,123 @@ class Connections:
             )
         return self._alerting
 
-    def eks_cluster(self) -> dict[str, Any]:
-        """``describe_cluster`` output, read once per process (endpoint and CA are stable)."""
-        if self._eks_cluster is None:
-            self._eks_cluster = self.aws.describe_cluster(self.cluster_name)
-        return self._eks_cluster
+    def eks_cluster(self, name: str | None = None) -> dict[str, Any]:
+        """``describe_cluster`` output of EKS cluster ``name`` (default: the one EKS
+        cluster), read once per process (endpoint and CA are stable)."""
+        key = name if name is not None else self.eks_name
+        if key not in self._eks_info:
+            self._eks_info[key] = self.aws.describe_cluster(self.eks_cluster_name(key))
+        return self._eks_info[key]
 
     def use_guard(self, guard: RunGuard | None) -> None:
         """The current run's deadline and failed targets, for every adapter (None: no run)."""
         self._guard = guard
         self.aws.guard = guard
-        for cluster in (self._eks, self._onprem):
-            if cluster is not None:
-                cluster.guard, cluster.timeout = guard, self.kube_timeout
+        for cluster in self._clients.values():
+            cluster.guard, cluster.timeout = guard, self.kube_timeout
 
     def _ready(self, cluster: KubeCluster) -> KubeCluster:
         cluster.guard, cluster.timeout = self._guard, self.kube_timeout
         cluster.on_write = self.on_write
         return cluster
 
-    def eks(self) -> KubeCluster:
+    def cluster(self, name: str) -> KubeCluster:
+        """The client of the cluster called ``name`` (its mesh name), built on first use."""
+        client = self._clients.get(name)
+        if client is None:
+            try:
+                member = self.config.cluster(name)
+            except KeyError:
+                raise PermanentError(
+                    f"{name}: no cluster of that name in the federation "
+                    f"({', '.join(self.config.names())})"
+                ) from None
+            build = self._build_eks if isinstance(member, EksCluster) else self._build_site
+            client = self._clients[name] = self._ready(build(name))
+        return client
+
+    def _build_eks(self, name: str) -> KubeCluster:
         # The kubernetes client loads when a run first touches a cluster, not with the engine.
         from fedkeeper.adapters.kube import KubeCluster
 
-        if self._eks_kubeconfig is not None:
-            if self._eks is None:
-                self._eks = self._ready(
-                    KubeCluster.from_kubeconfig(
-                        "eks", self._eks_kubeconfig, self.types, self.counter
-                    )
-                )
-            return self._eks
-        if self._eks is None:
-            kubeconfig = eks_kubeconfig(self.eks_cluster(), self._tokens.token())
-            eks = KubeCluster.from_kubeconfig("eks", kubeconfig, self.types, self.counter)
-            keep_bearer_token_fresh(eks.api.configuration, self._tokens.token)
-            eks.reauthenticate = self._remint_eks_token
-            self._eks = self._ready(eks)
-        return self._eks
+        if name in self._given:
+            return KubeCluster.from_kubeconfig(name, self._given[name], self.types, self.counter)
+        tokens = self._tokens.get(name)
+        if tokens is None:
+            own = self.eks_cluster_name(name)
+            tokens = self._tokens[name] = EksTokenSource(
+                lambda: eks_token(self.session, own), self.clock
+            )
+        kubeconfig = eks_kubeconfig(self.eks_cluster(name), tokens.token())
+        eks = KubeCluster.from_kubeconfig(name, kubeconfig, self.types, self.counter)
+        keep_bearer_token_fresh(eks.api.configuration, tokens.token)
 
-    def _remint_eks_token(self) -> Any:  # a kubernetes ApiClient
-        """After a 401 (e.g. a container frozen past the token's life): mint a new token."""
-        self._tokens.discard()
-        if self._eks is None:
-            raise PermanentError("eks: no client to re-authenticate")
-        return self._eks.api
+        def remint() -> Any:  # a kubernetes ApiClient
+            """After a 401 (e.g. a container frozen past the token's life): a new token."""
+            tokens.discard()
+            return eks.api
 
-    def onprem(self) -> KubeCluster:
+        eks.reauthenticate = remint
+        return eks
+
+    def _build_site(self, name: str) -> KubeCluster:
         from fedkeeper.adapters.kube import KubeCluster, api_client_from_kubeconfig
 
-        if self._onprem is None:
-            self._onprem = self._ready(
-                KubeCluster(
-                    "onprem",
-                    api_client_from_kubeconfig("onprem", self._onprem_config()),
-                    self.types,
-                    self.counter,
-                    reauthenticate=self._reread_onprem if self._onprem_from_secret else None,
-                )
-            )
-        return self._onprem
+        return KubeCluster(
+            name,
+            api_client_from_kubeconfig(name, self._site_config(name)),
+            self.types,
+            self.counter,
+            reauthenticate=None if name in self._given else lambda: self._reread_site(name),
+        )
 
-    def _onprem_config(self) -> dict[str, Any]:
-        if self._onprem_kubeconfig is None:
-            secret = self.targets.onprem_secret or self.config.sole_site().credentials_secret
+    def credentials_secret(self, name: str) -> str | None:
+        """The Secrets Manager secret holding site ``name``'s kubeconfig (None: no site)."""
+        member = self.config.cluster(name)
+        if not isinstance(member, OnPremCluster):
+            return None
+        if self.targets.onprem_secret and len(self.config.sites()) == 1:
+            return self.targets.onprem_secret
+        return member.credentials_secret
+
+    def _site_config(self, name: str) -> dict[str, Any]:
+        if name not in self._kubeconfigs:
+            secret = self.credentials_secret(name) or ""
             text = self.aws.secret_string(secret)
-            self._onprem_kubeconfig = parse_kubeconfig(text, f"secret {secret}")
-        return self._onprem_kubeconfig
+            self._kubeconfigs[name] = parse_kubeconfig(text, f"secret {secret}")
+        return self._kubeconfigs[name]
 
-    def _reread_onprem(self) -> Any:  # a kubernetes ApiClient
-        """A client with the credentials now in the secret (after a 401)."""
+    def _reread_site(self, name: str) -> Any:  # a kubernetes ApiClient
+        """A client with the credentials now in the site's secret (after a 401)."""
         from fedkeeper.adapters.kube import api_client_from_kubeconfig
 
-        self._onprem_kubeconfig = None
-        return api_client_from_kubeconfig("onprem", self._onprem_config())
+        self._kubeconfigs.pop(name, None)
+        return api_client_from_kubeconfig(name, self._site_config(name))
+
+    def eks(self) -> KubeCluster:
+        """The one EKS cluster's client (two-cluster case)."""
+        return self.cluster(self.eks_name)
+
+    def onprem(self) -> KubeCluster:
+        """The one site's client (two-cluster case)."""
+        return self.cluster(self.site_name)
+
+    def forget(self, name: str) -> None:
+        """Drop cluster ``name``'s client (its credentials may have been rotated)."""
+        client = self._clients.pop(name, None)
+        if client is not None:
+            client.close()
+        if name not in self._given:
+            self._kubeconfigs.pop(name, None)
 
     def forget_onprem(self) -> None:
-        """Drop the on-prem client (its credentials may have been rotated)."""
-        if self._onprem is not None:
-            self._onprem.close()
-        self._onprem = None
-        if self._onprem_from_secret:
-            self._onprem_kubeconfig = None
+        """Drop the one site's client (two-cluster case)."""
+        self.forget(self.site_name)
 
     def close(self) -> None:
-        for c in (self._eks, self._onprem):
-            if c is not None:
-                c.close()
-        self._eks = self._onprem = None
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
 
 
 def _runners() -> dict[Invariant, Runner]:
@@ -295,7 +353,7 @@ def reconcile(
         run.mode, run.report, run.guard = mode, report, guard
     run.fresh_preconditions = fresh_preconditions
     run.held = held
-    for backend in ("eks", "onprem"):
+    for backend in conns.config.names() if clusters is not None else ():
         if clusters is not None and backend not in clusters:
             guard.mark_down(backend, ElsewhereError(f"{backend}: left to another run"))
     conns.use_guard(guard)
@@ -411,8 +469,8 @@ def _apply(run: Run, plan: Plan, *, last_attempt: bool) -> bool:
         except ElsewhereError:
             continue  # another run writes that cluster
         except FedkeeperError as exc:
-            if isinstance(exc, UnreachableError) and exc.target == "onprem":
-                run.defer("onprem", str(exc))
+            if isinstance(exc, UnreachableError) and run.is_site(exc.target):
+                run.defer(str(exc.target), str(exc))
             if exc.target is not None and not isinstance(exc, OutOfTimeError):
                 run.target_failed(exc, change.invariant)
             retryable = isinstance(exc, RetryableError)
@@ -439,7 +497,7 @@ def execute(run: Run, change: Change) -> None:
         else:
             raise PermanentError(f"no AWS operation {op!r} for {change.target}")
         return
-    cluster = run.eks() if change.backend == "eks" else run.onprem()  # refused if down
+    cluster = run.cluster(change.backend)  # refused if down
     if op == "create":
         cluster.create(p["body"])
     elif op == "replace":

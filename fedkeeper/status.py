@@ -28,7 +28,15 @@ from fedkeeper.invariants.snat import (
     daemonset_env,
     parse_configuration_values,
 )
-from fedkeeper.model import ALL_INVARIANTS, Invariant, Report, Result, Scope, Severity
+from fedkeeper.model import (
+    ALL_INVARIANTS,
+    Invariant,
+    Report,
+    Result,
+    Scope,
+    Severity,
+    is_cluster_target,
+)
 from fedkeeper.render import ago
 from fedkeeper.service import Connections, Run, reconcile
 
@@ -107,11 +115,10 @@ def _sections_from_report(d: dict[str, Any]) -> dict[str, Section]:
     for e in d.get("errors", []):
         sec = sections.get(e["invariant"], sections["checks"])
         sec.worsen("unknown", f"could not be read: {e['error']}")
-    onprem = [x for x in d["deferred"] if x["target"] == "onprem"]
-    if onprem:
+    cut_off = [x for x in d["deferred"] if is_cluster_target(x["target"])]
+    for x in cut_off:
         for name in ("ippools", "rcc", "checks"):
-            reason = onprem[0]["reason"]
-            sections[name].worsen("unknown", f"on-prem not reachable: {reason}")
+            sections[name].worsen("unknown", f"{x['target']} not reachable: {x['reason']}")
     for failed in d.get("failed_targets", []):
         fix = f"; fix: {failed['fix']}" if failed.get("fix") else ""
         for name in failed["invariants"]:

@@ -103,12 +103,17 @@ def watch_targets(config: FederationConfig) -> list[WatchTarget]:
     sa = fed.remote_service_account
     access_ns = fed.access_secret_namespace
     rcc = Invariant.RCC
-    targets: list[WatchTarget] = [WatchTarget("onprem", "IPPool", Invariant.IPPOOLS)]
-    for backend, rcc_name in (("eks", config.sole_site().name), ("onprem", config.sole_eks().name)):
-        side: Backend = "eks" if backend == "eks" else "onprem"
+    config.require_two_clusters()  # the remote token Secret below has the two-cluster name
+    targets: list[WatchTarget] = [
+        WatchTarget(site.name, "IPPool", Invariant.IPPOOLS) for site in config.sites()
+    ]
+    for side in [c.name for c in (*config.eks_clusters(), *config.sites())]:
+        targets += [WatchTarget(side, "RemoteClusterConfiguration", rcc)]
         targets += [
-            WatchTarget(side, "RemoteClusterConfiguration", rcc),
-            WatchTarget(side, "Secret", rcc, access_ns, access_secret_name(rcc_name)),
+            WatchTarget(side, "Secret", rcc, access_ns, access_secret_name(peer))
+            for peer in config.peers(side)
+        ]
+        targets += [
             WatchTarget(side, "Secret", rcc, sa.namespace, sa.name),
             WatchTarget(side, "ServiceAccount", rcc, sa.namespace, sa.name),
             WatchTarget(side, "ClusterRole", rcc, None, sa.name),
@@ -116,7 +121,10 @@ def watch_targets(config: FederationConfig) -> list[WatchTarget]:
             WatchTarget(side, "Role", rcc, access_ns, TYPHA_ACCESS),
             WatchTarget(side, "RoleBinding", rcc, access_ns, TYPHA_ACCESS),
         ]
-    targets.append(WatchTarget("eks", "DaemonSet", Invariant.SNAT, AWS_NODE[1], AWS_NODE[0]))
+    targets += [
+        WatchTarget(eks.name, "DaemonSet", Invariant.SNAT, AWS_NODE[1], AWS_NODE[0])
+        for eks in config.eks_clusters()
+    ]
     return targets
 
 
@@ -370,13 +378,15 @@ class Watcher:
         self.state = self._usable(state or WatchState())
         self.fights = Fights.from_json(self.state.fights)
         self._positions = {t.key: str(i) for i, t in enumerate(targets)}
-        self._queues = {name: _Queue(name) for name in ("eks", "onprem", BOTH)}
+        # One repair queue per cluster watched (its backend), and one for both.
+        self._watched = tuple(dict.fromkeys(t.backend for t in targets))
+        self._queues = {name: _Queue(name) for name in (*self._watched, BOTH)}
         self._own: dict[OwnKey, float] = {}
         self._opened: dict[str, bool] = {}  # target key → watch open now
         self._streams: dict[str, _Stream] = {}
         self._known: dict[str, dict[str, str]] = {}  # target key → {object: rv} now
         self._identified: set[str] = set()  # clusters whose identity this run checked
-        self._id_locks = {b: threading.Lock() for b in ("eks", "onprem")}
+        self._id_locks = {b: threading.Lock() for b in self._watched}
         self._changers: dict[str, str] = {}  # target → field manager of its last change
         self._deadline = float("inf")
         self.closers: list[Callable[[], None]] = []  # run when run() returns
@@ -600,7 +610,7 @@ class Watcher:
             failed = {e.invariant for e in report.errors} | {
                 c.change.invariant.value for c in report.changes if c.result is not Result.APPLIED
             }
-            clusters = ("eks", "onprem") if queue == BOTH else (queue,)
+            clusters = self._watched if queue == BOTH else (queue,)
             ended = self.fights.looked(
                 [n for n in scope.names() if n not in failed],
                 clusters,
@@ -809,7 +819,7 @@ def watcher_for(conns: Connections, mode: ModeName, **options: Any) -> Watcher:
 
     def cluster(backend: Backend) -> KubeCluster:
         with lock:  # the clients are built lazily: once, whichever thread asks first
-            kube = conns.eks() if backend == "eks" else conns.onprem()
+            kube = conns.cluster(backend)
             kube.on_write = watcher.own_write
             return kube
 

@@ -339,12 +339,16 @@ HOURS_PER_MONTH = 730
 LEASE_HELD_START_S = 0.2  # billed time of a start that finds the lease held (one write)
 
 
-def watch_figures(config: FederationConfig, backend: str = "onprem") -> dict[str, float]:
-    """The watch's cost a month, and its load on the ``backend`` API server, from its
-    settings (the worst case: every watch refused forever by a server answering at once)."""
+def watch_figures(config: FederationConfig, backend: str | None = None) -> dict[str, float]:
+    """The watch's cost a month, and its load on the ``backend`` API server (a cluster's
+    mesh name; default: the first site), from its settings (the worst case: every watch
+    refused forever by a server answering at once)."""
     import math
 
     from fedkeeper.watch import SERVER_TIMEOUT, relist_wait, watch_targets
+
+    if backend is None:
+        backend = config.sites()[0].name
 
     watches = sum(1 for t in watch_targets(config) if t.backend == backend)
     holding = TIMEOUT_S - MARGIN_S

@@ -129,6 +129,8 @@ class RccObservation:
     names: RccNames
     eks: ClusterSide | None  # None: unreachable
     onprem: ClusterSide | None
+    # The backends (mesh names) of the EKS cluster and the site, keying their changes.
+    backends: tuple[Backend, Backend] = ("eks", "onprem")
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -681,24 +683,25 @@ def plan_rcc(obs: RccObservation) -> Plan:
     ``settle`` is set when this plan creates a token Secret that an access Secret on the
     other cluster needs: the engine then re-reads and plans again in the same run.
 
-    The two-cluster case of :func:`plan_mesh_rcc`: the clusters are keyed ``eks`` and
-    ``onprem`` (their backends), the RCCs keep the configured names, and each cluster's one
+    The two-cluster case of :func:`plan_mesh_rcc`: the clusters are keyed by their backends
+    (``obs.backends``), the RCCs keep the configured names, and each cluster's one
     consumer keeps the token Secret named after the remote service account.
     """
+    eks, site = obs.backends
     clusters: dict[str, MeshSide | None] = {
-        "eks": mesh_side(obs.eks) if obs.eks is not None else None,
-        "onprem": mesh_side(obs.onprem) if obs.onprem is not None else None,
+        eks: mesh_side(obs.eks) if obs.eks is not None else None,
+        site: mesh_side(obs.onprem) if obs.onprem is not None else None,
     }
     rcc_names = {}
     if obs.eks is not None:
-        rcc_names["onprem"] = obs.eks.rcc_name
+        rcc_names[site] = obs.eks.rcc_name
     if obs.onprem is not None:
-        rcc_names["eks"] = obs.onprem.rcc_name
+        rcc_names[eks] = obs.onprem.rcc_name
     return plan_mesh_rcc(
         MeshRccObservation(
             names=obs.names,
             clusters=clusters,
-            pairs=(("eks", "onprem"), ("onprem", "eks")),
+            pairs=((eks, site), (site, eks)),
             rcc_names=rcc_names,
             legacy_token_name=True,
         )

@@ -31,6 +31,7 @@ from fedkeeper.model import (
     IGNORE_ANNOTATION,
     Action,
     Addon,
+    Backend,
     Change,
     Deferred,
     Finding,
@@ -57,6 +58,7 @@ class SnatObservation:
     daemonset: dict[str, Any] | None
     # resolveConflicts of an add-on update this run already applied (None: none yet)
     updated_with: str | None = None
+    backend: Backend = "eks"  # the EKS cluster's mesh name (the backend of aws-node's change)
 
 
 def parse_configuration_values(text: str) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def plan_snat(obs: SnatObservation) -> Plan:
     if obs.addon is not None:
         _plan_addon(obs, obs.addon, plan)
     elif obs.daemonset is not None:
-        _plan_self_managed(obs.daemonset, plan)
+        _plan_self_managed(obs.daemonset, plan, obs.backend)
     else:
         plan.findings.append(
             Finding(
@@ -329,7 +331,7 @@ def _update_addon(
     plan.settle = True  # re-read: the DaemonSet is checked after the update
 
 
-def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
+def _plan_self_managed(ds: dict[str, Any], plan: Plan, backend: Backend) -> None:
     if not _has_container(ds):
         plan.findings.append(
             Finding(
@@ -346,7 +348,7 @@ def _plan_self_managed(ds: dict[str, Any], plan: Plan) -> None:
     meta = meta if isinstance(meta, dict) else {}
     plan.changes.append(
         Change(
-            backend="eks",
+            backend=backend,
             kind="DaemonSet",
             name=DAEMONSET,
             namespace=DAEMONSET_NAMESPACE,

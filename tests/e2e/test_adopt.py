@@ -63,7 +63,7 @@ def test_adopt_plan_lists_every_hand_made_object_and_writes_nothing(manual: Sand
     targets = {c.change.target for c in report.changes}
     assert f"onprem/IPPool/{MANUAL_POOL}" in targets
     assert "onprem/RemoteClusterConfiguration/aws-cluster" in targets
-    assert "eks/Secret/fedkeeper-access/remote-cluster-secret-onprem-cluster" in targets
+    assert "fed-eks/Secret/fedkeeper-access/remote-cluster-secret-onprem-cluster" in targets
     assert "onprem/ClusterRole/tigera-federation-remote-cluster" in targets
     assert all(c.result is Result.PLANNED for c in report.changes)
     counts = federation_objects(manual)
@@ -120,7 +120,7 @@ def test_adopted_objects_are_kept_like_owned_ones(manual: Sandbox) -> None:
     report = manual.reconcile(None, "apply")
     targets = {c.change.target for c in report.changes}
     assert f"onprem/IPPool/{MANUAL_POOL}" in targets
-    assert "eks/Secret/fedkeeper-access/remote-cluster-secret-onprem-cluster" in targets
+    assert "fed-eks/Secret/fedkeeper-access/remote-cluster-secret-onprem-cluster" in targets
     assert all(c.result is Result.APPLIED for c in report.changes)
 
 

@@ -192,7 +192,7 @@ def test_plan_and_apply_against_real_targets_through_local_contexts(
         assert main(["plan", *args]) == 1  # drift planned
         planned = capsys.readouterr().out
         assert "[planned] update aws/RouteTable/" in planned
-        assert "[planned] create eks/RemoteClusterConfiguration/onprem" in planned
+        assert "[planned] create fed-eks/RemoteClusterConfiguration/onprem" in planned
         assert main(["apply", *args]) == 0
         assert "converged" in capsys.readouterr().out
         assert main(["status", *args]) == 0

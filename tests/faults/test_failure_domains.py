@@ -37,9 +37,11 @@ KUBE_FAULTS: dict[str, Callable[[FakeKubeServer], None]] = {
     # 9 s per answer on the sandbox clock: slow, yet inside the 10 s read timeout.
     "slow": lambda s: s.delay_answers(9.0),
 }
+# The example's clusters by side: a backend is the cluster's mesh name.
+BACKEND = {"eks": "fed-eks", "onprem": "onprem"}
 # What the other side's repair looks like in the Report, per broken cluster.
 HEALTHY_REPAIRS = {
-    "onprem": {"aws/Addon/fed-eks/vpc-cni", "eks/RemoteClusterConfiguration/onprem"},
+    "onprem": {"aws/Addon/fed-eks/vpc-cni", "fed-eks/RemoteClusterConfiguration/onprem"},
     "eks": {
         "aws/Addon/fed-eks/vpc-cni",
         f"onprem/IPPool/{pool_name('10.100.0.0/16')}",
@@ -89,11 +91,11 @@ def test_a_broken_cluster_keeps_its_failure_to_its_own_work(
             assert "aws/Addon/fed-eks/vpc-cni" in _applied(report)
         else:
             assert not report.converged
-            assert _named(report, cluster), report.to_dict()
+            assert _named(report, BACKEND[cluster]), report.to_dict()
             missing = HEALTHY_REPAIRS[cluster] - _applied(report)
             assert not missing, (missing, report.to_dict())
         other = "onprem" if cluster == "eks" else "eks"
-        assert not any(f.target == other for f in report.failed_targets)
+        assert not any(f.target == BACKEND[other] for f in report.failed_targets)
     conns.kube_timeout = (3.0, 10.0)
 
 
@@ -112,7 +114,7 @@ AWS_CASES: dict[str, tuple[str, set[str]]] = {
         "DescribeVpcs",
         {
             "aws/Addon/fed-eks/vpc-cni",
-            "eks/RemoteClusterConfiguration/onprem",
+            "fed-eks/RemoteClusterConfiguration/onprem",
             "onprem/RemoteClusterConfiguration/fed-eks",
         },
     ),
@@ -120,13 +122,13 @@ AWS_CASES: dict[str, tuple[str, set[str]]] = {
         "DescribeAddon",
         {
             f"onprem/IPPool/{pool_name('10.100.0.0/16')}",
-            "eks/RemoteClusterConfiguration/onprem",
+            "fed-eks/RemoteClusterConfiguration/onprem",
             "onprem/RemoteClusterConfiguration/fed-eks",
         },
     ),
     "secretsmanager": (
         "GetSecretValue",
-        {"aws/Addon/fed-eks/vpc-cni", "eks/RemoteClusterConfiguration/onprem"},
+        {"aws/Addon/fed-eks/vpc-cni", "fed-eks/RemoteClusterConfiguration/onprem"},
     ),
 }
 
@@ -205,7 +207,7 @@ def test_a_certificate_from_another_ca_keeps_its_failure_to_its_own_cluster(
             server.fail_tls(False)
         assert took <= DEADLINE_S
         assert not report.converged
-        failed = [f for f in report.failed_targets if f.target == cluster]
+        failed = [f for f in report.failed_targets if f.target == BACKEND[cluster]]
         assert failed, report.to_dict()
         assert "TLS handshake failed" in failed[0].reason
         expected_ca = "the CA in the kubeconfig" if cluster == "onprem" else "the cluster CA"
@@ -213,6 +215,6 @@ def test_a_certificate_from_another_ca_keeps_its_failure_to_its_own_cluster(
         missing = HEALTHY_REPAIRS[cluster] - _applied(report)
         assert not missing, (missing, report.to_dict())
         other = "onprem" if cluster == "eks" else "eks"
-        assert not any(f.target == other for f in report.failed_targets)
+        assert not any(f.target == BACKEND[other] for f in report.failed_targets)
     # The real certificate again: the next run repairs the rest.
     assert heal(tls_sandbox).converged

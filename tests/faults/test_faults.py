@@ -123,7 +123,7 @@ def test_onprem_unreachable_mid_run_defers_and_eks_is_repaired(sandbox: Sandbox)
         assert any(d.target == "onprem" for d in report.deferred)
         applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
         assert "aws/Addon/fed-eks/vpc-cni" in applied
-        assert "eks/RemoteClusterConfiguration/onprem" in applied
+        assert "fed-eks/RemoteClusterConfiguration/onprem" in applied
         assert not report.converged
         sandbox.onprem_server.set_unreachable(False)
 

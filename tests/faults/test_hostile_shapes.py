@@ -233,7 +233,8 @@ def _unrelated_drift(sb: Sandbox, cluster: str) -> set[str]:
     other = "onprem" if cluster == "eks" else "eks"
     ns = sb.config.federation.access_secret_namespace
     assert _server(sb, other).delete_object(RBAC, "RoleBinding", TYPHA_ACCESS, ns)
-    return {f"aws/RouteTable/{table}", f"{other}/RoleBinding/{ns}/{TYPHA_ACCESS}"}
+    backend = sb.config.sole_eks().name if other == "eks" else sb.config.sole_site().name
+    return {f"aws/RouteTable/{table}", f"{backend}/RoleBinding/{ns}/{TYPHA_ACCESS}"}
 
 
 def test_the_matrix_has_at_least_thirty_shapes() -> None:
@@ -329,7 +330,7 @@ def test_another_team_s_malformed_rcc_on_prem_does_not_stop_the_eks_rcc_s_restor
         report = delivery.report
         assert delivery.dead_letters == [] and not report.errors, report.to_dict()
         applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
-        assert f"eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
+        assert f"fed-eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
         named = (
             "onprem Secret " + ns + "/partner-access"
             if through.startswith("secret")
@@ -368,7 +369,7 @@ def test_onprem_credentials_with_users_abc_fail_onprem_clearly_and_eks_is_repair
     assert f"secret {name}: the kubeconfig is malformed: users is a string" in failed.reason
     assert sorted(failed.invariants) == ["checks", "ippools", "rcc"]
     applied = {c.change.target for c in report.changes if c.result is Result.APPLIED}
-    assert f"eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
+    assert f"fed-eks/RemoteClusterConfiguration/{sb.config.sole_site().name}" in applied
 
 
 @EKS
@@ -441,7 +442,7 @@ def test_a_third_cluster_s_rcc_under_our_name_is_refused_and_never_touched(
     try:
         run = sb.dispatch(event_factory.scheduled(sb.config.aws.region)).report
         [taken] = [f for f in run.findings if f.check == "rcc.name-taken"]
-        assert "reads https://10.9.9.9:6443, not eks's API server" in taken.message
+        assert "reads https://10.9.9.9:6443, not fed-eks's API server" in taken.message
         adopted = adopt(sb.connections(), "apply")
         [refused] = [f for f in adopted.findings if f.check == "adopt.refused"]
         assert refused.message.startswith(f"onprem RemoteClusterConfiguration {name} is not")

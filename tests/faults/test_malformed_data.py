@@ -157,5 +157,5 @@ def test_onprem_credentials_of_any_shape_are_a_clear_error_and_eks_is_still_repa
     assert not [e for e in report.errors if "malformed data" in e.message], report.to_dict()
     assert any(name in f.reason for f in report.failed_targets), report.to_dict()
     applied = {c.change.target for c in report.changes if c.result.value == "applied"}
-    assert "eks/RemoteClusterConfiguration/onprem" in applied
+    assert "fed-eks/RemoteClusterConfiguration/onprem" in applied
     assert heal(sb).converged

@@ -146,7 +146,7 @@ def test_a_token_secret_made_by_hand_is_still_read_and_used_as_it_is(sandbox: Sa
     assert f"eks GET /api/v1/namespaces/{sa.namespace}/secrets/{sa.name}" in reads
     assert not report.changes
     adoptable = [f.message for f in report.findings if f.check == "rcc.adoptable"]
-    assert adoptable and f"Secret {sa.namespace}/{sa.name} on eks" in adoptable[0]
+    assert adoptable and f"Secret {sa.namespace}/{sa.name} on fed-eks" in adoptable[0]
 
 
 def test_the_controllers_deployment_is_read_only_when_the_configuration_is_silent(

@@ -102,7 +102,7 @@ def test_self_managed_env_reset_is_patched_keeping_image_and_containers(sandbox:
     before = sandbox.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system")
     assert before is not None
     report = sandbox.reconcile(["snat"], "apply")
-    assert [c.change.target for c in report.changes] == ["eks/DaemonSet/kube-system/aws-node"]
+    assert [c.change.target for c in report.changes] == ["fed-eks/DaemonSet/kube-system/aws-node"]
     after = sandbox.eks_server.get_object("apps/v1", "DaemonSet", "aws-node", "kube-system")
     assert after is not None and daemonset_env(after) == "true"
     b_containers = before["spec"]["template"]["spec"]["containers"]
@@ -191,7 +191,7 @@ def test_unreachable_onprem_defers_its_work_and_eks_is_still_reconciled(sandbox:
     report = sandbox.reconcile(None, "apply")
     targets = {c.change.target: c.result for c in report.changes}
     assert targets["aws/Addon/fed-eks/vpc-cni"] is Result.APPLIED
-    assert targets["eks/RemoteClusterConfiguration/onprem"] is Result.APPLIED
+    assert targets["fed-eks/RemoteClusterConfiguration/onprem"] is Result.APPLIED
     assert not any(t.startswith("onprem/") for t in targets)
     assert "onprem" in [d.target for d in report.deferred]
     assert not report.converged
@@ -207,7 +207,7 @@ def test_rotated_token_updates_the_access_secret_and_nothing_else(sandbox: Sandb
     sandbox.clear_logs()
     report = sandbox.reconcile(["rcc"], "apply")
     assert [c.change.target for c in report.changes] == [
-        f"eks/Secret/{ACCESS_NS}/remote-cluster-secret-onprem"
+        f"fed-eks/Secret/{ACCESS_NS}/remote-cluster-secret-onprem"
     ]
     writes = sandbox.emulator_writes()
     assert (writes.aws, writes.eks, writes.onprem) == (0, 1, 0)

@@ -80,7 +80,7 @@ def test_an_onprem_outage_mid_watch_leaves_the_eks_watch_repairing_and_is_retrie
         wait(lambda: not w.state.clusters["onprem"].live)
         _delete_rcc(sandbox, "eks")
         wait(lambda: _rcc(sandbox, "eks") is not None)
-        assert w.state.clusters["eks"].live
+        assert w.state.clusters["fed-eks"].live
         sandbox.onprem_server.set_unreachable(False)
         wait(lambda: w.state.clusters["onprem"].live, seconds=15)
         _delete_rcc(sandbox, "onprem")
@@ -166,7 +166,8 @@ def test_every_watch_verb_the_reconciler_holds_is_needed_by_a_watch(sandbox: San
         out = []
         for t in targets:
             plural = conns.types[t.kind].plural
-            if t.backend != side or (resources is not None and plural not in resources):
+            backend = conns.eks_name if side == "eks" else conns.site_name
+            if t.backend != backend or (resources is not None and plural not in resources):
                 continue
             try:
                 _, rv = kube.list_at(t.kind, t.namespace, field_selector=t.field_selector)
@@ -215,12 +216,12 @@ def test_status_shows_whether_the_watch_is_live_on_each_cluster(sandbox: Sandbox
     assert facts() == ["watch: no state stored yet (the watch function has not run)"]
     with sandbox.watching() as w:
         wait(w.ready)
-        wait(lambda: any(f.startswith("watch on eks: live") for f in facts()))
+        wait(lambda: any(f.startswith("watch on fed-eks: live") for f in facts()))
         _delete_rcc(sandbox, "onprem")
         wait(lambda: _rcc(sandbox, "onprem") is not None)
     after = facts()
     assert [f.split(" (")[0] for f in after] == [
-        "watch on eks: NOT live",
+        "watch on fed-eks: NOT live",
         "watch on onprem: NOT live",
     ]
     assert "last change seen 20" in after[1]

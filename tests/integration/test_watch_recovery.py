@@ -174,7 +174,7 @@ def test_a_silent_stream_is_detected_within_60_s(sandbox: Sandbox) -> None:
         assert took <= 60
         wait(lambda: not w.state.clusters["onprem"].live)
         assert "silent" in (w.state.clusters["onprem"].error or "")
-        assert w.state.clusters["eks"].live
+        assert w.state.clusters["fed-eks"].live
         # And once the server speaks again the watches are live and repair
         sandbox.onprem_server.stall_watches(False)
         step_until(sandbox, w.ready, step_s=5.0, limit_s=120.0)

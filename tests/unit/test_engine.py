@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from fedkeeper.config import FederationConfig, Mode
+from fedkeeper.config import FederationConfig, Mode, load_config
 from fedkeeper.errors import ConflictError, PermanentError, RetryableError, UnreachableError
 from fedkeeper.invariants import Plan
 from fedkeeper.model import Action, ApiCounter, Change, Invariant, Result, Scope
@@ -24,9 +25,13 @@ class RecordingAws:
         self.written.append(rt)
 
 
+EXAMPLE_CONFIG = load_config(Path(__file__).resolve().parents[2] / "federation.example.yaml")
+
+
 @dataclass
 class StubConns:
-    config: Any = None
+    # The example federation: its clusters are the backends "fed-eks" and "onprem".
+    config: Any = field(default_factory=lambda: EXAMPLE_CONFIG)
     aws: RecordingAws = field(default_factory=RecordingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
     guard: Any = None

@@ -30,5 +30,5 @@ def test_given_a_mesh_cluster_name_when_a_change_targets_it_then_the_target_name
     assert change.target == "eks-a/RemoteClusterConfiguration/dc1"
 
 
-def test_given_the_two_cluster_engine_when_it_names_its_backends_then_they_are_unchanged() -> None:
-    assert BACKENDS == ("aws", "eks", "onprem")
+def test_given_any_federation_when_its_backends_are_named_then_aws_comes_first() -> None:
+    assert BACKENDS == ("aws",)

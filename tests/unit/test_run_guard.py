@@ -5,12 +5,14 @@ from __future__ import annotations
 import ssl
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
 
 from fedkeeper.adapters.kube import _connection_error
+from fedkeeper.config import load_config
 from fedkeeper.errors import (
     AnswerTimeoutError,
     OutOfTimeError,
@@ -47,9 +49,13 @@ class FailingAws:
             raise RetryableError(f"AWS EnableVgwRoutePropagation failed for {rt}: 503")
 
 
+EXAMPLE_CONFIG = load_config(Path(__file__).resolve().parents[2] / "federation.example.yaml")
+
+
 @dataclass
 class Conns:
-    config: Any = None
+    # The example federation: its clusters are the backends "fed-eks" and "onprem".
+    config: Any = field(default_factory=lambda: EXAMPLE_CONFIG)
     aws: FailingAws = field(default_factory=FailingAws)
     counter: ApiCounter = field(default_factory=ApiCounter)
     clock: Any = time.monotonic
@@ -146,7 +152,7 @@ def test_work_not_reached_before_the_deadline_is_deferred_with_a_retry() -> None
 def test_a_401_from_onprem_names_the_secret_and_the_rotation_command() -> None:
     err = UnauthorizedError("onprem: list IPPool: HTTP 401")
     err.status = 401
-    fix = fix_for("onprem", err, credentials="fed-demo/onprem-kubeconfig")
+    fix = fix_for("onprem", err, credentials="fed-demo/onprem-kubeconfig", kind="onprem")
     assert fix is not None
     assert "fed-demo/onprem-kubeconfig" in fix and "fedkeeper onprem-bootstrap" in fix
 

@@ -13,13 +13,14 @@ def test_the_watch_covers_exactly_what_fedkeeper_owns_or_depends_on(
     sa = config.federation.remote_service_account.name
     keys = {t.key: t.invariant for t in watch_targets(config)}
     assert keys["onprem/IPPool/*"] is Invariant.IPPOOLS
-    assert keys["eks/DaemonSet/kube-system/aws-node"] is Invariant.SNAT
-    for side in ("eks", "onprem"):
+    # Backends are the clusters' mesh names: "fed-eks" and "onprem" in the example.
+    assert keys["fed-eks/DaemonSet/kube-system/aws-node"] is Invariant.SNAT
+    for side in ("fed-eks", "onprem"):
         assert keys[f"{side}/RemoteClusterConfiguration/*"] is Invariant.RCC
         assert keys[f"{side}/ClusterRole/{sa}"] is Invariant.RCC
         assert keys[f"{side}/ClusterRoleBinding/{sa}"] is Invariant.RCC
     assert len(keys) == 18
-    assert "eks/IPPool/*" not in keys  # EKS pools are only checked, by the sweep
+    assert "fed-eks/IPPool/*" not in keys  # EKS pools are only checked, by the sweep
 
 
 def test_secrets_are_only_ever_watched_by_name_in_a_managed_namespace(
