@@ -416,6 +416,7 @@ class VpnConnection:
     state: str
     tunnels: tuple[Tunnel, ...]
     static_routes_only: bool
+    customer_gateway_id: str = ""  # the site's router at the other end
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ that several invariants share go through ``Run.cached`` so a full reconcile make
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fedkeeper.errors import FedkeeperError, PermanentError
@@ -105,8 +106,57 @@ def observe_routes(run: Run) -> RoutesObservation | None:
 
 
 def run_routes(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return _per_network(run, _routes_of)
     obs = observe_routes(run)
     return plan_routes(obs) if obs else _no_vpc(run, "routes.vpc")
+
+
+def _per_network(run: Run, plan_one: Callable[[Run, str], Plan]) -> Plan:
+    """``plan_one`` for each EKS cluster's VPC, as one plan: a VPC that cannot be read is
+    reported on its own, and the others are planned all the same."""
+    out = Plan()
+    for eks in run.config.eks_clusters():
+        try:
+            _add_plan(out, plan_one(run, eks.name))
+        except FedkeeperError as exc:
+            run.fail(Invariant.ROUTES, exc)
+    return out
+
+
+def _no_vpc_of(eks: str, check: str, tag: tuple[str, str]) -> Plan:
+    return Plan(
+        findings=[
+            Finding(
+                Severity.ERROR,
+                check,
+                f"{eks}: no VPC tagged {'='.join(tag)} includes its network.cidr; deploy its "
+                "network stack",
+            )
+        ]
+    )
+
+
+def _routes_of(run: Run, eks: str) -> Plan:
+    """Invariant 1 on the VPC of ``eks``: every site with a VPN to it, each prefix by site."""
+    cfg = run.config
+    vpc = run.vpc_of(eks)
+    if vpc is None:
+        return _no_vpc_of(eks, "routes.vpc", cfg.federation_tag)
+    tables: list[RouteTable] = run.cached(
+        f"route_tables:{vpc.id}", lambda: run.conns.aws.route_tables(vpc.id)
+    )
+    return plan_routes(
+        RoutesObservation(
+            vpc_id=vpc.id,
+            vgw_id=run.vgw_of(vpc.id),
+            route_tables=tables,
+            onprem_cidrs=[],
+            site_prefixes=[
+                (s.name, str(p)) for s in cfg.sites_of(eks) for p in cfg.vpn_prefixes(s.name)
+            ],
+        )
+    )
 
 
 def observe_vpn(run: Run) -> VpnVerdict | None:
@@ -118,7 +168,47 @@ def observe_vpn(run: Run) -> VpnVerdict | None:
     return assess_vpn(VpnObservation(vgw_id=vgw, connections=conns))
 
 
+def _mesh_vpn(run: Run) -> Plan:
+    """Each site's VPN to the home network's VGW (home: the first EKS cluster, where the
+    automation runs and reaches every site): a site none of whose tunnels there is UP is cut
+    off this run, and only its own work waits. A site's VPN is told apart from the others on
+    the same VGW by its customer gateway's IP."""
+    cfg = run.config
+    home = cfg.eks_clusters()[0].name
+    vpc = run.vpc_of(home)
+    if vpc is None:
+        return _no_vpc_of(home, "vpn.vpc", cfg.federation_tag)
+    vgw = run.vgw_of(vpc.id)
+    if vgw is None:
+        return assess_vpn(VpnObservation(vgw_id=None, connections=[])).plan
+    conns: list[VpnConnection] = run.cached(
+        f"vpn_connections:{vgw}", lambda: run.conns.aws.vpn_connections(vgw)
+    )
+    gateway_ips: dict[str, str] = run.cached(
+        "customer_gateways", run.conns.aws.customer_gateway_ips
+    )
+    plan = Plan()
+    up = 0
+    for site in cfg.sites():
+        ip = str(site.customer_gateway.ip)
+        own = [c for c in conns if gateway_ips.get(c.customer_gateway_id) == ip]
+        verdict = assess_vpn(VpnObservation(vgw_id=vgw, connections=own))
+        plan.findings += [
+            replace(f, message=f"{site.name}: {f.message}") for f in verdict.plan.findings
+        ]
+        up += verdict.tunnels_up
+        if not verdict.onprem_reachable:
+            run.cut_off(
+                site.name,
+                f"no tunnel of its VPN to {home} ({vgw}) is up: {site.name} is unreachable",
+            )
+    run.report.tunnels_up = up
+    return plan
+
+
 def run_vpn(run: Run) -> Plan:
+    if not is_two_clusters(run):
+        return _mesh_vpn(run)
     verdict = observe_vpn(run)
     if verdict is None:
         return _no_vpc(run, "vpn.vpc")
@@ -236,13 +326,16 @@ def _per_cluster(
             return plan_one(run, name)
 
         one: Plan | None = run.side(name, inv, plan)
-        if one is None:
-            continue
-        out.changes += one.changes
-        out.findings += one.findings
-        out.deferred += one.deferred
-        out.settle = out.settle or one.settle
+        if one is not None:
+            _add_plan(out, one)
     return out
+
+
+def _add_plan(out: Plan, one: Plan) -> None:
+    out.changes += one.changes
+    out.findings += one.findings
+    out.deferred += one.deferred
+    out.settle = out.settle or one.settle
 
 
 def onprem_ranges(run: Run) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ which the engine calls, do not import the engine back.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -15,6 +16,7 @@ from fedkeeper.errors import (
     ElsewhereError,
     FedkeeperError,
     OutOfTimeError,
+    PermanentError,
     RetryableError,
     UnreachableError,
 )
@@ -171,6 +173,36 @@ class Run:
         if self.conns.targets.vgw_id:
             return self.conns.targets.vgw_id
         result: str | None = self.cached("vgw", lambda: self.conns.aws.find_vgw(vpc_id))
+        return result
+
+    def vpc_of(self, eks: str) -> Vpc | None:
+        """The VPC of EKS cluster ``eks`` in a mesh: of the VPCs carrying the federation tag
+        (one describe_vpcs per run, whatever N), the one whose CIDR blocks include the
+        cluster's ``network.cidr`` (validation keeps the networks from overlapping)."""
+        vpcs: list[Vpc] = self.cached(
+            "vpcs", lambda: self.conns.aws.tagged_vpcs(self.config.federation_tag)
+        )
+        member = self.config.cluster(eks)
+        want = getattr(getattr(member, "network", None), "cidr", None)
+        if not isinstance(want, ipaddress.IPv4Network):
+            raise PermanentError(f"{eks}: not an EKS cluster; only EKS clusters have a VPC")
+        found = [
+            v
+            for v in vpcs
+            if any(
+                want.subnet_of(net)
+                for net in map(ipaddress.ip_network, v.cidrs)
+                if isinstance(net, ipaddress.IPv4Network)
+            )
+        ]
+        if len(found) > 1:
+            ids = ", ".join(v.id for v in found)
+            raise PermanentError(f"{eks}: several tagged VPCs ({ids}) include {want}")
+        return found[0] if found else None
+
+    def vgw_of(self, vpc_id: str) -> str | None:
+        """The VGW attached to VPC ``vpc_id`` (read once per VPC and run)."""
+        result: str | None = self.cached(f"vgw:{vpc_id}", lambda: self.conns.aws.find_vgw(vpc_id))
         return result
 
     def _cluster(self, backend: str, build: Callable[[], KubeCluster]) -> KubeCluster:

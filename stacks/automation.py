@@ -96,6 +96,7 @@ EC2_READ_ACTIONS = (
     "ec2:DescribeVpcs",
     "ec2:DescribeVpnGateways",
     "ec2:DescribeVpnConnections",
+    "ec2:DescribeCustomerGateways",  # a mesh tells its sites' VPNs apart by these
     "ec2:DescribeRouteTables",
 )
 # What Lambda does with the role to attach the functions to the VPC (scoped to the VPC where

@@ -212,13 +212,15 @@ class AwsAdapter:
             raise PermanentError(
                 f"several VPCs carry tag {tag[0]}={tag[1]} ({ids}); set FEDKEEPER_VPC_ID"
             )
-        vpc = vpcs[0]
-        cidrs = [vpc["CidrBlock"]]
-        for assoc in vpc.get("CidrBlockAssociationSet", []):
-            state = assoc.get("CidrBlockState", {}).get("State", "associated")
-            if state == "associated" and assoc["CidrBlock"] not in cidrs:
-                cidrs.append(assoc["CidrBlock"])
-        return Vpc(id=vpc["VpcId"], cidrs=tuple(cidrs))
+        return _vpc(vpcs[0])
+
+    @_translated
+    def tagged_vpcs(self, tag: tuple[str, str]) -> list[Vpc]:
+        """Every VPC carrying the federation tag: a mesh's networks, one per EKS cluster."""
+        vpcs = self.client("ec2").describe_vpcs(
+            Filters=[{"Name": f"tag:{tag[0]}", "Values": [tag[1]]}]
+        )["Vpcs"]
+        return [_vpc(v) for v in vpcs]
 
     @_translated
     def find_vgw(self, vpc_id: str) -> str | None:
@@ -277,9 +279,21 @@ class AwsAdapter:
                     state=str(c.get("State", "")),
                     tunnels=tunnels,
                     static_routes_only=bool(c.get("Options", {}).get("StaticRoutesOnly", False)),
+                    customer_gateway_id=str(c.get("CustomerGatewayId", "")),
                 )
             )
         return out
+
+    @_translated
+    def customer_gateway_ips(self) -> dict[str, str]:
+        """Customer gateway id -> its public IP, for every gateway not deleted: a mesh tells
+        its sites' VPNs on one VGW apart by their customer gateways."""
+        gws = self.client("ec2").describe_customer_gateways()["CustomerGateways"]
+        return {
+            str(g["CustomerGatewayId"]): str(g.get("IpAddress", ""))
+            for g in gws
+            if g.get("State") not in {"deleting", "deleted"}
+        }
 
     # --- EKS ------------------------------------------------------------------------------
 
@@ -461,6 +475,15 @@ class AwsAdapter:
                 f"secret {secret_id} has no SecretString; store the kubeconfig as text"
             )
         return str(resp["SecretString"])
+
+
+def _vpc(vpc: dict[str, Any]) -> Vpc:
+    cidrs = [vpc["CidrBlock"]]
+    for assoc in vpc.get("CidrBlockAssociationSet", []):
+        state = assoc.get("CidrBlockState", {}).get("State", "associated")
+        if state == "associated" and assoc["CidrBlock"] not in cidrs:
+            cidrs.append(assoc["CidrBlock"])
+    return Vpc(id=vpc["VpcId"], cidrs=tuple(cidrs))
 
 
 def _route_table(rt: dict[str, Any]) -> RouteTable:

@@ -648,6 +648,7 @@ def test_only_aws_apis_without_resource_scoping_use_resource_star(synth: Synth) 
         "ec2:DescribeVpcs",
         "ec2:DescribeVpnGateways",
         "ec2:DescribeVpnConnections",
+        "ec2:DescribeCustomerGateways",
         "ec2:DescribeRouteTables",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",
